@@ -1,0 +1,96 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// MetricTemplate is a reusable PromQL query template. ModelRollout metrics
+// refer to it by name (spec.analysis.metrics[].template). Queries are Go text
+// templates rendered with .Namespace, .Service, .Subsets, .Window and
+// .VersionLabel, and must return one series per version, labelled with the
+// version label, so that one query serves every subset at once.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:shortName=mt,categories=fulcrum
+// +kubebuilder:printcolumn:name="Provider",type=string,JSONPath=`.spec.provider.type`
+// +kubebuilder:printcolumn:name="Unit",type=string,JSONPath=`.spec.unit`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type MetricTemplate struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec MetricTemplateSpec `json:"spec"`
+}
+
+// MetricTemplateList is a list of MetricTemplates.
+//
+// +kubebuilder:object:root=true
+type MetricTemplateList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []MetricTemplate `json:"items"`
+}
+
+// MetricTemplateSpec describes how to read one metric for every version.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.query) || has(self.badQuery) || has(self.histogramQuery)",message="spec: set at least one of query, badQuery (with sampleQuery) or histogramQuery"
+// +kubebuilder:validation:XValidation:rule="!has(self.badQuery) || has(self.sampleQuery)",message="spec.sampleQuery is required with spec.badQuery: a sequential judge needs the number of requests as well as the number of bad ones",fieldPath=".sampleQuery"
+type MetricTemplateSpec struct {
+	// Provider that runs the queries.
+	Provider Provider `json:"provider"`
+
+	// Query returns the metric's value per version (for threshold and
+	// relative judges).
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	Query string `json:"query,omitempty"`
+
+	// SampleQuery returns the number of samples (requests) per version in
+	// the window; it feeds minSamples and the sequential and sample-ratio
+	// judges.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	SampleQuery string `json:"sampleQuery,omitempty"`
+
+	// BadQuery returns the number of bad events (errors, slow requests) per
+	// version in the window, for sequential judges.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	BadQuery string `json:"badQuery,omitempty"`
+
+	// HistogramQuery returns bucket counts per version and `le`, for drift
+	// judges.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	HistogramQuery string `json:"histogramQuery,omitempty"`
+
+	// VersionLabel is the label that carries the subset name in results.
+	// +optional
+	// +kubebuilder:default=destination_version
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z_][a-zA-Z0-9_]*$`
+	VersionLabel string `json:"versionLabel,omitempty"`
+
+	// Unit of the value, for display (ms, ratio, psi).
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	Unit string `json:"unit,omitempty"`
+}
+
+// ProviderType names a metrics provider.
+// +kubebuilder:validation:Enum=prometheus
+type ProviderType string
+
+// ProviderPrometheus reads metrics from a Prometheus HTTP API.
+const ProviderPrometheus ProviderType = "prometheus"
+
+// Provider says where queries run.
+type Provider struct {
+	// Type of the provider. Only prometheus is supported; any other type is
+	// rejected rather than silently replaced.
+	// +kubebuilder:default=prometheus
+	Type ProviderType `json:"type"`
+	// Address overrides the controller's default Prometheus address.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^https?://`
+	Address string `json:"address,omitempty"`
+}

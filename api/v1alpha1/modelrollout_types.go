@@ -1,0 +1,235 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ModelRollout moves live traffic from a model's stable version to a candidate
+// version, step by step, judging every step from metrics. Each version is a
+// subset of an Istio DestinationRule; Fulcrum owns only the weights of the
+// named HTTP routes of a VirtualService that the user writes.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=mro;mr,categories=fulcrum
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Stable",type=string,JSONPath=`.spec.stable`
+// +kubebuilder:printcolumn:name="Candidate",type=string,JSONPath=`.spec.candidate`
+// +kubebuilder:printcolumn:name="Weight",type=integer,JSONPath=`.status.candidateWeight`,description="Percent of traffic on the candidate"
+// +kubebuilder:printcolumn:name="Step",type=integer,JSONPath=`.status.step`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type ModelRollout struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   ModelRolloutSpec   `json:"spec"`
+	Status ModelRolloutStatus `json:"status,omitempty"`
+}
+
+// ModelRolloutList is a list of ModelRollouts.
+//
+// +kubebuilder:object:root=true
+type ModelRolloutList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ModelRollout `json:"items"`
+}
+
+// ModelRolloutSpec is what the user asks for.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.candidate) || self.candidate != self.stable",message="spec.candidate must differ from spec.stable: name the new version's subset as the candidate",fieldPath=".candidate"
+// +kubebuilder:validation:XValidation:rule="!has(self.intent) || self.intent.action != 'Start' || (has(self.candidate) && self.candidate != '')",message="spec.intent: action Start needs spec.candidate set to the subset to roll out",fieldPath=".intent.action"
+type ModelRolloutSpec struct {
+	// VirtualService whose HTTP route weights Fulcrum manages. It stays the
+	// user's: only the weights of the routes named here are ever written.
+	VirtualService VirtualServiceRef `json:"virtualService"`
+
+	// DestinationRule (in the rollout's namespace) whose subsets are the
+	// model's versions.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="spec.destinationRule must be a DNS-1123 subdomain: lower-case letters, digits, '-' and '.'"
+	DestinationRule string `json:"destinationRule"`
+
+	// Service is the Kubernetes Service of the model, as metrics name it
+	// (destination_service_name). Defaults to the short name of the
+	// DestinationRule's host.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="spec.service must be a DNS-1123 label: lower-case letters, digits and '-'"
+	Service string `json:"service,omitempty"`
+
+	// Stable is the subset that serves all traffic when no rollout runs.
+	// Fulcrum sets it to the candidate when a rollout is promoted.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="spec.stable must be a DNS-1123 label (a DestinationRule subset name): lower-case letters, digits and '-'"
+	Stable string `json:"stable"`
+
+	// Candidate is the subset to roll out. Setting it starts a rollout;
+	// Fulcrum clears it when the rollout is promoted.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:XValidation:rule="self == '' || self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="spec.candidate must be a DNS-1123 label (a DestinationRule subset name): lower-case letters, digits and '-'"
+	Candidate string `json:"candidate,omitempty"`
+
+	// Strategy says how traffic moves to the candidate.
+	// +optional
+	Strategy Strategy `json:"strategy,omitempty"`
+
+	// Readiness gates traffic on the pods of each subset.
+	// +optional
+	Readiness Readiness `json:"readiness,omitempty"`
+
+	// Analysis judges every step from metrics. Without metrics a rollout
+	// advances on time alone, and its status says that no analysis ran.
+	// +optional
+	Analysis *Analysis `json:"analysis,omitempty"`
+
+	// OnMetricsUnavailable says what happens while the metrics provider
+	// cannot answer: Hold keeps the current step, Rollback returns all
+	// traffic to stable once the analysis failure limit is reached.
+	// +optional
+	// +kubebuilder:default=Hold
+	OnMetricsUnavailable MetricsUnavailablePolicy `json:"onMetricsUnavailable,omitempty"`
+
+	// Intent is the latest action requested by a person or a pipeline
+	// (through the admin API, fulcrumctl or kubectl). The controller applies
+	// each intent once and records its id in status.observedIntent.
+	// +optional
+	Intent *Intent `json:"intent,omitempty"`
+}
+
+// VirtualServiceRef names a VirtualService in the rollout's namespace and the
+// HTTP routes whose weights Fulcrum manages.
+type VirtualServiceRef struct {
+	// Name of the VirtualService.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="spec.virtualService.name must be a DNS-1123 subdomain: lower-case letters, digits, '-' and '.'"
+	Name string `json:"name"`
+
+	// Routes are the names of the HTTP routes to manage. May be left out when
+	// the VirtualService has exactly one HTTP route, named or not.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=253
+	Routes []string `json:"routes,omitempty"`
+}
+
+// Strategy says how traffic moves to the candidate.
+type Strategy struct {
+	// Canary moves traffic in steps.
+	// +optional
+	Canary *CanaryStrategy `json:"canary,omitempty"`
+}
+
+// CanaryStrategy moves traffic to the candidate in increasing steps.
+type CanaryStrategy struct {
+	// Steps are the candidate's weights in percent, strictly increasing and
+	// ending at 100. Reaching 100 promotes the candidate.
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=20
+	// +kubebuilder:validation:items:Minimum=1
+	// +kubebuilder:validation:items:Maximum=100
+	// +kubebuilder:validation:XValidation:rule="self[size(self)-1] == 100",message="spec.strategy.canary.steps must end at 100 (the last step promotes the candidate), for example [5, 25, 50, 100]"
+	// +kubebuilder:validation:XValidation:rule="self.isSorted() && self.all(x, self.filter(y, y == x).size() == 1)",message="spec.strategy.canary.steps must strictly increase, for example [5, 25, 50, 100]"
+	Steps []int32 `json:"steps"`
+
+	// MinStepDuration is the least time spent at each step, between 1s and 24h.
+	// +optional
+	// +kubebuilder:default="1m"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('24h')",message="spec.strategy.canary.minStepDuration must be between 1s and 24h, for example 1m"
+	MinStepDuration metav1.Duration `json:"minStepDuration,omitempty"`
+}
+
+// Readiness gates traffic on the pods of each subset.
+type Readiness struct {
+	// MinReadyPods is how many Ready pods a subset needs before any traffic
+	// goes to it.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	MinReadyPods int32 `json:"minReadyPods,omitempty"`
+}
+
+// MetricsUnavailablePolicy says what to do while metrics cannot be read.
+// +kubebuilder:validation:Enum=Hold;Rollback
+type MetricsUnavailablePolicy string
+
+const (
+	// MetricsUnavailableHold keeps the current step until metrics return.
+	MetricsUnavailableHold MetricsUnavailablePolicy = "Hold"
+	// MetricsUnavailableRollback treats unreadable metrics as failed rounds.
+	MetricsUnavailableRollback MetricsUnavailablePolicy = "Rollback"
+)
+
+// SubsetWeight is the share of traffic, in percent, sent to one subset.
+type SubsetWeight struct {
+	// Subset is a DestinationRule subset name.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="subset must be a DNS-1123 label (a DestinationRule subset name)"
+	Subset string `json:"subset"`
+	// Weight in percent, an integer from 0 to 100.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	Weight int32 `json:"weight"`
+}
+
+// IntentAction is an action a person or a pipeline asks for.
+// +kubebuilder:validation:Enum=Start;Pause;Resume;Promote;Rollback;Split
+type IntentAction string
+
+// The actions of an Intent.
+const (
+	IntentStart    IntentAction = "Start"
+	IntentPause    IntentAction = "Pause"
+	IntentResume   IntentAction = "Resume"
+	IntentPromote  IntentAction = "Promote"
+	IntentRollback IntentAction = "Rollback"
+	IntentSplit    IntentAction = "Split"
+)
+
+// Intent is one requested action. The admin API writes it; the controller
+// applies it once (status.observedIntent == id) and records it in history.
+//
+// +kubebuilder:validation:XValidation:rule="self.action == 'Split' ? (has(self.weights) && size(self.weights) >= 2) : !has(self.weights)",message="spec.intent.weights: give at least two subset weights for action Split, and none for other actions",fieldPath=".weights"
+type Intent struct {
+	// ID makes the intent unique; repeating a request with the same id does
+	// not repeat the action.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9._-]+$`
+	ID string `json:"id"`
+
+	// Action to apply.
+	Action IntentAction `json:"action"`
+
+	// Weights pinned by a Split, one entry per subset, summing to 100.
+	// +optional
+	// +listType=map
+	// +listMapKey=subset
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:XValidation:rule="self.map(w, w.weight).sum() == 100",message="spec.intent.weights must sum to 100, for example v1=70 v2=30"
+	Weights []SubsetWeight `json:"weights,omitempty"`
+
+	// Actor who asked, as authenticated by the admin API.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Actor string `json:"actor,omitempty"`
+
+	// Reason the actor gave.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Reason string `json:"reason,omitempty"`
+
+	// RequestedAt is when the action was asked for.
+	// +optional
+	RequestedAt *metav1.Time `json:"requestedAt,omitempty"`
+}

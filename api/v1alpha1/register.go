@@ -1,0 +1,5 @@
+package v1alpha1
+
+func init() {
+	SchemeBuilder.Register(&ModelRollout{}, &ModelRolloutList{}, &MetricTemplate{}, &MetricTemplateList{})
+}

@@ -1,0 +1,225 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Phase is where a rollout stands.
+// +kubebuilder:validation:Enum=Stable;Progressing;Paused;ManualSplit;Promoted;RolledBack;Failed
+type Phase string
+
+// The phases of a rollout.
+const (
+	// PhaseStable: no rollout; the stable subset serves 100%.
+	PhaseStable Phase = "Stable"
+	// PhaseProgressing: traffic moves to the candidate step by step.
+	PhaseProgressing Phase = "Progressing"
+	// PhasePaused: a person or the inconclusive limit stopped progression.
+	PhasePaused Phase = "Paused"
+	// PhaseManualSplit: a person pinned explicit weights.
+	PhaseManualSplit Phase = "ManualSplit"
+	// PhasePromoted: the candidate became stable and serves 100%.
+	PhasePromoted Phase = "Promoted"
+	// PhaseRolledBack: all traffic went back to stable.
+	PhaseRolledBack Phase = "RolledBack"
+	// PhaseFailed: the rollout cannot proceed (missing objects or subsets);
+	// the Ready condition says what to create or fix.
+	PhaseFailed Phase = "Failed"
+)
+
+// Verdict is the outcome of judging one metric in one round.
+// +kubebuilder:validation:Enum=Pass;Fail;Inconclusive;Error
+type Verdict string
+
+// The verdicts.
+const (
+	VerdictPass         Verdict = "Pass"
+	VerdictFail         Verdict = "Fail"
+	VerdictInconclusive Verdict = "Inconclusive"
+	VerdictError        Verdict = "Error"
+)
+
+// Condition types.
+const (
+	// ConditionReady is True when the referenced objects and subsets exist
+	// and the rollout can act on them.
+	ConditionReady = "Ready"
+	// ConditionSubsetsReady is False while a subset lacks Ready pods.
+	ConditionSubsetsReady = "SubsetsReady"
+	// ConditionAnalysis reports the latest analysis round.
+	ConditionAnalysis = "Analysis"
+)
+
+// ModelRolloutStatus is what the controller observed and did.
+type ModelRolloutStatus struct {
+	// Phase of the rollout.
+	// +optional
+	Phase Phase `json:"phase,omitempty"`
+
+	// Candidate being rolled out (or last rolled out), as the controller
+	// knows it.
+	// +optional
+	Candidate string `json:"candidate,omitempty"`
+
+	// Weights the controller last wrote to the managed routes.
+	// +optional
+	// +listType=map
+	// +listMapKey=subset
+	Weights []SubsetWeight `json:"weights,omitempty"`
+
+	// CandidateWeight is the candidate's weight, for printing.
+	// +optional
+	CandidateWeight int32 `json:"candidateWeight,omitempty"`
+
+	// Step is the index into spec.strategy.canary.steps of the current step.
+	// +optional
+	Step *int32 `json:"step,omitempty"`
+
+	// StepStartedAt is when the current step's weights were written.
+	// +optional
+	StepStartedAt *metav1.Time `json:"stepStartedAt,omitempty"`
+
+	// RolloutStartedAt is when the current rollout started.
+	// +optional
+	RolloutStartedAt *metav1.Time `json:"rolloutStartedAt,omitempty"`
+
+	// Analysis of the current step.
+	// +optional
+	Analysis *AnalysisStatus `json:"analysis,omitempty"`
+
+	// History of transitions, newest last, bounded; HistoryDropped counts
+	// the oldest entries that were dropped to keep the object small.
+	// +optional
+	// +listType=atomic
+	History []HistoryEntry `json:"history,omitempty"`
+
+	// HistoryDropped is how many old history entries were dropped.
+	// +optional
+	HistoryDropped int64 `json:"historyDropped,omitempty"`
+
+	// ObservedIntent is the id of the last intent the controller applied.
+	// +optional
+	ObservedIntent string `json:"observedIntent,omitempty"`
+
+	// Message says, in one line, what the rollout is doing or waiting for.
+	// +optional
+	Message string `json:"message,omitempty"`
+
+	// Conditions: Ready, SubsetsReady, Analysis.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// ObservedGeneration is the spec generation the status reflects.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+}
+
+// AnalysisStatus is the analysis of the current step.
+type AnalysisStatus struct {
+	// Ran is false when the rollout has no metrics: steps advance on time
+	// alone and no analysis ran.
+	Ran bool `json:"ran"`
+	// Rounds run at the current step.
+	// +optional
+	Rounds int32 `json:"rounds,omitempty"`
+	// ConsecutiveFailures counts failed rounds in a row.
+	// +optional
+	ConsecutiveFailures int32 `json:"consecutiveFailures,omitempty"`
+	// ConsecutiveInconclusive counts rounds without a verdict in a row.
+	// +optional
+	ConsecutiveInconclusive int32 `json:"consecutiveInconclusive,omitempty"`
+	// LastRoundAt is when the latest round ran.
+	// +optional
+	LastRoundAt *metav1.Time `json:"lastRoundAt,omitempty"`
+	// RecentRounds are the latest rounds, newest last, bounded.
+	// +optional
+	// +listType=atomic
+	RecentRounds []AnalysisRound `json:"recentRounds,omitempty"`
+}
+
+// AnalysisRound is one round of analysis.
+type AnalysisRound struct {
+	// Time the round ran.
+	Time metav1.Time `json:"time"`
+	// Step the round judged.
+	Step int32 `json:"step"`
+	// Verdict of the round: Fail if any metric failed, Error if any could
+	// not be read, Inconclusive if any lacked evidence, else Pass.
+	Verdict Verdict `json:"verdict"`
+	// Metrics judged in the round.
+	// +optional
+	// +listType=atomic
+	Metrics []MetricResult `json:"metrics,omitempty"`
+}
+
+// MetricResult is the verdict on one metric with the evidence behind it.
+type MetricResult struct {
+	// Name of the metric.
+	Name string `json:"name"`
+	// Verdict on the metric.
+	Verdict Verdict `json:"verdict"`
+	// Value measured on the candidate.
+	// +optional
+	Value *float64 `json:"value,omitempty"`
+	// Baseline value measured on stable.
+	// +optional
+	Baseline *float64 `json:"baseline,omitempty"`
+	// Threshold describes the bound the judge applied, for example "<= 300".
+	// +optional
+	Threshold string `json:"threshold,omitempty"`
+	// CandidateSamples in the window.
+	// +optional
+	CandidateSamples int64 `json:"candidateSamples,omitempty"`
+	// BaselineSamples in the window.
+	// +optional
+	BaselineSamples int64 `json:"baselineSamples,omitempty"`
+	// PValue of the judge's test, where it has one (always valid for
+	// sequential judges).
+	// +optional
+	PValue *float64 `json:"pValue,omitempty"`
+	// Lower and Upper bound a confidence interval on the difference, where
+	// the judge computes one.
+	// +optional
+	Lower *float64 `json:"lower,omitempty"`
+	// +optional
+	Upper *float64 `json:"upper,omitempty"`
+	// SamplesNeeded estimates how many more candidate samples a verdict
+	// needs, when it is Inconclusive for lack of evidence.
+	// +optional
+	SamplesNeeded *int64 `json:"samplesNeeded,omitempty"`
+	// Message says in one line why.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// HistoryEntry records one transition of a rollout.
+type HistoryEntry struct {
+	// Time of the transition.
+	Time metav1.Time `json:"time"`
+	// Type is a constant such as Started, StepAdvanced, Promoted.
+	Type string `json:"type"`
+	// From and To are the phases before and after.
+	// +optional
+	From Phase `json:"from,omitempty"`
+	// +optional
+	To Phase `json:"to,omitempty"`
+	// Step after the transition, when progressing.
+	// +optional
+	Step *int32 `json:"step,omitempty"`
+	// Weights after the transition.
+	// +optional
+	// +listType=atomic
+	Weights []SubsetWeight `json:"weights,omitempty"`
+	// Actor is the person or pipeline who asked, or "fulcrum" for the
+	// controller's own decisions.
+	// +optional
+	Actor string `json:"actor,omitempty"`
+	// Reason given by the actor, or the analysis verdict that decided.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+	// IntentID links the entry to the intent that caused it.
+	// +optional
+	IntentID string `json:"intentID,omitempty"`
+}
