@@ -38,7 +38,7 @@ type ModelRolloutList struct {
 // ModelRolloutSpec is what the user asks for.
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.candidate) || self.candidate != self.stable",message="spec.candidate must differ from spec.stable: name the new version's subset as the candidate",fieldPath=".candidate"
-// +kubebuilder:validation:XValidation:rule="!has(self.intent) || self.intent.action != 'Start' || (has(self.candidate) && self.candidate != ”)",message="spec.intent: action Start needs spec.candidate set to the subset to roll out",fieldPath=".intent.action"
+// +kubebuilder:validation:XValidation:rule="!has(self.intent) || self.intent.action != 'Start' || (has(self.candidate) && size(self.candidate) > 0)",message="spec.intent: action Start needs spec.candidate set to the subset to roll out",fieldPath=".intent.action"
 type ModelRolloutSpec struct {
 	// VirtualService whose HTTP route weights Fulcrum manages. It stays the
 	// user's: only the weights of the routes named here are ever written.
