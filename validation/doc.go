@@ -1,0 +1,16 @@
+// Package validation holds the checks on a ModelRollout that one object cannot
+// prove on its own (CEL rules in the CRD cover those): the VirtualService and
+// DestinationRule it names exist and fit, its metric templates exist and
+// render to valid PromQL, no other rollout manages the same route, and stable
+// does not move under a running rollout. It also finds risky but legal
+// settings and returns them as warnings.
+//
+// The checks are written once here and used by the admission webhook, the
+// controller (which re-checks before acting, since a webhook may be bypassed)
+// and the admin API. They read the cluster only through Lookups, so callers
+// choose live reads or a cache, and tests use plain maps.
+//
+// Every function returns a field.ErrorList whose paths name the offending
+// field (spec.virtualService.routes[0], spec.analysis.metrics[1].query, ...)
+// and whose details say how to fix it, plus a list of warnings.
+package validation

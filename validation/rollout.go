@@ -1,0 +1,105 @@
+package validation
+
+import (
+	"context"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
+)
+
+// ValidateRollout checks a new ModelRollout against the cluster. Errors
+// reject it; warnings are risky but legal settings (and references that
+// merely look odd).
+func ValidateRollout(ctx context.Context, l Lookups, mr *v1alpha1.ModelRollout) (field.ErrorList, []string) {
+	var errs field.ErrorList
+	var warns []string
+	for _, c := range referenceChecks(ctx, l, mr) {
+		errs = append(errs, c.errs...)
+		warns = append(warns, c.warns...)
+	}
+	return errs, append(warns, RiskWarnings(mr)...)
+}
+
+// UpdateOptions adjusts update checks to the requester.
+type UpdateOptions struct {
+	// AllowStableChange lets spec.stable move during a rollout. Only
+	// Fulcrum's own controller gets it: promotion makes the candidate stable.
+	AllowStableChange bool
+}
+
+// ValidateRolloutUpdate checks a changed ModelRollout. References are
+// checked where the spec changed them; a reference that was already broken
+// and did not change is a warning, not an error, so that a broken rollout
+// can still be paused, rolled back or fixed one field at a time. A rollout
+// being deleted, or whose spec did not change (metadata, finalizers), is
+// not checked at all.
+func ValidateRolloutUpdate(ctx context.Context, l Lookups, old, mr *v1alpha1.ModelRollout, opts UpdateOptions) (field.ErrorList, []string) {
+	if mr.DeletionTimestamp != nil || equality.Semantic.DeepEqual(old.Spec, mr.Spec) {
+		return nil, nil
+	}
+	var errs field.ErrorList
+	if !opts.AllowStableChange {
+		errs = append(errs, ValidateStableChange(old, mr)...)
+	}
+	var warns []string
+	for _, c := range referenceChecks(ctx, l, mr) {
+		if c.changed(old, mr) {
+			errs = append(errs, c.errs...)
+		} else {
+			for _, e := range c.errs {
+				warns = append(warns, "unchanged but still wrong: "+e.Error())
+			}
+		}
+		warns = append(warns, c.warns...)
+	}
+	return errs, append(warns, RiskWarnings(mr)...)
+}
+
+// ValidateStableChange forbids moving spec.stable while a rollout is in
+// progress (status.phase Progressing, Paused or ManualSplit): the stable
+// subset is the baseline analysis compares against and where a rollback
+// sends traffic.
+func ValidateStableChange(old, mr *v1alpha1.ModelRollout) field.ErrorList {
+	if old.Spec.Stable == mr.Spec.Stable || !InProgress(old.Status.Phase) {
+		return nil
+	}
+	return field.ErrorList{field.Forbidden(stablePth, fmt.Sprintf(
+		"cannot change from %q to %q while the rollout is %s: run `fulcrumctl -n %s promote %s` to make the candidate stable, or `fulcrumctl -n %s rollback %s` to end the rollout, then edit spec.stable",
+		old.Spec.Stable, mr.Spec.Stable, old.Status.Phase, mr.Namespace, mr.Name, mr.Namespace, mr.Name))}
+}
+
+// check is one group of reference checks and the spec fields it depends on.
+type check struct {
+	errs    field.ErrorList
+	warns   []string
+	changed func(old, mr *v1alpha1.ModelRollout) bool
+}
+
+func referenceChecks(ctx context.Context, l Lookups, mr *v1alpha1.ModelRollout) []check {
+	vs, vsErrs, vsWarns := checkVirtualService(ctx, l, mr)
+	drErrs, splitErrs, drWarns := checkDestinationRule(ctx, l, mr, vs)
+	return []check{
+		{errs: vsErrs, warns: vsWarns, changed: func(o, n *v1alpha1.ModelRollout) bool {
+			return !equality.Semantic.DeepEqual(o.Spec.VirtualService, n.Spec.VirtualService)
+		}},
+		{errs: drErrs, warns: drWarns, changed: func(o, n *v1alpha1.ModelRollout) bool {
+			return o.Spec.DestinationRule != n.Spec.DestinationRule || o.Spec.Stable != n.Spec.Stable || o.Spec.Candidate != n.Spec.Candidate
+		}},
+		{errs: splitErrs, changed: func(o, n *v1alpha1.ModelRollout) bool {
+			return !equality.Semantic.DeepEqual(splitWeights(o), splitWeights(n))
+		}},
+		{errs: checkMetrics(ctx, l, mr), changed: func(o, n *v1alpha1.ModelRollout) bool {
+			return !equality.Semantic.DeepEqual(o.Spec.Analysis, n.Spec.Analysis)
+		}},
+	}
+}
+
+func splitWeights(mr *v1alpha1.ModelRollout) []v1alpha1.SubsetWeight {
+	if mr.Spec.Intent == nil {
+		return nil
+	}
+	return mr.Spec.Intent.Weights
+}
