@@ -96,7 +96,7 @@ func metricTemplate(name string, spec v1alpha1.MetricTemplateSpec) *v1alpha1.Met
 func cluster() *fakeLookups {
 	return &fakeLookups{
 		vs: map[string]*istiov1.VirtualService{
-			"fraud": virtualService("fraud", httpRoute("predict", dest("v1", 100), dest("v2", 0)), httpRoute("explain", dest("v1", 100))),
+			"fraud":  virtualService("fraud", httpRoute("predict", dest("v1", 100), dest("v2", 0)), httpRoute("explain", dest("v1", 100))),
 			"single": virtualService("single", httpRoute("", dest("v1", 100))),
 			"empty":  virtualService("empty"),
 			"redirect": virtualService("redirect", &networking.HTTPRoute{Name: "old",
@@ -152,4 +152,3 @@ func rollout(opts ...func(*v1alpha1.ModelRollout)) *v1alpha1.ModelRollout {
 func named(name string) func(*v1alpha1.ModelRollout) {
 	return func(mr *v1alpha1.ModelRollout) { mr.Name = name }
 }
-

@@ -35,10 +35,10 @@ func assertErrors(t *testing.T, got field.ErrorList, want []wantErr) {
 func TestValidateRolloutRejects(t *testing.T) {
 	other := rollout(named("other"), func(mr *v1alpha1.ModelRollout) { mr.Spec.VirtualService.Routes = []string{"explain", "predict"} })
 	tests := []struct {
-		name   string
-		mr     *v1alpha1.ModelRollout
-		extra  func(*fakeLookups)
-		want   []wantErr
+		name  string
+		mr    *v1alpha1.ModelRollout
+		extra func(*fakeLookups)
+		want  []wantErr
 	}{
 		{"virtual service missing", rollout(func(mr *v1alpha1.ModelRollout) { mr.Spec.VirtualService.Name = "nope" }), nil,
 			[]wantErr{{"spec.virtualService.name", field.ErrorTypeInvalid, "VirtualService ml/nope does not exist: create it before the ModelRollout"}}},
