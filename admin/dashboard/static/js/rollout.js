@@ -1,0 +1,229 @@
+// rollout.js: one rollout: what it is doing, its weights over time, the step
+// timeline, every analysis round with the numbers behind each verdict, the
+// history with actors and reasons, and the actions the user may take.
+
+import { api, subscribe } from './api.js';
+import { h, age, num, badge, timeEl, weightsText, subsetStyle } from './format.js';
+import { renderChart, subsetOrder, weightPoints } from './chart.js';
+import { actionBar, availableActions } from './actions.js';
+import { weightBar } from './list.js';
+import { isNewer } from './store.js';
+
+const sameWeights = (a, b) => {
+  const ka = Object.keys(a).filter((k) => a[k]).sort();
+  const kb = Object.keys(b).filter((k) => b[k]).sort();
+  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a[k] === b[k]);
+};
+
+function section(id, title, ...content) {
+  return h('section', { class: 'card', 'aria-labelledby': id }, h('h2', { id }, title), ...content);
+}
+
+function summary(r) {
+  const st = r.status || {};
+  const candidate = r.spec?.candidate || st.candidate;
+  const pending = r.spec?.intent && r.spec.intent.id !== st.observedIntent ? r.spec.intent : null;
+  return h('div', { class: 'summary' },
+    h('dl', { class: 'facts' },
+      h('div', {}, h('dt', {}, 'Phase'), h('dd', {}, badge('phase', st.phase || 'Pending'))),
+      h('div', {}, h('dt', {}, 'Stable'), h('dd', {}, r.spec?.stable || '—')),
+      h('div', {}, h('dt', {}, 'Candidate'), h('dd', {}, candidate || 'none')),
+      h('div', {}, h('dt', {}, 'Weights'), h('dd', { class: 'wcell' }, weightBar(r))),
+      h('div', {}, h('dt', {}, 'Rollout started'), h('dd', {}, timeEl(st.rolloutStartedAt, { relative: true }))),
+      h('div', {}, h('dt', {}, 'Created'), h('dd', {}, timeEl(r.metadata.creationTimestamp, { relative: true })))),
+    st.message ? h('p', { class: 'message' }, st.message) : null,
+    pending ? h('p', { class: 'pending', role: 'status' }, `Waiting for the controller to apply ${pending.action}`, pending.actor ? ` requested by ${pending.actor}` : '', pending.reason ? `: “${pending.reason}”` : '', '.') : null);
+}
+
+function steps(r) {
+  const canary = r.spec?.strategy?.canary;
+  if (!canary?.steps?.length) return h('p', { class: 'muted' }, 'No canary steps: traffic moves only by manual split.');
+  const st = r.status || {};
+  const current = st.phase === 'Progressing' || st.phase === 'Paused' ? st.step ?? -1 : (st.phase === 'Promoted' ? canary.steps.length : -1);
+  // When each step was reached in the current rollout, from the history.
+  const reached = {};
+  for (const e of st.history || []) {
+    if (e.type === 'Started') for (const k of Object.keys(reached)) delete reached[k];
+    if (e.step !== undefined && e.step !== null) reached[e.step] = e.time;
+  }
+  return h('ol', { class: 'steps' }, canary.steps.map((w, i) => {
+    const state = i < current ? 'done' : i === current ? 'current' : 'todo';
+    const note = i === current && st.stepStartedAt ? `since ${age(st.stepStartedAt)}` : reached[i] && state === 'done' ? `at ${new Date(reached[i]).toLocaleTimeString()}` : '';
+    return h('li', { class: `step ${state}`, 'aria-current': state === 'current' ? 'step' : null },
+      h('span', { class: 'step-n' }, `Step ${i + 1}`), h('strong', {}, `${w}%`),
+      h('span', { class: 'step-note' }, state === 'current' ? `current ${note}` : state === 'done' ? `done ${note}` : 'to do'));
+  }),
+  canary.minStepDuration ? h('li', { class: 'step-meta muted' }, `at least ${canary.minStepDuration} per step`) : null);
+}
+
+function analysis(r) {
+  const a = r.status?.analysis;
+  const spec = r.spec?.analysis || {};
+  if (!a) return h('p', { class: 'muted' }, 'No analysis has run for this rollout yet.');
+  if (!a.ran) return h('p', { class: 'muted' }, 'No analysis ran: this rollout has no metrics, so steps advance on time alone.');
+  const facts = h('p', { class: 'afacts' },
+    `${a.rounds || 0} round${a.rounds === 1 ? '' : 's'} at this step · `,
+    `${a.consecutiveFailures || 0}${spec.failureLimit ? ` of ${spec.failureLimit}` : ''} consecutive failures · `,
+    `${a.consecutiveInconclusive || 0}${spec.inconclusiveLimit ? ` of ${spec.inconclusiveLimit}` : ''} consecutive inconclusive · last round `,
+    timeEl(a.lastRoundAt, { relative: true }));
+  const rounds = [...(a.recentRounds || [])].reverse();
+  if (!rounds.length) return h('div', {}, facts, h('p', { class: 'muted' }, 'No rounds recorded yet.'));
+  const cols = ['Metric', 'Verdict', 'Value', 'Baseline', 'Threshold', 'Samples (cand. / base)', 'p-value', 'Interval', 'Needs', 'Message'];
+  return h('div', {}, facts, h('div', { class: 'scroll' }, h('table', { class: 'rounds' },
+    h('caption', { class: 'sr-only' }, 'Analysis rounds, newest first'),
+    h('thead', {}, h('tr', {}, cols.map((c) => h('th', { scope: 'col' }, c)))),
+    rounds.map((rd) => h('tbody', { class: 'round' },
+      h('tr', { class: 'round-head' }, h('th', { colspan: cols.length, scope: 'rowgroup' },
+        timeEl(rd.time), ` · step ${rd.step + 1} · `, badge('verdict', rd.verdict))),
+      (rd.metrics || []).map((m) => h('tr', {},
+        h('th', { scope: 'row', 'data-label': 'Metric' }, m.name),
+        h('td', { 'data-label': 'Verdict' }, badge('verdict', m.verdict)),
+        h('td', { 'data-label': 'Value', class: 'n' }, num(m.value)),
+        h('td', { 'data-label': 'Baseline', class: 'n' }, num(m.baseline)),
+        h('td', { 'data-label': 'Threshold' }, m.threshold || '—'),
+        h('td', { 'data-label': 'Samples', class: 'n' }, `${m.candidateSamples ?? 0} / ${m.baselineSamples ?? 0}`),
+        h('td', { 'data-label': 'p-value', class: 'n' }, num(m.pValue)),
+        h('td', { 'data-label': 'Interval', class: 'n' }, m.lower !== undefined || m.upper !== undefined ? `[${num(m.lower)}, ${num(m.upper)}]` : '—'),
+        h('td', { 'data-label': 'Needs', class: 'n' }, m.samplesNeeded ? `${m.samplesNeeded} more` : '—'),
+        h('td', { 'data-label': 'Message', class: 'mmsg' }, m.message || '')))))));
+}
+
+function history(r) {
+  const entries = [...(r.status?.history || [])].reverse();
+  if (!entries.length) return h('p', { class: 'muted' }, 'No transitions yet.');
+  const dropped = r.status?.historyDropped ? h('p', { class: 'muted' }, `${r.status.historyDropped} older entries were dropped.`) : null;
+  return h('div', {}, h('div', { class: 'scroll' }, h('table', { class: 'history' },
+    h('caption', { class: 'sr-only' }, 'History, newest first'),
+    h('thead', {}, h('tr', {}, ['Time', 'Event', 'Phase', 'Step', 'Weights', 'Actor', 'Reason'].map((c) => h('th', { scope: 'col' }, c)))),
+    h('tbody', {}, entries.map((e) => h('tr', {},
+      h('td', { 'data-label': 'Time' }, timeEl(e.time)),
+      h('td', { 'data-label': 'Event' }, e.type),
+      h('td', { 'data-label': 'Phase' }, e.from || e.to ? `${e.from || '—'} → ${e.to || '—'}` : '—'),
+      h('td', { 'data-label': 'Step' }, e.step !== undefined && e.step !== null ? String(e.step + 1) : '—'),
+      h('td', { 'data-label': 'Weights' }, weightsText(e.weights)),
+      h('td', { 'data-label': 'Actor' }, e.actor || '—'),
+      h('td', { 'data-label': 'Reason', class: 'reason' }, e.reason || '')))))), dropped);
+}
+
+function conditions(r) {
+  const cs = r.status?.conditions || [];
+  if (!cs.length) return null;
+  return h('ul', { class: 'conditions' }, cs.map((c) => h('li', { class: `cond cond-${String(c.status).toLowerCase()}` },
+    h('strong', {}, `${c.type}: ${c.status}`), c.reason ? ` (${c.reason})` : '', c.message ? ` — ${c.message}` : '')));
+}
+
+export function rolloutView({ ns, name, toast }) {
+  let r = null;
+  let can = null;
+  let error = null;
+  let deleted = false;
+  let actionSig = '';
+  // When the current weights were first seen live, keyed by their text, so
+  // the chart has a point for changes the history does not carry yet.
+  const seenAt = new Map();
+
+  const title = h('h1', { id: 'r-title' }, h('span', { class: 'ns' }, `${ns}/`), name);
+  const notice = h('div', { class: 'notice', role: 'status', 'aria-live': 'polite' });
+  const top = h('div', {});
+  const actionsBox = h('div', { class: 'actions-box' });
+  const chartBox = h('div', { class: 'chart-box' });
+  const legend = h('ul', { class: 'legend', 'aria-label': 'Subsets' });
+  const stepsBox = h('div', {});
+  const analysisBox = h('div', {});
+  const historyBox = h('div', {});
+  const conditionsBox = h('div', {});
+  const body = h('div', { class: 'rollout-body' },
+    top, actionsBox,
+    section('s-chart', 'Traffic weights over time', chartBox, legend),
+    section('s-steps', 'Steps', stepsBox),
+    section('s-analysis', 'Analysis rounds', analysisBox),
+    section('s-history', 'History', historyBox),
+    conditionsBox);
+  const el = h('section', { class: 'view rollout', 'aria-labelledby': 'r-title' },
+    h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('a', { href: '#/' }, '← All rollouts')), title, notice, body);
+
+  function drawChart() {
+    if (!r) return;
+    const pts = weightPoints(r.status?.history);
+    const cur = Object.fromEntries((r.status?.weights || []).map((w) => [w.subset, w.weight]));
+    if (Object.keys(cur).length && (!pts.length || !sameWeights(pts[pts.length - 1].weights, cur))) {
+      const k = JSON.stringify(cur);
+      if (!seenAt.has(k)) seenAt.set(k, Date.now());
+      pts.push({ t: seenAt.get(k), weights: cur, label: 'observed live' });
+    }
+    const subsets = subsetOrder(r, pts);
+    const width = chartBox.clientWidth || 800;
+    chartBox.replaceChildren(renderChart({ points: pts, subsets, width, height: width < 500 ? 200 : 260, title: `Traffic weights of ${ns}/${name} over time` }));
+    legend.replaceChildren(...subsets.map((s, i) => {
+      const { color, dash } = subsetStyle(i);
+      const sw = h('span', { class: `swatch${dash ? ' dashed' : ''}`, 'aria-hidden': 'true' });
+      sw.style.background = color;
+      return h('li', {}, sw, `${s} ${cur[s] ?? 0}%`);
+    }));
+  }
+
+  function render() {
+    if (error && !r) {
+      body.hidden = true;
+      notice.replaceChildren(h('div', { class: 'problem', role: 'alert' }, h('strong', {}, error.title || 'Error'), ' ', error.detail || error.message));
+      return;
+    }
+    if (!r) { body.hidden = true; notice.textContent = 'Loading…'; return; }
+    body.hidden = false;
+    notice.replaceChildren(deleted ? h('div', { class: 'problem', role: 'alert' }, 'This rollout was deleted.') : '');
+    top.replaceChildren(summary(r));
+    // Rebuild the buttons only when the set changes, so keyboard focus on a
+    // button survives live updates.
+    const acts = deleted ? [] : availableActions(r, can);
+    const sig = acts.map((a) => a.verb).join(',') + r.metadata.resourceVersion;
+    if (sig !== actionSig) {
+      const hadFocus = actionsBox.contains(document.activeElement) ? document.activeElement.dataset.action : null;
+      actionSig = sig;
+      actionsBox.replaceChildren(...[actionBar(r, deleted ? null : can, (res, a) => {
+        if (res?.metadata && isNewer(r, res)) { r = res; render(); }
+        toast(`${a.label.replace('…', '')} requested for ${ns}/${name}.`);
+      })].filter(Boolean));
+      if (hadFocus) actionsBox.querySelector(`[data-action="${hadFocus}"]`)?.focus();
+    }
+    drawChart();
+    stepsBox.replaceChildren(steps(r));
+    analysisBox.replaceChildren(analysis(r));
+    historyBox.replaceChildren(history(r));
+    const c = conditions(r);
+    conditionsBox.replaceChildren(...(c ? [section('s-cond', 'Conditions', c)] : []));
+  }
+
+  async function snapshot() {
+    try {
+      const [got, who] = await Promise.all([api.get(ns, name), can ? Promise.resolve(null) : api.whoami(ns).catch(() => null)]);
+      if (who) can = who.can || {};
+      if (!r || isNewer(r, got)) r = got;
+      error = null;
+      deleted = false;
+    } catch (e) {
+      if (!e.unreachable) error = e;
+    }
+    render();
+  }
+
+  const sub = subscribe(api.rolloutEventsPath(ns, name), {
+    onOpen: snapshot,
+    onEvent(type, data) {
+      if (type === 'rollout' && data?.metadata?.name === name && data.metadata.namespace === ns) {
+        if (!isNewer(r, data)) return;
+        r = data;
+        deleted = false;
+      } else if (type === 'deleted' && data?.name === name) {
+        deleted = true;
+      } else return;
+      render();
+    },
+  });
+  snapshot();
+  let resizeTimer = null;
+  const onResize = () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(drawChart, 100); };
+  window.addEventListener('resize', onResize);
+  const tick = setInterval(drawChart, 30000);
+  render();
+  return { el, afterMount: drawChart, destroy() { sub.close(); clearInterval(tick); window.removeEventListener('resize', onResize); } };
+}
