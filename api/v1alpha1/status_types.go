@@ -65,6 +65,7 @@ type ModelRolloutStatus struct {
 	// +optional
 	// +listType=map
 	// +listMapKey=subset
+	// +kubebuilder:validation:MaxItems=16
 	Weights []SubsetWeight `json:"weights,omitempty"`
 
 	// CandidateWeight is the candidate's weight, for printing.
@@ -91,6 +92,7 @@ type ModelRolloutStatus struct {
 	// the oldest entries that were dropped to keep the object small.
 	// +optional
 	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=100
 	History []HistoryEntry `json:"history,omitempty"`
 
 	// HistoryDropped is how many old history entries were dropped.
@@ -211,6 +213,7 @@ type HistoryEntry struct {
 	// Weights after the transition.
 	// +optional
 	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
 	Weights []SubsetWeight `json:"weights,omitempty"`
 	// Actor is the person or pipeline who asked, or "fulcrum" for the
 	// controller's own decisions.
