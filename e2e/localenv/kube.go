@@ -1,0 +1,193 @@
+package localenv
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/rest"
+)
+
+// readCRDs decodes every CustomResourceDefinition in a multi-document YAML
+// stream, skipping empty documents.
+func readCRDs(r io.Reader) ([]*apiextensionsv1.CustomResourceDefinition, error) {
+	dec := utilyaml.NewYAMLReader(bufio.NewReader(r))
+	var out []*apiextensionsv1.CustomResourceDefinition
+	for {
+		doc, err := dec.Read()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(bytes.TrimSpace(doc)) == 0 {
+			continue
+		}
+		crd := &apiextensionsv1.CustomResourceDefinition{}
+		if err := utilyaml.Unmarshal(doc, crd); err != nil {
+			return nil, fmt.Errorf("decode CRD: %w", err)
+		}
+		if crd.Kind == "" && crd.Name == "" {
+			continue // a document of comments only
+		}
+		if crd.Kind != "CustomResourceDefinition" {
+			return nil, fmt.Errorf("document %q of kind %q is not a CustomResourceDefinition", crd.Name, crd.Kind)
+		}
+		out = append(out, crd)
+	}
+}
+
+// installCRDs creates the CRDs of every file matched by the patterns (a
+// path or a glob) and waits until each is Established.
+func installCRDs(ctx context.Context, cfg *rest.Config, patterns ...string) error {
+	client, err := apiextensionsclient.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("apiextensions client: %w", err)
+	}
+	var files []string
+	for _, p := range patterns {
+		m, err := filepath.Glob(p)
+		if err != nil || len(m) == 0 {
+			return fmt.Errorf("no CRD files at %s", p)
+		}
+		sort.Strings(m)
+		files = append(files, m...)
+	}
+	var names []string
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("read CRDs: %w", err)
+		}
+		crds, err := readCRDs(bytes.NewReader(data))
+		if err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		for _, crd := range crds {
+			_, err := client.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, crd, metav1.CreateOptions{})
+			if err != nil && !apierrors.IsAlreadyExists(err) {
+				return fmt.Errorf("create CRD %s from %s: %w", crd.Name, f, err)
+			}
+			names = append(names, crd.Name)
+		}
+	}
+	pending := map[string]bool{}
+	for _, n := range names {
+		pending[n] = true
+	}
+	err = wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		list, err := client.ApiextensionsV1().CustomResourceDefinitions().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, nil //nolint:nilerr // retried until ctx ends
+		}
+		for _, crd := range list.Items {
+			for _, c := range crd.Status.Conditions {
+				if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
+					delete(pending, crd.Name)
+				}
+			}
+		}
+		return len(pending) == 0, nil
+	})
+	if err != nil {
+		return fmt.Errorf("CRDs not Established: %v: %w", keys(pending), err)
+	}
+	return nil
+}
+
+// addNode creates one node that kwok manages and waits until it is Ready.
+func (e *Env) addNode(ctx context.Context, kwok *process, name string) error {
+	capacity := corev1.ResourceList{
+		corev1.ResourceCPU:    resource.MustParse("32"),
+		corev1.ResourceMemory: resource.MustParse("256Gi"),
+		corev1.ResourcePods:   resource.MustParse("250"),
+	}
+	node := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        name,
+			Annotations: map[string]string{"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+			Labels: map[string]string{
+				"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+				"type": "kwok",
+			},
+		},
+		Status: corev1.NodeStatus{Capacity: capacity, Allocatable: capacity},
+	}
+	if _, err := e.Client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create kwok node %s: %w", name, err)
+	}
+	err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		if err := kwok.exited(); err != nil {
+			return false, err
+		}
+		n, err := e.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil //nolint:nilerr // retried until ctx ends
+		}
+		return nodeReady(n), nil
+	})
+	if err != nil {
+		return fmt.Errorf("kwok node %s not Ready (see %s): %w", name, kwok.log, err)
+	}
+	return nil
+}
+
+func nodeReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// CreateNamespace creates a namespace named prefix-RANDOM, so tests sharing
+// an environment do not collide, and returns its name. With the controller
+// manager running it also waits for the namespace's default ServiceAccount,
+// without which pods are refused.
+func (e *Env) CreateNamespace(ctx context.Context, prefix string) (string, error) {
+	ns, err := e.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return "", fmt.Errorf("create namespace %s-*: %w", prefix, err)
+	}
+	if e.opts.SkipControllerManager {
+		return ns.Name, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	err = wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		_, err := e.Client.CoreV1().ServiceAccounts(ns.Name).Get(ctx, "default", metav1.GetOptions{})
+		return err == nil, nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("namespace %s has no default ServiceAccount (see %s): %w", ns.Name, e.LogPath(KubeControllerManager), err)
+	}
+	return ns.Name, nil
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
