@@ -1,0 +1,80 @@
+package webhook
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
+	"github.com/fulcrum-ml/fulcrum/validation"
+)
+
+// admitRollout validates ModelRollout creates and updates.
+func (s *Server) admitRollout(r *http.Request, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
+		return allow()
+	}
+	var mr v1alpha1.ModelRollout
+	if err := json.Unmarshal(req.Object.Raw, &mr); err != nil {
+		return badRequest(fmt.Errorf("decode ModelRollout: %w", err))
+	}
+	if mr.Namespace == "" {
+		mr.Namespace = req.Namespace
+	}
+	var errs field.ErrorList
+	var warns []string
+	if req.Operation == admissionv1.Create {
+		errs, warns = validation.ValidateRollout(r.Context(), s.lookups, &mr)
+	} else {
+		var old v1alpha1.ModelRollout
+		if err := json.Unmarshal(req.OldObject.Raw, &old); err != nil {
+			return badRequest(fmt.Errorf("decode old ModelRollout: %w", err))
+		}
+		if old.Namespace == "" {
+			old.Namespace = req.Namespace
+		}
+		errs, warns = validation.ValidateRolloutUpdate(r.Context(), s.lookups, &old, &mr,
+			validation.UpdateOptions{AllowStableChange: s.isFulcrum(req.UserInfo.Username)})
+	}
+	if len(errs) > 0 {
+		return deny(apierrors.NewInvalid(v1alpha1.GroupVersion.WithKind("ModelRollout").GroupKind(), name(req, mr.ObjectMeta), errs).ErrStatus, warns...)
+	}
+	return allow(warns...)
+}
+
+// admitMetricTemplate checks that a MetricTemplate's queries render and parse.
+func (s *Server) admitMetricTemplate(_ *http.Request, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
+		return allow()
+	}
+	var mt v1alpha1.MetricTemplate
+	if err := json.Unmarshal(req.Object.Raw, &mt); err != nil {
+		return badRequest(fmt.Errorf("decode MetricTemplate: %w", err))
+	}
+	if mt.DeletionTimestamp != nil {
+		return allow()
+	}
+	if errs := validation.ValidateMetricTemplate(&mt); len(errs) > 0 {
+		return deny(apierrors.NewInvalid(v1alpha1.GroupVersion.WithKind("MetricTemplate").GroupKind(), name(req, mt.ObjectMeta), errs).ErrStatus)
+	}
+	return allow()
+}
+
+func (s *Server) isFulcrum(username string) bool { return slices.Contains(s.cfg.FulcrumUsers, username) }
+
+func name(req *admissionv1.AdmissionRequest, meta metav1.ObjectMeta) string {
+	if req.Name != "" {
+		return req.Name
+	}
+	return meta.GenerateName
+}
+
+func badRequest(err error) *admissionv1.AdmissionResponse {
+	return deny(apierrors.NewBadRequest(err.Error()).ErrStatus)
+}
