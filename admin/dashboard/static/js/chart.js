@@ -43,6 +43,16 @@ export function weightPoints(history = [], live = []) {
   return pts;
 }
 
+// clip keeps the points from a time on, starting with the weights that held
+// at that time, so a long history does not squash the current rollout.
+export function clip(points, from) {
+  if (!from) return points;
+  const before = points.filter((p) => p.t < from);
+  const after = points.filter((p) => p.t >= from);
+  if (before.length) after.unshift({ ...before[before.length - 1], t: from, label: 'at the start of the range' });
+  return after;
+}
+
 function timeTicks(t0, t1, count) {
   const span = t1 - t0;
   const steps = [1, 5, 10, 15, 30, 60, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400, 604800].map((x) => x * 1000);

@@ -4,7 +4,7 @@
 
 import { api, subscribe } from './api.js';
 import { h, age, num, badge, timeEl, weightsText, subsetStyle } from './format.js';
-import { renderChart, subsetOrder, weightPoints } from './chart.js';
+import { clip, renderChart, subsetOrder, weightPoints } from './chart.js';
 import { actionBar, availableActions } from './actions.js';
 import { weightBar } from './list.js';
 import { isNewer } from './store.js';
@@ -85,7 +85,7 @@ function analysis(r) {
         h('td', { 'data-label': 'p-value', class: 'n' }, num(m.pValue)),
         h('td', { 'data-label': 'Interval', class: 'n' }, m.lower !== undefined || m.upper !== undefined ? `[${num(m.lower)}, ${num(m.upper)}]` : '—'),
         h('td', { 'data-label': 'Needs', class: 'n' }, m.samplesNeeded ? `${m.samplesNeeded} more` : '—'),
-        h('td', { 'data-label': 'Message', class: 'mmsg' }, m.message || '')))))));
+        h('td', { 'data-label': 'Message', class: 'mmsg' }, m.message || ''))))))));
 }
 
 function history(r) {
@@ -128,19 +128,40 @@ export function rolloutView({ ns, name, toast }) {
   const actionsBox = h('div', { class: 'actions-box' });
   const chartBox = h('div', { class: 'chart-box' });
   const legend = h('ul', { class: 'legend', 'aria-label': 'Subsets' });
+  const rangeSelect = h('select', { id: 'chart-range' },
+    h('option', { value: 'rollout' }, 'This rollout'), h('option', { value: '3600000' }, 'Last hour'),
+    h('option', { value: '86400000' }, 'Last 24 hours'), h('option', { value: 'all' }, 'All history'));
+  rangeSelect.addEventListener('change', () => drawChart());
   const stepsBox = h('div', {});
   const analysisBox = h('div', {});
   const historyBox = h('div', {});
   const conditionsBox = h('div', {});
   const body = h('div', { class: 'rollout-body' },
     top, actionsBox,
-    section('s-chart', 'Traffic weights over time', chartBox, legend),
+    h('section', { class: 'card', 'aria-labelledby': 's-chart' },
+      h('div', { class: 'chart-head' }, h('h2', { id: 's-chart' }, 'Traffic weights over time'),
+        h('div', { class: 'chart-range' }, h('label', { for: 'chart-range' }, 'Show'), rangeSelect)),
+      chartBox, legend),
     section('s-steps', 'Steps', stepsBox),
     section('s-analysis', 'Analysis rounds', analysisBox),
     section('s-history', 'History', historyBox),
     conditionsBox);
   const el = h('section', { class: 'view rollout', 'aria-labelledby': 'r-title' },
     h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('a', { href: '#/' }, '← All rollouts')), title, notice, body);
+
+  // rangeStart is when the chart begins: a minute before the current rollout
+  // started by default, so earlier rollouts do not squash it.
+  function rangeStart(pts) {
+    const v = rangeSelect.value;
+    if (v === 'all') return null;
+    if (v !== 'rollout') return Date.now() - Number(v);
+    let started = r.status?.rolloutStartedAt ? new Date(r.status.rolloutStartedAt).getTime() : null;
+    if (!started) {
+      const s = [...(r.status?.history || [])].reverse().find((e) => e.type === 'Started');
+      started = s ? new Date(s.time).getTime() : null;
+    }
+    return started && pts.length && started > pts[0].t ? started - 60000 : null;
+  }
 
   function drawChart() {
     if (!r) return;
@@ -151,9 +172,10 @@ export function rolloutView({ ns, name, toast }) {
       if (!seenAt.has(k)) seenAt.set(k, Date.now());
       pts.push({ t: seenAt.get(k), weights: cur, label: 'observed live' });
     }
+    const shown = clip(pts, rangeStart(pts));
     const subsets = subsetOrder(r, pts);
     const width = chartBox.clientWidth || 800;
-    chartBox.replaceChildren(renderChart({ points: pts, subsets, width, height: width < 500 ? 200 : 260, title: `Traffic weights of ${ns}/${name} over time` }));
+    chartBox.replaceChildren(renderChart({ points: shown, subsets, width, height: width < 500 ? 200 : 260, title: `Traffic weights of ${ns}/${name} over time` }));
     legend.replaceChildren(...subsets.map((s, i) => {
       const { color, dash } = subsetStyle(i);
       const sw = h('span', { class: `swatch${dash ? ' dashed' : ''}`, 'aria-hidden': 'true' });

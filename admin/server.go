@@ -1,0 +1,241 @@
+// Package admin is Fulcrum's admin HTTP API: people, pipelines (fulcrumctl)
+// and the dashboard list and watch ModelRollouts and ask for actions (start,
+// split, promote, rollback, pause, resume). Actions are recorded as an intent
+// on the ModelRollout with optimistic concurrency; the controller applies
+// them. The API never writes a VirtualService.
+//
+// Every request is authenticated (bearer token: TokenReview or a static
+// token file) and authorized with a SubjectAccessReview on
+// modelrollouts.fulcrum.dev, so who may do what is ordinary Kubernetes RBAC.
+// See docs/admin-api.md for the routes and /openapi.json for the schema.
+package admin
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/fulcrum-ml/fulcrum/admin/auth"
+)
+
+// EventReasonActionRequested is the reason of the Kubernetes Event recorded
+// on a ModelRollout for every accepted action request.
+const EventReasonActionRequested = "ActionRequested"
+
+// InformerGetter gives the shared informer of a kind; a controller-runtime
+// cache (mgr.GetCache()) satisfies it.
+type InformerGetter interface {
+	GetInformer(ctx context.Context, obj client.Object, opts ...cache.InformerGetOption) (cache.Informer, error)
+}
+
+// EventRecorder records Kubernetes Events (events.k8s.io); the recorder of
+// mgr.GetEventRecorder(name) satisfies it.
+type EventRecorder interface {
+	Eventf(regarding runtime.Object, related runtime.Object, eventtype, reason, action, note string, args ...any)
+}
+
+// SubsetLookup returns the subset names of a DestinationRule.
+type SubsetLookup interface {
+	Subsets(ctx context.Context, namespace, name string) ([]string, error)
+}
+
+// Config configures a Server. Client, Informers, Authenticator and
+// Authorizer are required.
+type Config struct {
+	// Addr to listen on, e.g. ":8080"; used by Start.
+	Addr string
+	// TLSCertFile and TLSKeyFile, when both set, make Start serve HTTPS.
+	TLSCertFile, TLSKeyFile string
+
+	// Client reads and writes ModelRollouts; a cache-backed client is right
+	// (list, get and streams read the cache).
+	Client client.Client
+	// APIReader reads a rollout fresh from the API server before an action,
+	// so a retry after a conflict sees the newest object (mgr.GetAPIReader()).
+	// Client when nil.
+	APIReader client.Reader
+	// Informers feeds the event streams (mgr.GetCache()).
+	Informers InformerGetter
+	// Subsets looks up DestinationRule subsets for start and split; by
+	// default networking.istio.io/v1 DestinationRules read through APIReader.
+	Subsets SubsetLookup
+
+	Authenticator auth.Authenticator
+	Authorizer    auth.Authorizer
+	// Recorder records an Event on the rollout for every action; none when nil.
+	Recorder EventRecorder
+
+	// UI, when set, is mounted at / (the dashboard). API routes win.
+	UI http.Handler
+
+	Logger logr.Logger
+	Clock  clock.WithTicker
+	// Registry receives the admin metrics and Gatherer serves /metrics;
+	// a fresh registry serves both when nil. Pass controller-runtime's
+	// metrics.Registry for both to serve every Fulcrum metric here.
+	Registry prometheus.Registerer
+	Gatherer prometheus.Gatherer
+
+	// MaxBodyBytes bounds request bodies; 64 KiB when zero.
+	MaxBodyBytes int64
+	// RateLimit and RateBurst bound requests per client address; 20/s with
+	// a burst of 60 when zero. Probes and /metrics are exempt.
+	RateLimit rate.Limit
+	RateBurst int
+	// HeartbeatInterval between heartbeat events on streams; 15s when zero.
+	// Each heartbeat re-checks the caller's token and access.
+	HeartbeatInterval time.Duration
+	// MaxStreamDuration closes streams after this long so clients reconnect
+	// and re-authenticate; 30m when zero.
+	MaxStreamDuration time.Duration
+	// ShutdownTimeout bounds graceful shutdown; 10s when zero.
+	ShutdownTimeout time.Duration
+}
+
+// Server is the admin API. It implements controller-runtime's Runnable
+// (Start) and LeaderElectionRunnable (every replica serves).
+type Server struct {
+	cfg     Config
+	handler http.Handler
+	metrics *metrics
+	hub     *hub
+	limiter *clientLimiter
+	ready   atomic.Bool
+}
+
+// NewServer checks cfg, fills defaults and builds the routes.
+func NewServer(cfg Config) (*Server, error) {
+	var missing []string
+	if cfg.Client == nil {
+		missing = append(missing, "Client")
+	}
+	if cfg.Informers == nil {
+		missing = append(missing, "Informers")
+	}
+	if cfg.Authenticator == nil {
+		missing = append(missing, "Authenticator")
+	}
+	if cfg.Authorizer == nil {
+		missing = append(missing, "Authorizer")
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("admin: config is missing %v", missing)
+	}
+	if cfg.APIReader == nil {
+		cfg.APIReader = cfg.Client
+	}
+	if cfg.Subsets == nil {
+		cfg.Subsets = DestinationRuleSubsets{Reader: cfg.APIReader}
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	if cfg.Registry == nil && cfg.Gatherer == nil {
+		reg := prometheus.NewRegistry()
+		cfg.Registry, cfg.Gatherer = reg, reg
+	} else if cfg.Registry == nil || cfg.Gatherer == nil {
+		return nil, errors.New("admin: set both Registry and Gatherer, or neither")
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = 64 << 10
+	}
+	if cfg.RateLimit == 0 {
+		cfg.RateLimit, cfg.RateBurst = 20, 60
+	}
+	if cfg.RateBurst == 0 {
+		cfg.RateBurst = int(cfg.RateLimit) * 3
+	}
+	if cfg.HeartbeatInterval == 0 {
+		cfg.HeartbeatInterval = 15 * time.Second
+	}
+	if cfg.MaxStreamDuration == 0 {
+		cfg.MaxStreamDuration = 30 * time.Minute
+	}
+	if cfg.ShutdownTimeout == 0 {
+		cfg.ShutdownTimeout = 10 * time.Second
+	}
+	m, err := newMetrics(cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:     cfg,
+		metrics: m,
+		hub:     newHub(),
+		limiter: newClientLimiter(cfg.RateLimit, cfg.RateBurst, cfg.Clock),
+	}
+	s.handler = s.routes()
+	return s, nil
+}
+
+// Handler is the full HTTP handler: API, probes, metrics and the UI.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// NeedLeaderElection is false: every replica serves the API.
+func (s *Server) NeedLeaderElection() bool { return false }
+
+// Start listens on Config.Addr and serves until ctx ends.
+func (s *Server) Start(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("admin: listen on %s: %w", s.cfg.Addr, err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln until ctx ends, then shuts down gracefully. It starts
+// the event streams' informer handler first.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if err := s.startEvents(ctx); err != nil {
+		_ = ln.Close()
+		return err
+	}
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// Streams extend their own write deadline before every write.
+		WriteTimeout:   30 * time.Second,
+		IdleTimeout:    120 * time.Second,
+		MaxHeaderBytes: 64 << 10,
+		// Requests inherit ctx, so streams end when the server stops.
+		BaseContext: func(net.Listener) context.Context { return ctx },
+		ErrorLog:    nil,
+		TLSConfig:   &tls.Config{MinVersion: tls.VersionTLS12},
+	}
+	errc := make(chan error, 1)
+	go func() {
+		var err error
+		if s.cfg.TLSCertFile != "" && s.cfg.TLSKeyFile != "" {
+			err = srv.ServeTLS(ln, s.cfg.TLSCertFile, s.cfg.TLSKeyFile)
+		} else {
+			err = srv.Serve(ln)
+		}
+		errc <- err
+	}()
+	s.cfg.Logger.Info("admin API serving", "addr", ln.Addr().String(), "tls", s.cfg.TLSCertFile != "")
+	select {
+	case err := <-errc:
+		return fmt.Errorf("admin: serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("admin: shutdown: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,519 @@
+package admin
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/time/rate"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/tools/events"
+	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/cache/informertest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllertest"
+
+	"github.com/fulcrum-ml/fulcrum/admin/auth"
+	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
+)
+
+// fakeAuthn maps tokens to users.
+type fakeAuthn map[string]auth.User
+
+func (f fakeAuthn) AuthenticateToken(_ context.Context, tok string) (auth.User, bool, error) {
+	u, ok := f[tok]
+	return u, ok, nil
+}
+
+// fakeAuthz allows verbs by group, cluster-wide.
+type fakeAuthz map[string][]string
+
+func (f fakeAuthz) Authorize(_ context.Context, u auth.User, a auth.Attributes) (auth.Decision, error) {
+	for _, g := range u.Groups {
+		if slices.Contains(f[g], a.Verb) {
+			return auth.Decision{Allowed: true}, nil
+		}
+	}
+	return auth.Decision{}, nil
+}
+
+type fakeSubsets map[string][]string
+
+func (f fakeSubsets) Subsets(_ context.Context, ns, name string) ([]string, error) {
+	s, ok := f[ns+"/"+name]
+	if !ok {
+		return nil, apierrors.NewNotFound(schema.GroupResource{Group: "networking.istio.io", Resource: "destinationrules"}, name)
+	}
+	return s, nil
+}
+
+const (
+	viewerToken = "viewer-token"
+	engToken    = "eng-token"
+)
+
+type fixture struct {
+	t    *testing.T
+	url  string
+	cl   client.Client
+	inf  *controllertest.FakeInformer
+	rec  *events.FakeRecorder
+	clk  *clocktesting.FakeClock
+	srv  *Server
+	tune func(*Config)
+}
+
+func testScheme(t testing.TB) *runtime.Scheme {
+	s := runtime.NewScheme()
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func newRollout(ns, name string, phase v1alpha1.Phase) *v1alpha1.ModelRollout {
+	return &v1alpha1.ModelRollout{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec:       v1alpha1.ModelRolloutSpec{DestinationRule: name, Stable: "v1", VirtualService: v1alpha1.VirtualServiceRef{Name: name}},
+		Status:     v1alpha1.ModelRolloutStatus{Phase: phase},
+	}
+}
+
+func newFixture(t *testing.T, funcs *interceptor.Funcs, cfgTune func(*Config), objs ...client.Object) *fixture {
+	t.Helper()
+	sch := testScheme(t)
+	b := fake.NewClientBuilder().WithScheme(sch).WithObjects(objs...).WithStatusSubresource(&v1alpha1.ModelRollout{})
+	if funcs != nil {
+		b = b.WithInterceptorFuncs(*funcs)
+	}
+	f := &fixture{t: t, cl: b.Build(), rec: events.NewFakeRecorder(100), clk: clocktesting.NewFakeClock(time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC))}
+	infs := &informertest.FakeInformers{Scheme: sch}
+	cfg := Config{
+		Client:    f.cl,
+		Informers: infs,
+		Subsets:   fakeSubsets{"ml/fraud": {"v1", "v2", "v3"}},
+		Authenticator: fakeAuthn{
+			viewerToken: {Name: "vera", Groups: []string{"viewers"}},
+			engToken:    {Name: "alice", Groups: []string{"ml-engineers"}},
+		},
+		Authorizer: fakeAuthz{
+			"viewers":      {"get", "list"},
+			"ml-engineers": {"get", "list", "start", "split", "promote", "rollback", "pause"},
+		},
+		Recorder:          f.rec,
+		Clock:             f.clk,
+		RateLimit:         rate.Inf,
+		HeartbeatInterval: time.Second,
+	}
+	if cfgTune != nil {
+		cfgTune(&cfg)
+	}
+	srv, err := NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv = srv
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if err := srv.startEvents(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.inf, _ = infs.FakeInformerFor(ctx, &v1alpha1.ModelRollout{})
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+	f.url = hs.URL
+	return f
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   map[string]any
+	raw    string
+}
+
+func (f *fixture) do(method, path, token, body string, hdr ...string) response {
+	f.t.Helper()
+	req, _ := http.NewRequest(method, f.url+path, strings.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	out := response{status: res.StatusCode, header: res.Header, raw: string(raw)}
+	_ = json.Unmarshal(raw, &out.body)
+	return out
+}
+
+func (f *fixture) rollout(ns, name string) *v1alpha1.ModelRollout {
+	var mr v1alpha1.ModelRollout
+	if err := f.cl.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &mr); err != nil {
+		f.t.Fatal(err)
+	}
+	return &mr
+}
+
+const fraud = "/api/v1/namespaces/ml/rollouts/fraud"
+
+func TestReads(t *testing.T) {
+	mr := newRollout("ml", "fraud", v1alpha1.PhaseProgressing)
+	mr.Status.History = []v1alpha1.HistoryEntry{{Type: "Started", Actor: "alice", Reason: "go"}}
+	mr.Status.HistoryDropped = 3
+	f := newFixture(t, nil, nil, mr, newRollout("ml", "churn", ""), newRollout("other", "x", ""))
+
+	r := f.do("GET", "/api/v1/rollouts", viewerToken, "")
+	items, _ := r.body["items"].([]any)
+	if r.status != 200 || len(items) != 3 {
+		t.Fatalf("list all: %d %s", r.status, r.raw)
+	}
+	first := items[0].(map[string]any)
+	if first["kind"] != "ModelRollout" || first["apiVersion"] != "fulcrum.dev/v1alpha1" || first["metadata"].(map[string]any)["name"] != "churn" {
+		t.Fatalf("list item not the API shape or not sorted: %v", first)
+	}
+	if r := f.do("GET", "/api/v1/rollouts?namespace=ml", viewerToken, ""); len(r.body["items"].([]any)) != 2 {
+		t.Fatalf("list ml: %s", r.raw)
+	}
+	if r := f.do("GET", fraud, viewerToken, ""); r.status != 200 || r.body["status"].(map[string]any)["phase"] != "Progressing" {
+		t.Fatalf("get: %d %s", r.status, r.raw)
+	}
+	r = f.do("GET", fraud+"/history", viewerToken, "")
+	if r.status != 200 || r.body["dropped"].(float64) != 3 || len(r.body["items"].([]any)) != 1 {
+		t.Fatalf("history: %s", r.raw)
+	}
+	r = f.do("GET", "/api/v1/namespaces/ml/rollouts/nope", viewerToken, "")
+	if r.status != 404 || r.header.Get("Content-Type") != ProblemContentType || !strings.Contains(r.body["detail"].(string), "ml/nope does not exist") {
+		t.Fatalf("404: %d %s", r.status, r.raw)
+	}
+	if r.header.Get(RequestIDHeader) == "" || r.body["requestId"] != r.header.Get(RequestIDHeader) {
+		t.Fatalf("request id missing: %v %v", r.header, r.body)
+	}
+}
+
+func TestAuthErrors(t *testing.T) {
+	f := newFixture(t, nil, nil, newRollout("ml", "fraud", v1alpha1.PhaseProgressing))
+	r := f.do("GET", "/api/v1/rollouts", "", "")
+	if r.status != 401 || r.header.Get("WWW-Authenticate") == "" || !strings.Contains(r.body["detail"].(string), "no bearer token") {
+		t.Fatalf("no token: %d %s", r.status, r.raw)
+	}
+	if r := f.do("GET", "/api/v1/rollouts", "wrong", ""); r.status != 401 || !strings.Contains(r.body["detail"].(string), "not accepted") {
+		t.Fatalf("bad token: %d %s", r.status, r.raw)
+	}
+	r = f.do("POST", fraud+"/rollback", viewerToken, `{"reason":"x"}`)
+	want := "user vera may not 'rollback' modelrollouts.fulcrum.dev in namespace ml: bind the fulcrum-ml-engineer role"
+	if r.status != 403 || !strings.Contains(r.body["detail"].(string), want) {
+		t.Fatalf("403: %d %s", r.status, r.raw)
+	}
+	if f.rollout("ml", "fraud").Spec.Intent != nil {
+		t.Fatal("a denied request changed the rollout")
+	}
+	r = f.do("GET", "/api/v1/whoami?namespace=ml", viewerToken, "")
+	can := r.body["can"].(map[string]any)
+	if r.status != 200 || r.body["user"] != "vera" || can["get"] != true || can["list"] != true || can["rollback"] != false || can["resume"] != false {
+		t.Fatalf("whoami viewer: %s", r.raw)
+	}
+	r = f.do("GET", "/api/v1/whoami", engToken, "")
+	if can := r.body["can"].(map[string]any); can["rollback"] != true || can["resume"] != true {
+		t.Fatalf("whoami engineer: %s", r.raw)
+	}
+}
+
+func TestActions(t *testing.T) {
+	f := newFixture(t, nil, nil, newRollout("ml", "fraud", v1alpha1.PhaseStable))
+
+	r := f.do("POST", fraud+"/start", engToken, `{"candidate":"v2","reason":"new model"}`)
+	if r.status != 202 {
+		t.Fatalf("start: %d %s", r.status, r.raw)
+	}
+	mr := f.rollout("ml", "fraud")
+	in := mr.Spec.Intent
+	if mr.Spec.Candidate != "v2" || in == nil || in.Action != v1alpha1.IntentStart || in.Actor != "alice" || in.Reason != "new model" || !in.RequestedAt.Time.Equal(f.clk.Now()) {
+		t.Fatalf("start wrote %+v / %+v", mr.Spec, in)
+	}
+	if got := r.body["spec"].(map[string]any)["intent"].(map[string]any)["id"]; got != in.ID {
+		t.Fatalf("response intent id %v, stored %s", got, in.ID)
+	}
+	select {
+	case ev := <-f.rec.Events:
+		if !strings.Contains(ev, "ActionRequested") || !strings.Contains(ev, "alice requested start") || !strings.Contains(ev, "new model") {
+			t.Fatalf("event %q", ev)
+		}
+	default:
+		t.Fatal("no event recorded")
+	}
+
+	// Pending: a different action is refused with Retry-After and the state.
+	r = f.do("POST", fraud+"/pause", engToken, `{}`)
+	if r.status != 409 || r.header.Get("Retry-After") != "2" || r.body["current"] == nil || !strings.Contains(r.body["detail"].(string), "not been applied") {
+		t.Fatalf("pending: %d %s", r.status, r.raw)
+	}
+	// The same start again is a no-op.
+	r = f.do("POST", fraud+"/start", engToken, `{"candidate":"v2","reason":"retry"}`)
+	if r.status != 202 || r.header.Get("Idempotent-Replayed") != "true" || f.rollout("ml", "fraud").Spec.Intent.ID != in.ID {
+		t.Fatalf("replay: %d %s", r.status, r.raw)
+	}
+
+	// The controller applies it and moves to Progressing.
+	mr = f.rollout("ml", "fraud")
+	mr.Status.ObservedIntent, mr.Status.Phase = in.ID, v1alpha1.PhaseProgressing
+	if err := f.cl.Status().Update(context.Background(), mr); err != nil {
+		t.Fatal(err)
+	}
+	// Start again: 409 naming the phase.
+	r = f.do("POST", fraud+"/start", engToken, `{"candidate":"v3"}`)
+	if r.status != 409 || r.body["phase"] != "Progressing" || !strings.Contains(r.body["detail"].(string), "is Progressing") {
+		t.Fatalf("start while progressing: %d %s", r.status, r.raw)
+	}
+	// Resume is not allowed while progressing.
+	if r := f.do("POST", fraud+"/resume", engToken, ``); r.status != 409 || !strings.Contains(r.body["detail"].(string), "resume is allowed only while Paused, ManualSplit") {
+		t.Fatalf("resume: %d %s", r.status, r.raw)
+	}
+	// Split with an unknown subset: 422 naming it; nothing changes.
+	r = f.do("POST", fraud+"/split", engToken, `{"weights":[{"subset":"v1","weight":50},{"subset":"v9","weight":50}]}`)
+	if r.status != 422 || r.body["field"] != "weights[1].subset" || !strings.Contains(r.body["detail"].(string), `"v9"`) {
+		t.Fatalf("split unknown: %d %s", r.status, r.raw)
+	}
+	if f.rollout("ml", "fraud").Spec.Intent.ID != in.ID {
+		t.Fatal("refused split changed the intent")
+	}
+	// A good split with an idempotency key, twice: one intent.
+	body := `{"weights":[{"subset":"v1","weight":70},{"subset":"v2","weight":30}],"reason":"A/B"}`
+	r = f.do("POST", fraud+"/split", engToken, body, IdempotencyKeyHeader, "ci-42")
+	if r.status != 202 {
+		t.Fatalf("split: %d %s", r.status, r.raw)
+	}
+	split := f.rollout("ml", "fraud").Spec.Intent
+	if !strings.HasPrefix(split.ID, "idem-") || len(split.Weights) != 2 || split.Weights[1].Weight != 30 {
+		t.Fatalf("split intent %+v", split)
+	}
+	r = f.do("POST", fraud+"/split", engToken, body, IdempotencyKeyHeader, "ci-42")
+	if r.status != 202 || r.header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("split replay: %d %s", r.status, r.raw)
+	}
+	// Same key, different request: 422.
+	r = f.do("POST", fraud+"/rollback", engToken, `{}`, IdempotencyKeyHeader, "ci-42")
+	if r.status != 422 || r.body["field"] != IdempotencyKeyHeader {
+		t.Fatalf("key reuse: %d %s", r.status, r.raw)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	f := newFixture(t, nil, func(c *Config) { c.MaxBodyBytes = 1024 }, newRollout("ml", "fraud", v1alpha1.PhaseProgressing))
+	tests := map[string]struct {
+		path, body, ctype string
+		status            int
+		field, detail     string
+	}{
+		"malformed":      {path: "/rollback", body: `{"reason":`, status: 400, detail: "ends early"},
+		"unknown field":  {path: "/rollback", body: `{"reason":"x","force":true}`, status: 400, field: "force"},
+		"fractional":     {path: "/split", body: `{"weights":[{"subset":"v1","weight":70.5},{"subset":"v2","weight":29.5}]}`, status: 422, field: "weights[0].weight", detail: "fractional"},
+		"negative":       {path: "/split", body: `{"weights":[{"subset":"v1","weight":-5},{"subset":"v2","weight":105}]}`, status: 422, field: "weights[0].weight", detail: "negative"},
+		"sum":            {path: "/split", body: `{"weights":[{"subset":"v1","weight":50},{"subset":"v2","weight":40}]}`, status: 422, field: "weights", detail: "sum to 90"},
+		"too large":      {path: "/rollback", body: `{"reason":"` + strings.Repeat("x", 2000) + `"}`, status: 413},
+		"not json":       {path: "/rollback", body: `reason=x`, ctype: "application/x-www-form-urlencoded", status: 415},
+		"unknown action": {path: "/explode", body: `{}`, status: 404},
+		"bad key":        {path: "/rollback", body: `{}`, status: 400},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			req, _ := http.NewRequest("POST", f.url+fraud+tc.path, strings.NewReader(tc.body))
+			req.Header.Set("Authorization", "Bearer "+engToken)
+			ct := tc.ctype
+			if ct == "" {
+				ct = "application/json"
+			}
+			req.Header.Set("Content-Type", ct)
+			if name == "bad key" {
+				req.Header.Set(IdempotencyKeyHeader, "caf\u00e9")
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			var p map[string]any
+			_ = json.NewDecoder(res.Body).Decode(&p)
+			if res.StatusCode != tc.status || res.Header.Get("Content-Type") != ProblemContentType {
+				t.Fatalf("status %d (%s), want %d: %v", res.StatusCode, res.Header.Get("Content-Type"), tc.status, p)
+			}
+			if tc.field != "" && p["field"] != tc.field {
+				t.Fatalf("field %v, want %s: %v", p["field"], tc.field, p)
+			}
+			if d, _ := p["detail"].(string); !strings.Contains(d, tc.detail) || d == "" || p["title"] == "" {
+				t.Fatalf("detail %q, want %q", d, tc.detail)
+			}
+		})
+	}
+	if f.rollout("ml", "fraud").Spec.Intent != nil {
+		t.Fatal("bad input changed the rollout")
+	}
+}
+
+func TestConflictRetried(t *testing.T) {
+	conflicts := 0
+	funcs := &interceptor.Funcs{Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
+		if conflicts < 2 {
+			conflicts++
+			return apierrors.NewConflict(schema.GroupResource{Group: "fulcrum.dev", Resource: "modelrollouts"}, obj.GetName(), fmt.Errorf("changed"))
+		}
+		return c.Update(ctx, obj, opts...)
+	}}
+	f := newFixture(t, funcs, nil, newRollout("ml", "fraud", v1alpha1.PhaseProgressing))
+	r := f.do("POST", fraud+"/rollback", engToken, `{"reason":"bad"}`)
+	if r.status != 202 || conflicts != 2 || f.rollout("ml", "fraud").Spec.Intent.Action != v1alpha1.IntentRollback {
+		t.Fatalf("after %d conflicts: %d %s", conflicts, r.status, r.raw)
+	}
+
+	always := &interceptor.Funcs{Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
+		return apierrors.NewConflict(schema.GroupResource{Group: "fulcrum.dev", Resource: "modelrollouts"}, obj.GetName(), fmt.Errorf("changed"))
+	}}
+	f = newFixture(t, always, nil, newRollout("ml", "fraud", v1alpha1.PhaseProgressing))
+	r = f.do("POST", fraud+"/rollback", engToken, `{}`)
+	if r.status != 409 || r.body["current"] == nil {
+		t.Fatalf("persistent conflict: %d %s", r.status, r.raw)
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	f := newFixture(t, nil, func(c *Config) { c.RateLimit, c.RateBurst = 1, 2 }, newRollout("ml", "fraud", v1alpha1.PhaseProgressing))
+	codes := []int{}
+	for range 4 {
+		codes = append(codes, f.do("GET", fraud, viewerToken, "").status)
+	}
+	if !slices.Equal(codes, []int{200, 200, 429, 429}) {
+		t.Fatalf("codes %v", codes)
+	}
+	if r := f.do("GET", "/healthz", "", ""); r.status != 200 {
+		t.Fatal("probes must not be rate limited")
+	}
+}
+
+func TestMetricsAndOpenAPI(t *testing.T) {
+	f := newFixture(t, nil, nil, newRollout("ml", "fraud", v1alpha1.PhaseProgressing))
+	f.do("GET", fraud, viewerToken, "")
+	f.do("GET", fraud, "", "")
+	r := f.do("GET", "/metrics", "", "")
+	for _, want := range []string{
+		`fulcrum_admin_requests_total{code="200",route="/api/v1/namespaces/{namespace}/rollouts/{name}"} 1`,
+		`fulcrum_admin_requests_total{code="401",route="/api/v1/namespaces/{namespace}/rollouts/{name}"} 1`,
+		`fulcrum_admin_request_duration_seconds_bucket`,
+	} {
+		if !strings.Contains(r.raw, want) {
+			t.Fatalf("metrics lack %s:\n%s", want, r.raw)
+		}
+	}
+	r = f.do("GET", "/openapi.json", "", "")
+	paths := r.body["paths"].(map[string]any)
+	for _, p := range []string{"/api/v1/rollouts", "/api/v1/events", "/api/v1/whoami", "/api/v1/namespaces/{namespace}/rollouts/{name}",
+		"/api/v1/namespaces/{namespace}/rollouts/{name}/history", "/api/v1/namespaces/{namespace}/rollouts/{name}/events",
+		"/api/v1/namespaces/{namespace}/rollouts/{name}/start", "/api/v1/namespaces/{namespace}/rollouts/{name}/split",
+		"/api/v1/namespaces/{namespace}/rollouts/{name}/promote", "/api/v1/namespaces/{namespace}/rollouts/{name}/rollback",
+		"/api/v1/namespaces/{namespace}/rollouts/{name}/pause", "/api/v1/namespaces/{namespace}/rollouts/{name}/resume",
+		"/healthz", "/readyz", "/metrics", "/openapi.json"} {
+		if paths[p] == nil {
+			t.Errorf("openapi lacks %s", p)
+		}
+	}
+	if len(paths) != 16 {
+		t.Errorf("openapi has %d paths, the router 16", len(paths))
+	}
+}
+
+func TestUIMounted(t *testing.T) {
+	ui := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("dashboard " + r.URL.Path)) })
+	f := newFixture(t, nil, func(c *Config) { c.UI = ui })
+	if r := f.do("GET", "/rollouts/ml/fraud", "", ""); r.status != 200 || r.raw != "dashboard /rollouts/ml/fraud" {
+		t.Fatalf("ui: %d %q", r.status, r.raw)
+	}
+	if r := f.do("GET", "/api/v1/nope", viewerToken, ""); r.status != 404 || r.header.Get("Content-Type") != ProblemContentType {
+		t.Fatalf("api 404 must not fall to the UI: %d %s", r.status, r.raw)
+	}
+}
+
+func TestEventStream(t *testing.T) {
+	mr := newRollout("ml", "fraud", v1alpha1.PhaseProgressing)
+	f := newFixture(t, nil, nil, mr, newRollout("other", "x", ""))
+	req, _ := http.NewRequest("GET", f.url+"/api/v1/events?namespace=ml&access_token="+viewerToken, nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 || res.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("stream: %d", res.StatusCode)
+	}
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	next := func() (string, map[string]any) {
+		t.Helper()
+		var ev string
+		for sc.Scan() {
+			line := sc.Text()
+			if e, ok := strings.CutPrefix(line, "event: "); ok {
+				ev = e
+			}
+			if d, ok := strings.CutPrefix(line, "data: "); ok {
+				var m map[string]any
+				_ = json.Unmarshal([]byte(d), &m)
+				return ev, m
+			}
+		}
+		t.Fatalf("stream ended: %v", sc.Err())
+		return "", nil
+	}
+	if ev, m := next(); ev != EventRollout || m["metadata"].(map[string]any)["name"] != "fraud" {
+		t.Fatalf("snapshot: %s %v", ev, m)
+	}
+	if ev, _ := next(); ev != EventSynced {
+		t.Fatalf("want synced, got %s", ev)
+	}
+	// A change in another namespace is filtered out; one in ml comes through.
+	f.inf.Update(newRollout("other", "x", ""), newRollout("other", "x", v1alpha1.PhasePaused))
+	upd := mr.DeepCopy()
+	upd.Status.Phase = v1alpha1.PhasePaused
+	f.inf.Update(mr, upd)
+	if ev, m := next(); ev != EventRollout || m["status"].(map[string]any)["phase"] != "Paused" || m["metadata"].(map[string]any)["namespace"] != "ml" {
+		t.Fatalf("update: %s %v", ev, m)
+	}
+	f.inf.Delete(upd)
+	if ev, m := next(); ev != EventDeleted || m["name"] != "fraud" || m["namespace"] != "ml" {
+		t.Fatalf("delete: %s %v", ev, m)
+	}
+	// Heartbeats follow the injected clock.
+	deadline := time.Now().Add(5 * time.Second)
+	go func() {
+		for time.Now().Before(deadline) && f.clk.HasWaiters() == false {
+			time.Sleep(5 * time.Millisecond)
+		}
+		f.clk.Step(time.Second)
+	}()
+	if ev, m := next(); ev != EventHeartbeat || m["time"] == nil {
+		t.Fatalf("heartbeat: %s %v", ev, m)
+	}
+	// Headers win over query tokens; without list access the stream is refused.
+	if r := f.do("GET", "/api/v1/events", "nobody", ""); r.status != 401 {
+		t.Fatalf("stream without valid token: %d", r.status)
+	}
+}
