@@ -42,7 +42,7 @@ func service(ns, name string, selector map[string]string) *corev1.Service {
 
 type podOpt func(*corev1.Pod)
 
-func notReady(p *corev1.Pod) { p.Status.Conditions[0].Status = corev1.ConditionFalse }
+func notReady(p *corev1.Pod)  { p.Status.Conditions[0].Status = corev1.ConditionFalse }
 func noBackend(p *corev1.Pod) { delete(p.Annotations, BackendAnnotation) }
 func deleting(p *corev1.Pod) {
 	now := metav1.NewTime(time.Unix(1, 0))

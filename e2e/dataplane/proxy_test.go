@@ -265,4 +265,3 @@ spec:
 		t.Errorf("destination reporter counted %v UH requests", got)
 	}
 }
-
