@@ -66,7 +66,9 @@ func (s *Server) admitMetricTemplate(_ *http.Request, req *admissionv1.Admission
 	return allow()
 }
 
-func (s *Server) isFulcrum(username string) bool { return slices.Contains(s.cfg.FulcrumUsers, username) }
+func (s *Server) isFulcrum(username string) bool {
+	return slices.Contains(s.cfg.FulcrumUsers, username)
+}
 
 func name(req *admissionv1.AdmissionRequest, meta metav1.ObjectMeta) string {
 	if req.Name != "" {

@@ -195,12 +195,6 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.log.GetSink() == nil {
 		s.log = logr.FromContextOrDiscard(ctx).WithName("webhook")
 	}
-	ctx = logr.NewContext(ctx, s.log)
-	if s.self != nil {
-		if err := s.self.Setup(ctx); err != nil {
-			return fmt.Errorf("webhook certificates: %w", err)
-		}
-	}
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("webhook listen on %s: %w", s.cfg.Addr, err)
@@ -208,10 +202,18 @@ func (s *Server) Start(ctx context.Context) error {
 	return s.Serve(ctx, ln)
 }
 
-// Serve is Start on a listener the caller opened (tests use port 0).
+// Serve is Start on a listener the caller opened (tests use port 0). It
+// closes the listener.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.log.GetSink() == nil {
 		s.log = logr.FromContextOrDiscard(ctx).WithName("webhook")
+	}
+	ctx = logr.NewContext(ctx, s.log)
+	if s.self != nil {
+		if err := s.self.Setup(ctx); err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("webhook certificates: %w", err)
+		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
