@@ -24,6 +24,11 @@ type Request struct {
 	Stable, Candidate string
 	// Weights currently set on the mesh, by subset.
 	Weights map[string]int32
+	// Step is the index of the current step in spec.strategy.canary.steps.
+	// The engine copies it into the round, and sequential judges spend
+	// their error budget over steps by it (step k gets
+	// α·6/(π²(k+1)²), so a whole rollout never spends more than α).
+	Step int32
 	// Spec is the rollout's analysis configuration (never nil).
 	Spec *v1alpha1.Analysis
 	// WindowStart is the start of the evidence window (the current step's
