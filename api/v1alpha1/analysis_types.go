@@ -11,7 +11,7 @@ type Analysis struct {
 	// +kubebuilder:default="30s"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('1h')",message="spec.analysis.interval must be between 1s and 1h, for example 30s"
-	Interval metav1.Duration `json:"interval,omitempty"`
+	Interval metav1.Duration `json:"interval,omitzero"`
 
 	// MinSamples is the least number of candidate requests in a round's
 	// window for a verdict; with fewer the round is Inconclusive, never Fail.

@@ -144,7 +144,7 @@ type CanaryStrategy struct {
 	// +kubebuilder:default="1m"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('24h')",message="spec.strategy.canary.minStepDuration must be between 1s and 24h, for example 1m"
-	MinStepDuration metav1.Duration `json:"minStepDuration,omitempty"`
+	MinStepDuration metav1.Duration `json:"minStepDuration,omitzero"`
 }
 
 // Readiness gates traffic on the pods of each subset.
