@@ -21,7 +21,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -138,9 +141,13 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 		return nil, err
 	}
 
+	removeAbandoned(opts.Dir)
 	dir, err := os.MkdirTemp(opts.Dir, "fulcrum-env-")
 	if err != nil {
 		return nil, fmt.Errorf("create environment folder: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		return nil, fmt.Errorf("write %s: %w", ownerFile, err)
 	}
 	e := &Env{Dir: dir, opts: opts, AdminToken: randomToken()}
 	ctx, cancel := context.WithTimeout(ctx, opts.StartTimeout)
@@ -151,6 +158,38 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 		return nil, fmt.Errorf("start local environment (logs in %s): %w", dir, err)
 	}
 	return e, nil
+}
+
+const (
+	ownerFile = "owner.pid" // pid of the process that started the environment
+	keptFile  = "kept"      // marks a folder kept on purpose
+)
+
+// removeAbandoned deletes environment folders under parent whose owner died
+// without Stop (a test binary killed by its timeout): their processes died
+// with it through Pdeathsig, but the folders (etcd data, logs) stay. Folders
+// kept on purpose, or of a live owner, are left alone.
+func removeAbandoned(parent string) {
+	if parent == "" {
+		parent = os.TempDir()
+	}
+	dirs, _ := filepath.Glob(filepath.Join(parent, "fulcrum-env-*"))
+	for _, d := range dirs {
+		if isFile(filepath.Join(d, keptFile)) {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(d, ownerFile))
+		if err != nil {
+			continue // being created, or not ours
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 0 {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			_ = os.RemoveAll(d)
+		}
+	}
 }
 
 // ConfigForToken is a REST config for the API server authenticating with
@@ -210,6 +249,8 @@ func (e *Env) Stop() error {
 			if err := os.RemoveAll(e.Dir); err != nil {
 				errs = append(errs, fmt.Errorf("remove %s: %w", e.Dir, err))
 			}
+		} else {
+			_ = os.WriteFile(filepath.Join(e.Dir, keptFile), nil, 0o644)
 		}
 		e.stopErr = errors.Join(errs...)
 	})

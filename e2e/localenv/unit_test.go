@@ -1,0 +1,227 @@
+package localenv
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+func TestModuleVersion(t *testing.T) {
+	gomod := []byte(`module x
+
+go 1.26.0
+
+require k8s.io/kubernetes v1.37.2 // indirect
+
+require (
+	go.etcd.io/etcd/server/v3 v3.6.16 // indirect
+	go.etcd.io/etcd/server/v3/extra v9.9.9
+	sigs.k8s.io/kwok v0.8.0
+)
+`)
+	tests := map[string]struct{ module, want string }{
+		"single-line require": {"k8s.io/kubernetes", "v1.37.2"},
+		"block require":       {"sigs.k8s.io/kwok", "v0.8.0"},
+		"major-version path":  {"go.etcd.io/etcd/server/v3", "v3.6.16"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := moduleVersion(gomod, tc.module)
+			if err != nil || got != tc.want {
+				t.Errorf("moduleVersion(%s) = %q, %v; want %q", tc.module, got, err, tc.want)
+			}
+		})
+	}
+	if _, err := moduleVersion(gomod, "k8s.io/api"); err == nil {
+		t.Error("a module that is not required must be an error")
+	}
+}
+
+func TestKubeLdflags(t *testing.T) {
+	got, err := kubeLdflags("v1.37.2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"version.gitVersion=v1.37.2", "version.gitMajor=1", "version.gitMinor=37"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("ldflags %q lack %q", got, want)
+		}
+	}
+	if _, err := kubeLdflags("master"); err == nil {
+		t.Error("a version that is not vX.Y.Z must be an error")
+	}
+}
+
+func TestTokenFile(t *testing.T) {
+	got, err := tokenFile([]User{
+		{Name: "admin", Token: "t1", Groups: []string{"system:masters"}},
+		{Name: "alice", Token: "t2", Groups: []string{"ml", "viewers"}},
+		{Name: "bob", Token: "t3"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "t1,admin,admin,\"system:masters\"\nt2,alice,alice,\"ml,viewers\"\nt3,bob,bob\n"
+	if got != want {
+		t.Errorf("token file:\n%s\nwant:\n%s", got, want)
+	}
+	bad := map[string][]User{
+		"empty token":    {{Name: "a"}},
+		"shared token":   {{Name: "a", Token: "t"}, {Name: "b", Token: "t"}},
+		"duplicate name": {{Name: "a", Token: "t"}, {Name: "a", Token: "u"}},
+		"comma in group": {{Name: "a", Token: "t", Groups: []string{"x,y"}}},
+	}
+	for name, users := range bad {
+		if _, err := tokenFile(users); err == nil {
+			t.Errorf("%s: want an error", name)
+		}
+	}
+}
+
+func TestKubeconfigLoads(t *testing.T) {
+	keys, err := newPKI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := clientcmd.RESTConfigFromKubeConfig([]byte(kubeconfig("https://127.0.0.1:6443", keys.CAPEM, AdminUser, "tok")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Host != "https://127.0.0.1:6443" || cfg.BearerToken != "tok" || string(cfg.CAData) != string(keys.CAPEM) {
+		t.Errorf("kubeconfig loads as host %q token %q, CA match %v", cfg.Host, cfg.BearerToken, string(cfg.CAData) == string(keys.CAPEM))
+	}
+}
+
+func TestReadCRDs(t *testing.T) {
+	in := `# leading comment
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: a.example.com
+---
+---
+# only a comment
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: b.example.com
+`
+	crds, err := readCRDs(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(crds) != 2 || crds[0].Name != "a.example.com" || crds[1].Name != "b.example.com" {
+		t.Errorf("read %d CRDs: %v", len(crds), crds)
+	}
+	if _, err := readCRDs(strings.NewReader("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")); err == nil {
+		t.Error("a document that is not a CRD must be an error")
+	}
+}
+
+// TestEnsureBinariesBuildsOnce builds a stand-in "etcd" from a local tools
+// module twice at once: one build, both callers get the cached binary.
+func TestEnsureBinariesBuildsOnce(t *testing.T) {
+	root := t.TempDir()
+	tools := filepath.Join(root, "e2e", "tools", "etcd")
+	fake := filepath.Join(tools, "fake")
+	if err := os.MkdirAll(fake, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(path, data string) {
+		if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(root, "go.mod"), "module github.com/fulcrum-ml/fulcrum\n")
+	write(filepath.Join(tools, "go.mod"), "module tools\n\ngo 1.26.0\n\nrequire go.etcd.io/etcd/server/v3 v3.0.1\n\nreplace go.etcd.io/etcd/server/v3 => ./fake\n")
+	write(filepath.Join(fake, "go.mod"), "module go.etcd.io/etcd/server/v3\n\ngo 1.26.0\n")
+	write(filepath.Join(fake, "main.go"), "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Print(\"fake etcd\") }\n")
+	cache := t.TempDir()
+	t.Setenv("FULCRUM_ROOT", root)
+	t.Setenv("FULCRUM_CACHE_DIR", cache)
+
+	var builds atomic.Int32
+	logf := func(format string, args ...any) {
+		if strings.HasPrefix(format, "localenv: building") {
+			builds.Add(1)
+		}
+	}
+	var wg sync.WaitGroup
+	paths := make([]string, 2)
+	errs := make([]error, 2)
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b, err := EnsureBinaries(context.Background(), BuildOptions{Names: []string{Etcd}, Logf: logf})
+			errs[i] = err
+			if err == nil {
+				paths[i] = b.Path(Etcd)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := filepath.Join(cache, "bin", "etcd-v3.0.1")
+	if paths[0] != want || paths[1] != want {
+		t.Errorf("paths %v, want both %s", paths, want)
+	}
+	if n := builds.Load(); n != 1 {
+		t.Errorf("built %d times, want once", n)
+	}
+	out, err := exec.Command(want).Output()
+	if err != nil || string(out) != "fake etcd" {
+		t.Errorf("built binary printed %q, %v", out, err)
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(cache, "bin", "*.tmp-*"))
+	if len(leftovers) > 0 {
+		t.Errorf("temporary files left: %v", leftovers)
+	}
+}
+
+func TestRemoveAbandoned(t *testing.T) {
+	parent := t.TempDir()
+	mk := func(name string, files map[string]string) string {
+		d := filepath.Join(parent, name)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for f, data := range files {
+			if err := os.WriteFile(filepath.Join(d, f), []byte(data), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return d
+	}
+	// A pid that cannot exist: above the kernel's pid_max.
+	dead := "99999999"
+	abandoned := mk("fulcrum-env-dead", map[string]string{ownerFile: dead})
+	kept := mk("fulcrum-env-kept", map[string]string{ownerFile: dead, keptFile: ""})
+	live := mk("fulcrum-env-live", map[string]string{ownerFile: strconv.Itoa(os.Getpid())})
+	starting := mk("fulcrum-env-starting", nil)
+	other := mk("something-else", map[string]string{ownerFile: dead})
+
+	removeAbandoned(parent)
+	if _, err := os.Stat(abandoned); !os.IsNotExist(err) {
+		t.Errorf("abandoned folder kept: %v", err)
+	}
+	for _, d := range []string{kept, live, starting, other} {
+		if _, err := os.Stat(d); err != nil {
+			t.Errorf("%s removed: %v", d, err)
+		}
+	}
+}
