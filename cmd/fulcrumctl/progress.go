@@ -1,0 +1,291 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/fulcrum-ml/fulcrum/admin/client"
+	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
+)
+
+// printer shows rollouts as they change: on a terminal a block redrawn in
+// place, otherwise one plain line per change, or one JSON object per event
+// with -o json.
+type printer struct {
+	o     *options
+	tty   bool
+	drawn int               // lines of the block last drawn (terminal)
+	last  map[string]string // last plain line per rollout, to skip repeats
+}
+
+func newPrinter(o *options) *printer {
+	return &printer{o: o, tty: o.output != "json" && isTerminal(o.out), last: map[string]string{}}
+}
+
+func (p *printer) event(ev client.Event) {
+	switch {
+	case p.o.output == "json":
+		if ev.Type == "rollout" || ev.Type == "deleted" {
+			_ = json.NewEncoder(p.o.out).Encode(map[string]any{"type": ev.Type, "rollout": ev.Rollout, "namespace": ev.Namespace, "name": ev.Name})
+		}
+	case ev.Type == "deleted":
+		p.clear()
+		fmt.Fprintf(p.o.out, "%s %s/%s deleted\n", stamp(), ev.Namespace, ev.Name)
+	case ev.Type == "rollout" && p.tty:
+		p.clear()
+		lines := describe(ev.Rollout)
+		for _, l := range lines {
+			fmt.Fprintln(p.o.out, l)
+		}
+		p.drawn = len(lines)
+	case ev.Type == "rollout":
+		mr := ev.Rollout
+		line := summary(mr)
+		key := mr.Namespace + "/" + mr.Name
+		if p.last[key] != line {
+			p.last[key] = line
+			fmt.Fprintf(p.o.out, "%s %s\n", stamp(), line)
+		}
+	}
+}
+
+// clear erases the block drawn last, so the next one replaces it.
+func (p *printer) clear() {
+	if p.tty && p.drawn > 0 {
+		fmt.Fprintf(p.o.out, "\x1b[%dA\x1b[J", p.drawn)
+	}
+	p.drawn = 0
+}
+
+func stamp() string { return time.Now().UTC().Format(time.RFC3339) }
+
+// summary is one line: where the rollout is and what the analysis says.
+func summary(mr *v1alpha1.ModelRollout) string {
+	s := fmt.Sprintf("%s/%s phase=%s", mr.Namespace, mr.Name, phaseOf(mr))
+	if st := stepOf(mr); st != "" {
+		s += " step=" + st
+	}
+	if w := weights(mr.Status.Weights); w != "" {
+		s += " weights=" + w
+	}
+	if v := verdicts(mr); v != "" {
+		s += " verdicts=" + v
+	}
+	if mr.Status.Message != "" {
+		s += fmt.Sprintf(" message=%q", mr.Status.Message)
+	}
+	return s
+}
+
+// describe is the multi-line view of get and of live progress.
+func describe(mr *v1alpha1.ModelRollout) []string {
+	lines := []string{
+		fmt.Sprintf("%s/%s  %s", mr.Namespace, mr.Name, phaseOf(mr)),
+		fmt.Sprintf("  stable %s  candidate %s  step %s", mr.Spec.Stable, dash(mr.Spec.Candidate), dash(stepOf(mr))),
+		fmt.Sprintf("  weights %s", dash(weights(mr.Status.Weights))),
+	}
+	if a := mr.Status.Analysis; a != nil && len(a.RecentRounds) > 0 {
+		r := a.RecentRounds[len(a.RecentRounds)-1]
+		lines = append(lines, fmt.Sprintf("  analysis round %d at step %d: %s", a.Rounds, r.Step, r.Verdict))
+		for _, m := range r.Metrics {
+			l := fmt.Sprintf("    %-20s %-12s", m.Name, m.Verdict)
+			if m.Value != nil {
+				l += fmt.Sprintf(" value %.4g", *m.Value)
+			}
+			if m.Baseline != nil {
+				l += fmt.Sprintf(" baseline %.4g", *m.Baseline)
+			}
+			if m.Threshold != "" {
+				l += " threshold " + m.Threshold
+			}
+			if m.CandidateSamples > 0 {
+				l += fmt.Sprintf(" samples %d", m.CandidateSamples)
+			}
+			if m.Message != "" {
+				l += "  " + m.Message
+			}
+			lines = append(lines, l)
+		}
+	} else if a != nil && !a.Ran {
+		lines = append(lines, "  analysis: none configured (steps advance on time)")
+	}
+	if mr.Status.Message != "" {
+		lines = append(lines, "  "+mr.Status.Message)
+	}
+	if in := mr.Spec.Intent; in != nil {
+		state := "applied"
+		if in.ID != mr.Status.ObservedIntent {
+			state = "pending"
+		}
+		lines = append(lines, fmt.Sprintf("  last request: %s by %s (%s) %s", strings.ToLower(string(in.Action)), dash(in.Actor), state, in.Reason))
+	}
+	return lines
+}
+
+func verdicts(mr *v1alpha1.ModelRollout) string {
+	a := mr.Status.Analysis
+	if a == nil || len(a.RecentRounds) == 0 {
+		return ""
+	}
+	r := a.RecentRounds[len(a.RecentRounds)-1]
+	parts := []string{}
+	for _, m := range r.Metrics {
+		parts = append(parts, m.Name+":"+string(m.Verdict))
+	}
+	if len(parts) == 0 {
+		return string(r.Verdict)
+	}
+	return strings.Join(parts, ",")
+}
+
+func phaseOf(mr *v1alpha1.ModelRollout) v1alpha1.Phase {
+	if mr.Status.Phase == "" {
+		return "Pending"
+	}
+	return mr.Status.Phase
+}
+
+func stepOf(mr *v1alpha1.ModelRollout) string {
+	if mr.Status.Step == nil {
+		return ""
+	}
+	n := ""
+	if c := mr.Spec.Strategy.Canary; c != nil {
+		n = fmt.Sprintf("/%d", len(c.Steps))
+	}
+	return fmt.Sprintf("%d%s", *mr.Status.Step+1, n)
+}
+
+func weights(ws []v1alpha1.SubsetWeight) string {
+	parts := make([]string, len(ws))
+	for i, w := range ws {
+		parts[i] = fmt.Sprintf("%s=%d", w.Subset, w.Weight)
+	}
+	return strings.Join(parts, ",")
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// watchLoop follows a stream, reconnecting after the server closes it,
+// until fn says done or ctx ends. Failing to connect the first time is an
+// error (exit 3); later drops are retried with backoff.
+func watchLoop(ctx context.Context, c *client.Client, ns, name string, fn func(client.Event) (done bool, code int)) error {
+	connected := false
+	backoff := 500 * time.Millisecond
+	for {
+		var code int
+		done := false
+		err := c.Watch(ctx, ns, name, func(ev client.Event) bool {
+			connected = true
+			done, code = fn(ev)
+			return !done
+		})
+		if done {
+			if code != exitOK {
+				return &exitError{code: code}
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		var p *client.Problem
+		if errors.As(err, &p) || !connected {
+			return err
+		}
+		if !errors.Is(err, io.EOF) {
+			backoff = min(backoff*2, 5*time.Second)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// waitOutcome follows the rollout until the controller has applied intent
+// id and the rollout reached an end: Promoted (exit 0), RolledBack or Failed
+// (exit 1), or the timeout passed (exit 2).
+func waitOutcome(ctx context.Context, c *client.Client, p *printer, ns, name, id string, timeout time.Duration) int {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var final *v1alpha1.ModelRollout
+	err := watchLoop(ctx, c, ns, name, func(ev client.Event) (bool, int) {
+		p.event(ev)
+		if ev.Type == "deleted" {
+			return true, exitFailed
+		}
+		if ev.Type != "rollout" {
+			return false, 0
+		}
+		mr := ev.Rollout
+		if !applied(mr, id) {
+			return false, 0
+		}
+		switch mr.Status.Phase {
+		case v1alpha1.PhasePromoted:
+			final = mr
+			return true, exitOK
+		case v1alpha1.PhaseRolledBack, v1alpha1.PhaseFailed:
+			final = mr
+			return true, exitFailed
+		}
+		return false, 0
+	})
+	code := exitOK
+	var ee *exitError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.code
+	case err != nil:
+		fmt.Fprintln(p.o.err, "error:", err)
+		var prob *client.Problem
+		if errors.As(err, &prob) {
+			return exitFailed
+		}
+		return exitUsageErr
+	case ctx.Err() != nil:
+		code = exitTimeout
+	}
+	result := map[int]string{exitOK: "promoted", exitFailed: "rolled back or failed", exitTimeout: "timed out"}[code]
+	if final != nil {
+		result = string(final.Status.Phase)
+	}
+	if p.o.output == "json" {
+		_ = json.NewEncoder(p.o.out).Encode(map[string]any{"result": result, "exitCode": code, "rollout": final})
+	} else {
+		msg := ""
+		if final != nil && final.Status.Message != "" {
+			msg = ": " + final.Status.Message
+		}
+		if code == exitTimeout {
+			msg = fmt.Sprintf(" after %s (the rollout goes on; follow it with 'fulcrumctl watch %s -n %s')", timeout, name, ns)
+		}
+		fmt.Fprintf(p.o.out, "%s/%s %s%s\n", ns, name, result, msg)
+	}
+	return code
+}
+
+// applied reports whether the controller has applied intent id.
+func applied(mr *v1alpha1.ModelRollout, id string) bool {
+	if id == "" || mr.Status.ObservedIntent == id {
+		return true
+	}
+	for _, h := range mr.Status.History {
+		if h.IntentID == id {
+			return true
+		}
+	}
+	return false
+}
