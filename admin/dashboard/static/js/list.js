@@ -54,9 +54,9 @@ export function listView({ params, setParams }) {
     const name = r.metadata.name;
     const candidate = r.spec?.candidate || r.status?.candidate || '';
     const tr = h('tr', { dataset: { key: key(r), phase: r.status?.phase || '' } },
-      h('td', { 'data-label': 'Rollout' },
+      h('td', { 'data-label': 'Rollout' }, h('div', {},
         h('a', { href: `#/rollouts/${encodeURIComponent(ns)}/${encodeURIComponent(name)}`, class: 'rname' }, h('span', { class: 'ns' }, `${ns}/`), name),
-        r.status?.message ? h('div', { class: 'msg' }, r.status.message) : null),
+        r.status?.message ? h('div', { class: 'msg' }, r.status.message) : null)),
       h('td', { 'data-label': 'Phase' }, badge('phase', r.status?.phase || 'Pending')),
       h('td', { 'data-label': 'Stable' }, r.spec?.stable || '—'),
       h('td', { 'data-label': 'Candidate' }, candidate || h('span', { class: 'muted' }, 'none')),

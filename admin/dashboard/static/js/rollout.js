@@ -79,12 +79,12 @@ function analysis(r) {
         h('th', { scope: 'row', 'data-label': 'Metric' }, m.name),
         h('td', { 'data-label': 'Verdict' }, badge('verdict', m.verdict)),
         h('td', { 'data-label': 'Value', class: 'n' }, num(m.value)),
-        h('td', { 'data-label': 'Baseline', class: 'n' }, num(m.baseline)),
+        h('td', { 'data-label': 'Baseline', class: `n${m.baseline === undefined ? ' none' : ''}` }, num(m.baseline)),
         h('td', { 'data-label': 'Threshold' }, m.threshold || '—'),
         h('td', { 'data-label': 'Samples', class: 'n' }, `${m.candidateSamples ?? 0} / ${m.baselineSamples ?? 0}`),
-        h('td', { 'data-label': 'p-value', class: 'n' }, num(m.pValue)),
-        h('td', { 'data-label': 'Interval', class: 'n' }, m.lower !== undefined || m.upper !== undefined ? `[${num(m.lower)}, ${num(m.upper)}]` : '—'),
-        h('td', { 'data-label': 'Needs', class: 'n' }, m.samplesNeeded ? `${m.samplesNeeded} more` : '—'),
+        h('td', { 'data-label': 'p-value', class: `n${m.pValue === undefined ? ' none' : ''}` }, num(m.pValue)),
+        h('td', { 'data-label': 'Interval', class: `n${m.lower === undefined && m.upper === undefined ? ' none' : ''}` }, m.lower !== undefined || m.upper !== undefined ? `[${num(m.lower)}, ${num(m.upper)}]` : '—'),
+        h('td', { 'data-label': 'Needs', class: `n${m.samplesNeeded ? '' : ' none'}` }, m.samplesNeeded ? `${m.samplesNeeded} more` : '—'),
         h('td', { 'data-label': 'Message', class: 'mmsg' }, m.message || ''))))))));
 }
 
@@ -242,10 +242,17 @@ export function rolloutView({ ns, name, toast }) {
     },
   });
   snapshot();
+  // Redraw when the chart's box changes width (window resize, rotation).
+  let lastWidth = 0;
   let resizeTimer = null;
-  const onResize = () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(drawChart, 100); };
-  window.addEventListener('resize', onResize);
+  const observer = new ResizeObserver(() => {
+    if (chartBox.clientWidth === lastWidth) return;
+    lastWidth = chartBox.clientWidth;
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(drawChart, 50);
+  });
+  observer.observe(chartBox);
   const tick = setInterval(drawChart, 30000);
   render();
-  return { el, afterMount: drawChart, destroy() { sub.close(); clearInterval(tick); window.removeEventListener('resize', onResize); } };
+  return { el, afterMount: drawChart, destroy() { sub.close(); clearInterval(tick); observer.disconnect(); } };
 }
