@@ -130,7 +130,15 @@ func SetWeights(vs *unstructured.Unstructured, t Target, weights []v1alpha1.Subs
 	if err != nil {
 		return nil, false, err
 	}
-	if err := CheckSubsets(t.DestinationRule, sortedKeys(want)...); err != nil {
+	var getting []string
+	for _, s := range sortedKeys(want) {
+		if want[s] > 0 {
+			getting = append(getting, s)
+		}
+	}
+	// Only subsets that get traffic must exist: a retired version listed at
+	// weight 0 may already be gone from the DestinationRule.
+	if err := CheckSubsets(t.DestinationRule, getting...); err != nil {
 		return nil, false, err
 	}
 	out := vs.DeepCopy()

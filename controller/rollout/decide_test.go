@@ -1,0 +1,646 @@
+package rollout
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
+)
+
+var t0 = time.Date(2026, 11, 3, 10, 0, 0, 0, time.UTC)
+
+// sim plays the reconciler: it feeds Decide, applies the decision to the
+// rollout and the "mesh", and keeps the events.
+type sim struct {
+	t      *testing.T
+	r      *v1alpha1.ModelRollout
+	clk    *clocktesting.FakeClock
+	ready  map[string]int32
+	routes map[string]map[string]int32
+	events []Event
+	last   Decision
+}
+
+func newSim(t *testing.T, mutate ...func(*v1alpha1.ModelRollout)) *sim {
+	r := &v1alpha1.ModelRollout{
+		ObjectMeta: metav1.ObjectMeta{Name: "fraud", Namespace: "ml", Generation: 1},
+		Spec: v1alpha1.ModelRolloutSpec{
+			VirtualService:  v1alpha1.VirtualServiceRef{Name: "fraud", Routes: []string{"predict"}},
+			DestinationRule: "fraud",
+			Stable:          "v1",
+			Strategy: v1alpha1.Strategy{Canary: &v1alpha1.CanaryStrategy{
+				Steps: []int32{5, 25, 50, 100}, MinStepDuration: metav1.Duration{Duration: time.Minute},
+			}},
+			Readiness:            v1alpha1.Readiness{MinReadyPods: 1},
+			OnMetricsUnavailable: v1alpha1.MetricsUnavailableHold,
+		},
+	}
+	for _, m := range mutate {
+		m(r)
+	}
+	return &sim{
+		t: t, r: r, clk: clocktesting.NewFakeClock(t0),
+		ready:  map[string]int32{"v1": 2, "v2": 2, "v3": 2},
+		routes: map[string]map[string]int32{"predict": {"v1": 100, "v2": 0}},
+	}
+}
+
+func withMetrics(r *v1alpha1.ModelRollout) {
+	r.Spec.Analysis = &v1alpha1.Analysis{
+		Interval: metav1.Duration{Duration: 30 * time.Second}, FailureLimit: 2, InconclusiveLimit: 3,
+		Metrics: []v1alpha1.Metric{{Name: "error-rate", Template: "istio-error-rate"}},
+	}
+}
+
+func (s *sim) reconcile(round *v1alpha1.AnalysisRound) Decision {
+	s.t.Helper()
+	before := s.r.DeepCopy()
+	d := Decide(s.r, Observed{
+		Now: s.clk.Now(), RouteWeights: s.routes, ReadyPods: s.ready,
+		Subsets: map[string]bool{"v1": true, "v2": true, "v3": true}, Round: round,
+	})
+	if !equality.Semantic.DeepEqual(before, s.r) {
+		s.t.Fatalf("Decide modified its input")
+	}
+	if d.Weights != nil {
+		s.routes = map[string]map[string]int32{"predict": toMap(d.Weights)}
+	}
+	if d.Promote {
+		s.r.Spec.Stable, s.r.Spec.Candidate = d.Status.Candidate, ""
+	}
+	s.r.Status = d.Status
+	s.events = append(s.events, d.Events...)
+	s.last = d
+	return d
+}
+
+func (s *sim) intent(id string, a v1alpha1.IntentAction, w ...v1alpha1.SubsetWeight) {
+	s.r.Spec.Intent = &v1alpha1.Intent{ID: id, Action: a, Actor: "alice", Reason: "because", Weights: w}
+	s.r.Generation++
+}
+
+func (s *sim) wantWeights(want map[string]int32) {
+	s.t.Helper()
+	got := s.routes["predict"]
+	if !weightsEqual(got, want) {
+		s.t.Fatalf("mesh weights %v, want %v (phase %s, message %q)", got, want, s.r.Status.Phase, s.r.Status.Message)
+	}
+	if !weightsEqual(toMap(s.r.Status.Weights), want) {
+		s.t.Fatalf("status weights %v, want %v", s.r.Status.Weights, want)
+	}
+}
+
+func (s *sim) wantPhase(p v1alpha1.Phase) {
+	s.t.Helper()
+	if s.r.Status.Phase != p {
+		s.t.Fatalf("phase %s, want %s (message %q)", s.r.Status.Phase, p, s.r.Status.Message)
+	}
+}
+
+func (s *sim) wantEvent(reason string) Event {
+	s.t.Helper()
+	for _, e := range s.events {
+		if e.Reason == reason {
+			return e
+		}
+	}
+	s.t.Fatalf("no event %s in %+v", reason, s.events)
+	return Event{}
+}
+
+func (s *sim) historyTypes() []string {
+	var out []string
+	for _, h := range s.r.Status.History {
+		out = append(out, h.Type)
+	}
+	return out
+}
+
+// steady checks that another reconcile at the same time changes nothing:
+// the status is equal (no write), no events, no weights change.
+func (s *sim) steady() {
+	s.t.Helper()
+	before := s.r.Status.DeepCopy()
+	routes := s.routes["predict"]
+	d := s.reconcile(nil)
+	if !equality.Semantic.DeepEqual(*before, d.Status) {
+		s.t.Fatalf("second reconcile changed status:\nbefore %+v\nafter  %+v", before, d.Status)
+	}
+	if len(d.Events) > 0 {
+		s.t.Fatalf("second reconcile emitted events: %+v", d.Events)
+	}
+	if !weightsEqual(routes, s.routes["predict"]) {
+		s.t.Fatalf("second reconcile changed weights")
+	}
+}
+
+func pass() *v1alpha1.AnalysisRound { return &v1alpha1.AnalysisRound{Verdict: v1alpha1.VerdictPass} }
+func fail() *v1alpha1.AnalysisRound {
+	return &v1alpha1.AnalysisRound{Verdict: v1alpha1.VerdictFail, Metrics: []v1alpha1.MetricResult{{Name: "error-rate", Verdict: v1alpha1.VerdictFail, Message: "2% > 0.5%"}}}
+}
+func verdict(v v1alpha1.Verdict) *v1alpha1.AnalysisRound { return &v1alpha1.AnalysisRound{Verdict: v} }
+
+func TestIdleRolloutIsStable(t *testing.T) {
+	s := newSim(t)
+	d := s.reconcile(nil)
+	s.wantPhase(v1alpha1.PhaseStable)
+	s.wantWeights(map[string]int32{"v1": 100})
+	if d.RequeueAfter != 0 || d.Promote || len(s.r.Status.History) != 0 {
+		t.Fatalf("idle rollout: requeue %v promote %v history %v", d.RequeueAfter, d.Promote, s.r.Status.History)
+	}
+	if c := meta.FindStatusCondition(s.r.Status.Conditions, v1alpha1.ConditionReady); c == nil || c.Status != metav1.ConditionTrue {
+		t.Fatalf("Ready condition = %+v", c)
+	}
+	s.steady()
+}
+
+func TestCanaryWithoutMetricsAdvancesOnTime(t *testing.T) {
+	s := newSim(t)
+	s.r.Spec.Candidate = "v2"
+	d := s.reconcile(nil)
+	s.wantPhase(v1alpha1.PhaseProgressing)
+	s.wantWeights(map[string]int32{"v1": 95, "v2": 5})
+	if d.RequeueAfter != time.Minute {
+		t.Fatalf("requeue %v, want 1m", d.RequeueAfter)
+	}
+	if a := s.r.Status.Analysis; a == nil || a.Ran {
+		t.Fatalf("status.analysis = %+v, want ran=false", a)
+	}
+	if s.r.Status.History[0].Actor != ActorSpec {
+		t.Fatalf("start actor %q, want %q", s.r.Status.History[0].Actor, ActorSpec)
+	}
+	s.steady()
+
+	s.clk.Step(59 * time.Second)
+	if d := s.reconcile(nil); d.RequeueAfter != time.Second {
+		t.Fatalf("before minStepDuration: requeue %v, want 1s", d.RequeueAfter)
+	}
+	s.wantWeights(map[string]int32{"v1": 95, "v2": 5})
+
+	for _, want := range []int32{25, 50} {
+		s.clk.Step(time.Minute)
+		s.reconcile(nil)
+		s.wantWeights(map[string]int32{"v1": 100 - want, "v2": want})
+		if s.r.Status.StepStartedAt == nil || !s.r.Status.StepStartedAt.Time.Equal(s.clk.Now()) {
+			t.Fatalf("stepStartedAt %v, want now", s.r.Status.StepStartedAt)
+		}
+		s.steady()
+	}
+	s.clk.Step(time.Minute)
+	d = s.reconcile(nil)
+	s.wantPhase(v1alpha1.PhasePromoted)
+	if !d.Promote || d.Outcome != OutcomePromoted || d.Duration != 3*time.Minute+59*time.Second {
+		t.Fatalf("promotion decision: promote %v outcome %q duration %v", d.Promote, d.Outcome, d.Duration)
+	}
+	s.wantWeights(map[string]int32{"v2": 100, "v1": 0})
+	if s.r.Spec.Stable != "v2" || s.r.Spec.Candidate != "" {
+		t.Fatalf("spec after promotion: stable %q candidate %q", s.r.Spec.Stable, s.r.Spec.Candidate)
+	}
+	got := strings.Join(s.historyTypes(), ",")
+	if got != "Started,StepAdvanced,StepAdvanced,Promoted" {
+		t.Fatalf("history %s", got)
+	}
+	s.steady()
+	if s.last.RequeueAfter != 0 {
+		t.Fatalf("promoted rollout requeues after %v", s.last.RequeueAfter)
+	}
+}
+
+func TestAnalysisPassAdvancesAfterMinStep(t *testing.T) {
+	s := newSim(t, withMetrics)
+	s.r.Spec.Candidate = "v2"
+	s.reconcile(nil)
+	if AnalysisDue(s.r, s.clk.Now()) {
+		t.Fatal("analysis due at step start")
+	}
+	s.clk.Step(30 * time.Second)
+	if !AnalysisDue(s.r, s.clk.Now()) {
+		t.Fatal("analysis not due after one interval")
+	}
+	d := s.reconcile(pass())
+	s.wantWeights(map[string]int32{"v1": 95, "v2": 5}) // minStep not reached
+	if d.RequeueAfter != 30*time.Second {
+		t.Fatalf("requeue %v, want 30s", d.RequeueAfter)
+	}
+	if a := s.r.Status.Analysis; !a.Ran || a.Rounds != 1 {
+		t.Fatalf("analysis %+v", a)
+	}
+	s.clk.Step(30 * time.Second)
+	s.reconcile(pass())
+	s.wantWeights(map[string]int32{"v1": 75, "v2": 25})
+	if a := s.r.Status.Analysis; a.Rounds != 0 || a.LastRoundAt != nil {
+		t.Fatalf("new step keeps old analysis: %+v", a)
+	}
+}
+
+func TestMinStepReachedWaitsForPass(t *testing.T) {
+	s := newSim(t, withMetrics)
+	s.r.Spec.Candidate = "v2"
+	s.reconcile(nil)
+	s.clk.Step(30 * time.Second)
+	s.reconcile(verdict(v1alpha1.VerdictInconclusive))
+	s.clk.Step(30 * time.Second)
+	s.reconcile(verdict(v1alpha1.VerdictInconclusive))
+	s.wantWeights(map[string]int32{"v1": 95, "v2": 5})
+	s.clk.Step(30 * time.Second)
+	s.reconcile(pass())
+	s.wantWeights(map[string]int32{"v1": 75, "v2": 25})
+}
+
+func TestFailuresRollBack(t *testing.T) {
+	s := newSim(t, withMetrics)
+	s.r.Spec.Candidate = "v2"
+	s.reconcile(nil)
+	s.clk.Step(30 * time.Second)
+	s.reconcile(fail())
+	s.wantPhase(v1alpha1.PhaseProgressing)
+	s.clk.Step(30 * time.Second)
+	d := s.reconcile(fail())
+	s.wantPhase(v1alpha1.PhaseRolledBack)
+	s.wantWeights(map[string]int32{"v1": 100, "v2": 0})
+	if d.Outcome != OutcomeRolledBack || s.r.Spec.Candidate != "v2" {
+		t.Fatalf("outcome %q, spec.candidate %q", d.Outcome, s.r.Spec.Candidate)
+	}
+	if e := s.wantEvent(ReasonRolledBack); e.Type != EventTypeWarning || !strings.Contains(e.Message, "2% > 0.5%") {
+		t.Fatalf("rollback event %+v", e)
+	}
+	if c := meta.FindStatusCondition(s.r.Status.Conditions, v1alpha1.ConditionAnalysis); c == nil || c.Status != metav1.ConditionFalse {
+		t.Fatalf("Analysis condition %+v", c)
+	}
+	s.steady()
+	// The same candidate does not restart by itself...
+	s.clk.Step(time.Hour)
+	s.reconcile(nil)
+	s.wantPhase(v1alpha1.PhaseRolledBack)
+	// ...but a Start intent with a new id retries it.
+	s.intent("retry-1", v1alpha1.IntentStart)
+	s.reconcile(nil)
+	s.wantPhase(v1alpha1.PhaseProgressing)
+	s.wantWeights(map[string]int32{"v1": 95, "v2": 5})
+	if h := s.r.Status.History[len(s.r.Status.History)-1]; h.Actor != "alice" || h.IntentID != "retry-1" || h.Reason != "because" {
+		t.Fatalf("start history %+v", h)
+	}
+}
+
+func TestPassBetweenFailuresResetsCount(t *testing.T) {
+	s := newSim(t, withMetrics)
+	s.r.Spec.Candidate = "v2"
+	s.reconcile(nil)
+	for _, r := range []*v1alpha1.AnalysisRound{fail(), pass(), fail()} {
+		s.clk.Step(30 * time.Second)
+		s.reconcile(r)
+	}
+	s.wantPhase(v1alpha1.PhaseProgressing)
+}
+
+func TestInconclusiveLimitPauses(t *testing.T) {
+	s := newSim(t, withMetrics)
+	s.r.Spec.Candidate = "v2"
+	s.reconcile(nil)
+	for i := 0; i < 3; i++ {
+		s.clk.Step(30 * time.Second)
+		s.reconcile(verdict(v1alpha1.VerdictInconclusive))
+	}
+	s.wantPhase(v1alpha1.PhasePaused)
+	s.wantWeights(map[string]int32{"v1": 95, "v2": 5})
+	if !strings.Contains(s.r.Status.Message, "inconclusive") {
+		t.Fatalf("message %q", s.r.Status.Message)
+	}
+	if AnalysisDue(s.r, s.clk.Now().Add(time.Hour)) {
+		t.Fatal("analysis due while paused")
+	}
+	s.intent("go-on", v1alpha1.IntentResume)
+	s.reconcile(nil)
+	s.wantPhase(v1alpha1.PhaseProgressing)
+	if s.r.Status.Analysis.ConsecutiveInconclusive != 0 {
+		t.Fatal("resume kept the inconclusive count")
+	}
+}
+
+func TestErrorRoundsFollowPolicy(t *testing.T) {
+	hold := newSim(t, withMetrics)
+	hold.r.Spec.Candidate = "v2"
+	hold.reconcile(nil)
+	for i := 0; i < 5; i++ {
+		hold.clk.Step(time.Minute)
+		hold.reconcile(verdict(v1alpha1.VerdictError))
+	}
+	hold.wantPhase(v1alpha1.PhaseProgressing)
+	hold.wantWeights(map[string]int32{"v1": 95, "v2": 5})
+	hold.wantEvent(ReasonAnalysisError)
+
+	rb := newSim(t, withMetrics, func(r *v1alpha1.ModelRollout) {
+		r.Spec.OnMetricsUnavailable = v1alpha1.MetricsUnavailableRollback
+	})
+	rb.r.Spec.Candidate = "v2"
+	rb.reconcile(nil)
+	for i := 0; i < 2; i++ {
+		rb.clk.Step(time.Minute)
+		rb.reconcile(verdict(v1alpha1.VerdictError))
+	}
+	rb.wantPhase(v1alpha1.PhaseRolledBack)
+}
+
+func TestReadinessGate(t *testing.T) {
+	s := newSim(t)
+	s.ready["v2"] = 0
+	s.r.Spec.Candidate = "v2"
+	d := s.reconcile(nil)
+	s.wantPhase(v1alpha1.PhaseProgressing)
+	s.wantWeights(map[string]int32{"v1": 100, "v2": 0})
+	c := meta.FindStatusCondition(s.r.Status.Conditions, v1alpha1.ConditionSubsetsReady)
+	if c == nil || c.Status != metav1.ConditionFalse || !strings.Contains(c.Message, "subset v2 has 0 Ready pod(s), needs 1") {
+		t.Fatalf("SubsetsReady %+v", c)
+	}
+	if s.r.Status.StepStartedAt != nil || d.RequeueAfter != retryWhileWaiting {
+		t.Fatalf("step started while waiting (requeue %v)", d.RequeueAfter)
+	}
+	s.steady()
+	s.clk.Step(10 * time.Minute)
+	s.reconcile(nil)
+	s.wantWeights(map[string]int32{"v1": 100, "v2": 0})
+	s.ready["v2"] = 1
+	s.reconcile(nil)
+	s.wantWeights(map[string]int32{"v1": 95, "v2": 5})
+	if !s.r.Status.StepStartedAt.Time.Equal(s.clk.Now()) {
+		t.Fatal("step clock did not start when weights were applied")
+	}
+	// Pods go away mid-step: the next step waits, the current weight stays.
+	s.ready["v2"] = 0
+	s.clk.Step(time.Minute)
+	s.reconcile(nil)
+	s.wantWeights(map[string]int32{"v1": 95, "v2": 5})
+	if *s.r.Status.Step != 1 || s.r.Status.StepStartedAt != nil {
+		t.Fatalf("step %d startedAt %v", *s.r.Status.Step, s.r.Status.StepStartedAt)
+	}
+}
+
+func TestDriftIsReverted(t *testing.T) {
+	s := newSim(t)
+	s.r.Spec.Candidate = "v2"
+	s.reconcile(nil)
+	s.routes["predict"] = map[string]int32{"v1": 50, "v2": 50}
+	d := s.reconcile(nil)
+	s.wantWeights(map[string]int32{"v1": 95, "v2": 5})
+	e := s.wantEvent(ReasonWeightDriftReverted)
+	if !strings.Contains(e.Message, "v1=50 v2=50") || len(d.Events) != 1 {
+		t.Fatalf("drift event %+v (events %+v)", e, d.Events)
+	}
+	if len(s.r.Status.History) != 1 {
+		t.Fatalf("drift wrote history: %v", s.historyTypes())
+	}
+}
+
+func TestMissingReferencesFailAndRecover(t *testing.T) {
+	s := newSim(t)
+	s.r.Spec.Candidate = "v2"
+	s.reconcile(nil)
+	d := Decide(s.r, Observed{Now: s.clk.Now(), Problem: "create VirtualService ml/fraud"})
+	if d.Weights != nil || d.Status.Phase != v1alpha1.PhaseFailed {
+		t.Fatalf("failed decision writes weights %v / phase %s", d.Weights, d.Status.Phase)
+	}
+	c := meta.FindStatusCondition(d.Status.Conditions, v1alpha1.ConditionReady)
+	if c.Status != metav1.ConditionFalse || c.Message != "create VirtualService ml/fraud" || d.Status.Message != c.Message {
+		t.Fatalf("Ready %+v message %q", c, d.Status.Message)
+	}
+	if !weightsEqual(toMap(d.Status.Weights), map[string]int32{"v1": 95, "v2": 5}) {
+		t.Fatalf("failed status lost the weights: %v", d.Status.Weights)
+	}
+	s.r.Status = d.Status
+	s.clk.Step(5 * time.Minute)
+	s.reconcile(nil)
+	s.wantPhase(v1alpha1.PhaseProgressing)
+	s.wantWeights(map[string]int32{"v1": 75, "v2": 25})
+	if got := strings.Join(s.historyTypes(), ","); got != "Started,Failed,Recovered,StepAdvanced" {
+		t.Fatalf("history %s", got)
+	}
+}
+
+func TestManualSplitPinsWeights(t *testing.T) {
+	s := newSim(t)
+	s.r.Spec.Candidate = "v2"
+	s.reconcile(nil)
+	s.intent("s1", v1alpha1.IntentSplit, v1alpha1.SubsetWeight{Subset: "v1", Weight: 70}, v1alpha1.SubsetWeight{Subset: "v2", Weight: 30})
+	s.reconcile(nil)
+	s.wantPhase(v1alpha1.PhaseManualSplit)
+	s.wantWeights(map[string]int32{"v1": 70, "v2": 30})
+	s.clk.Step(time.Hour)
+	s.reconcile(nil)
+	s.wantWeights(map[string]int32{"v1": 70, "v2": 30})
+	s.steady()
+	if s.r.Status.ObservedIntent != "s1" {
+		t.Fatalf("observedIntent %q", s.r.Status.ObservedIntent)
+	}
+	s.intent("r1", v1alpha1.IntentResume)
+	s.reconcile(nil)
+	s.wantPhase(v1alpha1.PhaseProgressing)
+	s.wantWeights(map[string]int32{"v1": 95, "v2": 5})
+}
+
+func TestSplitToUnknownSubsetIsIgnored(t *testing.T) {
+	s := newSim(t)
+	s.intent("s1", v1alpha1.IntentSplit, v1alpha1.SubsetWeight{Subset: "v1", Weight: 70}, v1alpha1.SubsetWeight{Subset: "v9", Weight: 30})
+	s.reconcile(nil)
+	s.wantPhase(v1alpha1.PhaseStable)
+	if e := s.wantEvent(ReasonIntentIgnored); !strings.Contains(e.Message, "v9") {
+		t.Fatalf("event %+v", e)
+	}
+	if s.r.Status.ObservedIntent != "s1" {
+		t.Fatal("ignored intent not marked observed")
+	}
+}
+
+func TestSplitWaitsForReadyPods(t *testing.T) {
+	s := newSim(t)
+	s.ready["v3"] = 0
+	s.intent("s1", v1alpha1.IntentSplit, v1alpha1.SubsetWeight{Subset: "v1", Weight: 50}, v1alpha1.SubsetWeight{Subset: "v3", Weight: 50})
+	s.reconcile(nil)
+	s.wantWeights(map[string]int32{"v1": 100})
+	if s.r.Status.ObservedIntent != "" || !strings.Contains(s.r.Status.Message, "Split by alice waits") {
+		t.Fatalf("observed %q message %q", s.r.Status.ObservedIntent, s.r.Status.Message)
+	}
+	s.ready["v3"] = 1
+	s.reconcile(nil)
+	s.wantPhase(v1alpha1.PhaseManualSplit)
+	s.wantWeights(map[string]int32{"v1": 50, "v3": 50})
+}
+
+func TestPauseResumeAndIntentOnce(t *testing.T) {
+	s := newSim(t)
+	s.r.Spec.Candidate = "v2"
+	s.reconcile(nil)
+	s.intent("p1", v1alpha1.IntentPause)
+	s.reconcile(nil)
+	s.wantPhase(v1alpha1.PhasePaused)
+	n := len(s.r.Status.History)
+	s.clk.Step(time.Hour)
+	s.reconcile(nil)
+	s.wantPhase(v1alpha1.PhasePaused)
+	s.wantWeights(map[string]int32{"v1": 95, "v2": 5})
+	if len(s.r.Status.History) != n {
+		t.Fatal("the same intent was applied twice")
+	}
+	s.intent("r1", v1alpha1.IntentResume)
+	s.reconcile(nil)
+	// Paused longer than minStepDuration: the step's clock kept running.
+	s.wantWeights(map[string]int32{"v1": 75, "v2": 25})
+	if got := strings.Join(s.historyTypes(), ","); got != "Started,Paused,Resumed,StepAdvanced" {
+		t.Fatalf("history %s", got)
+	}
+	h := s.r.Status.History[1]
+	if h.Actor != "alice" || h.Reason != "because" || h.IntentID != "p1" || h.From != v1alpha1.PhaseProgressing || h.To != v1alpha1.PhasePaused {
+		t.Fatalf("pause history %+v", h)
+	}
+	s.intent("p2", v1alpha1.IntentResume)
+	s.reconcile(nil)
+	if e := s.wantEvent(ReasonIntentIgnored); !strings.Contains(e.Message, "phase is Progressing") {
+		t.Fatalf("event %+v", e)
+	}
+}
+
+func TestPromoteNowAndRollbackNow(t *testing.T) {
+	s := newSim(t)
+	s.r.Spec.Candidate = "v2"
+	s.reconcile(nil)
+	s.intent("pr", v1alpha1.IntentPromote)
+	d := s.reconcile(nil)
+	s.wantPhase(v1alpha1.PhasePromoted)
+	if !d.Promote || s.r.Spec.Stable != "v2" {
+		t.Fatalf("promote now: decision %v stable %s", d.Promote, s.r.Spec.Stable)
+	}
+	s.wantWeights(map[string]int32{"v2": 100, "v1": 0})
+
+	s = newSim(t)
+	s.r.Spec.Candidate = "v2"
+	s.reconcile(nil)
+	s.intent("rb", v1alpha1.IntentRollback)
+	s.reconcile(nil)
+	s.wantPhase(v1alpha1.PhaseRolledBack)
+	s.wantWeights(map[string]int32{"v1": 100, "v2": 0})
+	if e := s.wantEvent(ReasonRolledBack); e.Type != EventTypeNormal || !strings.Contains(e.Message, "alice") {
+		t.Fatalf("event %+v", e)
+	}
+}
+
+func TestNewCandidateMidRollout(t *testing.T) {
+	s := newSim(t)
+	s.r.Spec.Candidate = "v2"
+	s.reconcile(nil)
+	s.clk.Step(time.Minute)
+	s.reconcile(nil)
+	s.wantWeights(map[string]int32{"v1": 75, "v2": 25})
+	s.r.Spec.Candidate = "v3"
+	s.reconcile(nil)
+	s.wantWeights(map[string]int32{"v1": 95, "v2": 0, "v3": 5})
+	if *s.r.Status.Step != 0 || s.r.Status.Candidate != "v3" {
+		t.Fatalf("step %d candidate %s", *s.r.Status.Step, s.r.Status.Candidate)
+	}
+	if e := s.wantEvent(ReasonStarted); e.Message == "" {
+		t.Fatal("no start event")
+	}
+	last := s.events[len(s.events)-1]
+	if !strings.Contains(last.Message, "v2 drops from 25% to 0") {
+		t.Fatalf("start event %q", last.Message)
+	}
+	// New candidate not Ready yet: the old one still drops to 0 at once.
+	s.ready["v1"] = 5
+	s.ready["v4"] = 0
+	s.r.Spec.Candidate = "v4"
+	s.reconcile(nil)
+	s.wantWeights(map[string]int32{"v1": 100, "v3": 0, "v2": 0})
+}
+
+func TestPromotionCompletesAfterCrashBetweenSpecAndStatus(t *testing.T) {
+	s := newSim(t)
+	s.r.Spec.Candidate = "v2"
+	s.reconcile(nil)
+	// The spec update of a promotion landed, the status update did not.
+	s.r.Spec.Stable, s.r.Spec.Candidate = "v2", ""
+	d := s.reconcile(nil)
+	s.wantPhase(v1alpha1.PhasePromoted)
+	if d.Promote {
+		t.Fatal("spec update asked again")
+	}
+	s.wantWeights(map[string]int32{"v2": 100, "v1": 0})
+	if got := strings.Join(s.historyTypes(), ","); got != "Started,Promoted" {
+		t.Fatalf("history %s", got)
+	}
+}
+
+func TestRestartResumesSameStep(t *testing.T) {
+	s := newSim(t)
+	s.r.Spec.Candidate = "v2"
+	s.reconcile(nil)
+	s.clk.Step(time.Minute)
+	s.reconcile(nil)
+	// A new process reads the status back (through JSON, as from the API
+	// server) and reconciles 20s later: same step, same weights, no history.
+	saved := s.r.DeepCopy()
+	s.clk.Step(20 * time.Second)
+	d := s.reconcile(nil)
+	s.wantWeights(map[string]int32{"v1": 75, "v2": 25})
+	if len(d.Events) != 0 || len(s.r.Status.History) != len(saved.Status.History) {
+		t.Fatalf("restart emitted %v / history %v", d.Events, s.historyTypes())
+	}
+	if d.RequeueAfter != 40*time.Second {
+		t.Fatalf("requeue %v, want the rest of the step (40s)", d.RequeueAfter)
+	}
+	// Crash after the VirtualService write of the next step but before the
+	// status write: the retry writes the same weights and one history entry.
+	s.clk.Step(40 * time.Second)
+	d1 := Decide(saved, Observed{Now: s.clk.Now(), RouteWeights: map[string]map[string]int32{"predict": {"v1": 50, "v2": 50}}, ReadyPods: s.ready})
+	if !weightsEqual(toMap(d1.Weights), map[string]int32{"v1": 50, "v2": 50}) || len(d1.Status.History) != len(saved.Status.History)+1 {
+		t.Fatalf("retry after crash: weights %v history %d", d1.Weights, len(d1.Status.History))
+	}
+	for _, e := range d1.Events {
+		if e.Reason == ReasonWeightDriftReverted {
+			t.Fatal("own write taken for drift")
+		}
+	}
+}
+
+func TestHistoryIsBounded(t *testing.T) {
+	s := newSim(t)
+	s.r.Spec.Candidate = "v2"
+	s.reconcile(nil)
+	for i := 0; i < 150; i++ {
+		a := v1alpha1.IntentPause
+		if i%2 == 1 {
+			a = v1alpha1.IntentResume
+		}
+		s.intent("i"+string(rune('a'+i%26))+strings.Repeat("x", i/26), a)
+		s.reconcile(nil)
+	}
+	if len(s.r.Status.History) != MaxHistory || s.r.Status.HistoryDropped != 51 {
+		t.Fatalf("history %d dropped %d", len(s.r.Status.History), s.r.Status.HistoryDropped)
+	}
+}
+
+func TestStableEditedDirectly(t *testing.T) {
+	s := newSim(t)
+	s.reconcile(nil)
+	s.r.Spec.Stable = "v3"
+	s.ready["v3"] = 0
+	s.reconcile(nil)
+	s.wantWeights(map[string]int32{"v1": 100, "v2": 0})
+	s.ready["v3"] = 3
+	s.reconcile(nil)
+	s.wantWeights(map[string]int32{"v3": 100, "v1": 0, "v2": 0})
+	s.wantEvent(ReasonStableChanged)
+}
+
+func TestDesiredSubsets(t *testing.T) {
+	s := newSim(t)
+	s.r.Spec.Candidate = "v2"
+	s.r.Status.Weights = []v1alpha1.SubsetWeight{{Subset: "v1", Weight: 90}, {Subset: "v0", Weight: 10}, {Subset: "v9", Weight: 0}}
+	got := strings.Join(DesiredSubsets(s.r), ",")
+	if got != "v1,v2,v0" {
+		t.Fatalf("DesiredSubsets = %s", got)
+	}
+}

@@ -1,0 +1,336 @@
+package rollout
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
+)
+
+// retryWhileWaiting is how soon a held rollout looks again even without a
+// pod event (watches normally wake it first).
+const retryWhileWaiting = 30 * time.Second
+
+// retryWhileFailed is the same for broken references.
+const retryWhileFailed = time.Minute
+
+func (x *decider) finish(desired map[string]int32) Decision {
+	if desired != nil {
+		x.settleWeights(desired)
+	}
+	x.conditions()
+	x.st.Message = x.message()
+	if x.st.Phase == v1alpha1.PhaseProgressing && !hasMetrics(x.r) {
+		if x.st.Analysis == nil || x.st.Analysis.Ran {
+			x.st.Analysis = &v1alpha1.AnalysisStatus{Ran: false}
+		}
+	}
+	x.d.RequeueAfter = x.requeue()
+	x.d.Status = *x.st
+	return x.d
+}
+
+// settleWeights completes the desired weights with zeros for every subset
+// that had traffic or is still listed on a managed route, detects weights
+// written by someone else, and records the result in status.
+func (x *decider) settleWeights(desired map[string]int32) {
+	for s, w := range x.applied {
+		if _, ok := desired[s]; !ok && w > 0 {
+			desired[s] = 0
+		}
+	}
+	for _, rw := range x.o.RouteWeights {
+		for s := range rw {
+			if _, ok := desired[s]; !ok {
+				desired[s] = 0
+			}
+		}
+	}
+	if len(x.applied) > 0 {
+		for _, route := range sortedRoutes(x.o.RouteWeights) {
+			rw := x.o.RouteWeights[route]
+			if !weightsEqual(rw, x.applied) && !weightsEqual(rw, desired) {
+				x.drift = append(x.drift, route)
+				x.event(EventTypeWarning, ReasonWeightDriftReverted, fmt.Sprintf(
+					"route %s had %s, set by someone else; put back %s (Fulcrum owns the weights of managed routes)",
+					route, formatWeights(rw), formatWeights(desired)))
+			}
+		}
+	}
+	x.d.Weights = x.orderedWeights(desired)
+	x.st.Weights = x.orderedWeights(desired)
+	x.st.CandidateWeight = desired[x.st.Candidate]
+}
+
+func (x *decider) conditions() {
+	gen := x.r.Generation
+	set := func(typ string, status metav1.ConditionStatus, reason, msg string) {
+		meta.SetStatusCondition(&x.st.Conditions, metav1.Condition{
+			Type: typ, Status: status, Reason: reason, Message: msg,
+			ObservedGeneration: gen, LastTransitionTime: x.now,
+		})
+	}
+	if x.o.Problem != "" {
+		set(v1alpha1.ConditionReady, metav1.ConditionFalse, CondReasonInvalidRef, x.o.Problem)
+		return
+	}
+	set(v1alpha1.ConditionReady, metav1.ConditionTrue, CondReasonReconciled, "references resolved; weights are managed")
+	if x.waiting != "" {
+		set(v1alpha1.ConditionSubsetsReady, metav1.ConditionFalse, CondReasonPodsNotReady, x.waiting)
+	} else {
+		set(v1alpha1.ConditionSubsetsReady, metav1.ConditionTrue, CondReasonPodsReady, "every subset with traffic has enough Ready pods")
+	}
+	switch a := x.st.Analysis; {
+	case !hasMetrics(x.r):
+		set(v1alpha1.ConditionAnalysis, metav1.ConditionUnknown, CondReasonNoMetrics, "no metrics configured: steps advance on minStepDuration alone and no analysis runs")
+	case a != nil && len(a.RecentRounds) > 0:
+		last := a.RecentRounds[len(a.RecentRounds)-1]
+		status := metav1.ConditionFalse
+		if last.Verdict == v1alpha1.VerdictPass {
+			status = metav1.ConditionTrue
+		}
+		set(v1alpha1.ConditionAnalysis, status, string(last.Verdict), fmt.Sprintf("step %d: %s", last.Step+1, roundSummary(last)))
+	case x.st.Phase == v1alpha1.PhaseProgressing:
+		set(v1alpha1.ConditionAnalysis, metav1.ConditionUnknown, CondReasonNoRoundYet, "no analysis round at this step yet")
+	default:
+		set(v1alpha1.ConditionAnalysis, metav1.ConditionUnknown, CondReasonNotProgressing, "analysis runs only while progressing")
+	}
+}
+
+// message is one line, free of relative times so that it does not change
+// (and cause a status write) on every reconcile.
+func (x *decider) message() string {
+	st := x.st
+	switch {
+	case x.o.Problem != "":
+		return x.o.Problem
+	case x.pending != "":
+		return x.pending
+	}
+	var m string
+	steps := steps(x.r)
+	switch st.Phase {
+	case v1alpha1.PhaseProgressing:
+		i := x.step()
+		m = fmt.Sprintf("step %d of %d: %s at %d%%", i+1, len(steps), st.Candidate, steps[i])
+		if !hasMetrics(x.r) {
+			m += fmt.Sprintf("; no analysis configured, each step lasts %s", minStep(x.r))
+		}
+	case v1alpha1.PhasePaused:
+		m = fmt.Sprintf("paused at step %d of %d with %s at %d%% (%s); resume, promote or roll back", x.step()+1, len(steps), st.Candidate, st.CandidateWeight, x.lastReason(HistoryPaused))
+	case v1alpha1.PhaseManualSplit:
+		m = fmt.Sprintf("weights pinned by hand: %s; resume or roll back to leave the manual split", formatWeightList(st.Weights))
+	case v1alpha1.PhasePromoted:
+		m = fmt.Sprintf("%s promoted: it serves 100%%", st.Candidate)
+	case v1alpha1.PhaseRolledBack:
+		m = fmt.Sprintf("rolled back %s (%s): %s serves 100%%; a Start intent or a new candidate starts again", st.Candidate, x.lastReason(HistoryRolledBack), x.r.Spec.Stable)
+	default:
+		m = fmt.Sprintf("%s serves 100%%", x.r.Spec.Stable)
+	}
+	if x.waiting != "" {
+		m += "; holding: " + x.waiting
+	}
+	return m
+}
+
+func (x *decider) lastReason(typ string) string {
+	for i := len(x.st.History) - 1; i >= 0; i-- {
+		if h := x.st.History[i]; h.Type == typ {
+			if h.Reason == "" {
+				return "by " + h.Actor
+			}
+			return h.Reason
+		}
+	}
+	return "no reason recorded"
+}
+
+func (x *decider) requeue() time.Duration {
+	switch {
+	case x.o.Problem != "":
+		return retryWhileFailed
+	case x.waiting != "" || x.pending != "":
+		return retryWhileWaiting
+	case x.st.Phase != v1alpha1.PhaseProgressing || x.st.StepStartedAt == nil:
+		return 0
+	}
+	now := x.o.Now
+	next := x.st.StepStartedAt.Add(minStep(x.r))
+	if r, ok := nextRoundAt(&v1alpha1.ModelRollout{Spec: x.r.Spec, Status: *x.st}); ok && (!next.After(now) || r.Before(next)) {
+		next = r
+	}
+	if d := next.Sub(now); d > 0 {
+		return d
+	}
+	return time.Second
+}
+
+func (x *decider) orderedWeights(m map[string]int32) []v1alpha1.SubsetWeight {
+	var order []string
+	seen := map[string]bool{}
+	for _, s := range []string{x.r.Spec.Stable, x.st.Candidate} {
+		if _, ok := m[s]; ok && !seen[s] {
+			order, seen[s] = append(order, s), true
+		}
+	}
+	for _, s := range sortedSubsets(m) {
+		if !seen[s] {
+			order = append(order, s)
+		}
+	}
+	out := make([]v1alpha1.SubsetWeight, 0, len(order))
+	for _, s := range order {
+		out = append(out, v1alpha1.SubsetWeight{Subset: s, Weight: m[s]})
+	}
+	return out
+}
+
+func roundSummary(r v1alpha1.AnalysisRound) string {
+	var parts []string
+	for _, m := range r.Metrics {
+		p := fmt.Sprintf("%s %s", m.Name, m.Verdict)
+		if m.Message != "" {
+			p += " (" + m.Message + ")"
+		}
+		parts = append(parts, p)
+	}
+	if len(parts) == 0 {
+		return string(r.Verdict)
+	}
+	return string(r.Verdict) + ": " + strings.Join(parts, "; ")
+}
+
+func steps(r *v1alpha1.ModelRollout) []int32 {
+	if c := r.Spec.Strategy.Canary; c != nil && len(c.Steps) > 0 {
+		return c.Steps
+	}
+	return DefaultSteps
+}
+
+func minStep(r *v1alpha1.ModelRollout) time.Duration {
+	if c := r.Spec.Strategy.Canary; c != nil && c.MinStepDuration.Duration > 0 {
+		return c.MinStepDuration.Duration
+	}
+	return DefaultMinStepDuration
+}
+
+func hasMetrics(r *v1alpha1.ModelRollout) bool {
+	return r.Spec.Analysis != nil && len(r.Spec.Analysis.Metrics) > 0
+}
+
+func interval(r *v1alpha1.ModelRollout) time.Duration {
+	if a := r.Spec.Analysis; a != nil && a.Interval.Duration > 0 {
+		return a.Interval.Duration
+	}
+	return DefaultInterval
+}
+
+// analysisSpec returns the analysis settings with zero limits defaulted.
+func analysisSpec(r *v1alpha1.ModelRollout) v1alpha1.Analysis {
+	var a v1alpha1.Analysis
+	if r.Spec.Analysis != nil {
+		a = *r.Spec.Analysis
+	}
+	if a.FailureLimit <= 0 {
+		a.FailureLimit = 2
+	}
+	if a.InconclusiveLimit <= 0 {
+		a.InconclusiveLimit = 10
+	}
+	return a
+}
+
+func toMap(ws []v1alpha1.SubsetWeight) map[string]int32 {
+	m := make(map[string]int32, len(ws))
+	for _, w := range ws {
+		m[w.Subset] = w.Weight
+	}
+	return m
+}
+
+func copyMap(m map[string]int32) map[string]int32 {
+	out := make(map[string]int32, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func sortedSubsets(m map[string]int32) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func sortedRoutes(m map[string]map[string]int32) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func weightsEqual(a, b map[string]int32) bool {
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	for k, v := range b {
+		if a[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func formatWeights(m map[string]int32) string {
+	var parts []string
+	for _, s := range sortedSubsets(m) {
+		parts = append(parts, fmt.Sprintf("%s=%d", s, m[s]))
+	}
+	return strings.Join(parts, " ")
+}
+
+func formatWeightList(ws []v1alpha1.SubsetWeight) string {
+	var parts []string
+	for _, w := range ws {
+		parts = append(parts, fmt.Sprintf("%s=%d", w.Subset, w.Weight))
+	}
+	return strings.Join(parts, " ")
+}
+
+// DesiredSubsets lists the subsets a rollout may send traffic to now: the
+// reconciler checks they exist in the DestinationRule and counts their pods.
+func DesiredSubsets(r *v1alpha1.ModelRollout) []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(s string) {
+		if s != "" && !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	add(r.Spec.Stable)
+	add(r.Spec.Candidate)
+	if in := r.Spec.Intent; in != nil && in.Action == v1alpha1.IntentSplit {
+		for _, w := range in.Weights {
+			add(w.Subset)
+		}
+	}
+	for _, w := range r.Status.Weights {
+		if w.Weight > 0 {
+			add(w.Subset)
+		}
+	}
+	return out
+}

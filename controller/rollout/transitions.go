@@ -1,0 +1,232 @@
+package rollout
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
+)
+
+// applySpecAndIntent applies, in order: a Start intent (it covers a new
+// candidate), else a candidate set or cleared in the spec, then any other new
+// intent. An intent is applied once: status.observedIntent records its id.
+func (x *decider) applySpecAndIntent() {
+	in := x.r.Spec.Intent
+	fresh := in != nil && in.ID != x.st.ObservedIntent
+	if fresh && in.Action == v1alpha1.IntentStart {
+		x.applyIntent(in)
+		return
+	}
+	x.applySpecCandidate()
+	if fresh {
+		x.applyIntent(in)
+	}
+}
+
+func (x *decider) applySpecCandidate() {
+	want, have := x.r.Spec.Candidate, x.st.Candidate
+	switch {
+	case want != "" && want != have:
+		x.start(ActorSpec, "spec.candidate set to "+want, "")
+	case want == "" && have != "" && x.r.Spec.Stable != have && active(x.st.Phase):
+		x.rollback(ActorSpec, "spec.candidate was cleared", "")
+	}
+}
+
+func (x *decider) applyIntent(in *v1alpha1.Intent) {
+	actor := in.Actor
+	if actor == "" {
+		actor = "unknown"
+	}
+	reason := in.Reason
+	ignore := func(why string) {
+		x.st.ObservedIntent = in.ID
+		x.history(HistoryIntentIgnored, x.st.Phase, x.st.Phase, actor, fmt.Sprintf("%s ignored: %s", in.Action, why), in.ID, nil)
+		x.event(EventTypeWarning, ReasonIntentIgnored, fmt.Sprintf("%s by %s ignored: %s", in.Action, actor, why))
+	}
+	phase := x.st.Phase
+	switch in.Action {
+	case v1alpha1.IntentStart:
+		if x.r.Spec.Candidate == "" {
+			ignore("spec.candidate is empty: set it to the subset to roll out")
+			return
+		}
+		x.st.ObservedIntent = in.ID
+		x.start(actor, reason, in.ID)
+	case v1alpha1.IntentPause:
+		if phase != v1alpha1.PhaseProgressing {
+			ignore(fmt.Sprintf("only a progressing rollout can pause (phase is %s)", phase))
+			return
+		}
+		x.st.ObservedIntent = in.ID
+		x.pause(actor, reason, in.ID)
+	case v1alpha1.IntentResume:
+		x.resume(in, actor, ignore)
+	case v1alpha1.IntentPromote:
+		if x.r.Spec.Candidate == "" || x.st.Candidate != x.r.Spec.Candidate {
+			ignore("no candidate to promote: set spec.candidate")
+			return
+		}
+		all := map[string]int32{x.st.Candidate: 100}
+		if msg := x.gate(all); msg != "" {
+			x.waiting, x.pending = msg, fmt.Sprintf("Promote by %s waits: %s", actor, msg)
+			return
+		}
+		x.st.ObservedIntent = in.ID
+		x.promote(actor, reason, in.ID, true)
+	case v1alpha1.IntentRollback:
+		if !active(phase) && x.applied[x.r.Spec.Stable] == 100 {
+			ignore(fmt.Sprintf("nothing to roll back: %s already serves 100%% (phase %s)", x.r.Spec.Stable, phase))
+			return
+		}
+		x.st.ObservedIntent = in.ID
+		x.rollback(actor, reason, in.ID)
+	case v1alpha1.IntentSplit:
+		x.split(in, actor, ignore)
+	default:
+		ignore("unknown action")
+	}
+}
+
+func (x *decider) resume(in *v1alpha1.Intent, actor string, ignore func(string)) {
+	switch x.st.Phase {
+	case v1alpha1.PhasePaused:
+		x.st.ObservedIntent = in.ID
+		x.analysis().ConsecutiveInconclusive = 0
+		x.transition(HistoryResumed, v1alpha1.PhaseProgressing, actor, in.Reason, in.ID, nil)
+		x.event(EventTypeNormal, ReasonResumed, fmt.Sprintf("%s resumed the rollout of %s%s", actor, x.st.Candidate, because(in.Reason)))
+	case v1alpha1.PhaseManualSplit:
+		x.st.ObservedIntent = in.ID
+		if x.st.Candidate != "" && x.r.Spec.Candidate == x.st.Candidate {
+			// Back to the recorded step; its weights are applied again
+			// (through the readiness gate) and its clock restarts.
+			x.st.StepStartedAt = nil
+			x.transition(HistoryResumed, v1alpha1.PhaseProgressing, actor, in.Reason, in.ID, nil)
+			x.event(EventTypeNormal, ReasonResumed, fmt.Sprintf("%s resumed the rollout of %s at step %d%s", actor, x.st.Candidate, x.step()+1, because(in.Reason)))
+			return
+		}
+		x.transition(HistoryResumed, v1alpha1.PhaseStable, actor, in.Reason, in.ID, map[string]int32{x.r.Spec.Stable: 100})
+		x.event(EventTypeNormal, ReasonResumed, fmt.Sprintf("%s ended the manual split: %s serves 100%%%s", actor, x.r.Spec.Stable, because(in.Reason)))
+	default:
+		ignore(fmt.Sprintf("only a paused rollout or a manual split can resume (phase is %s)", x.st.Phase))
+	}
+}
+
+func (x *decider) split(in *v1alpha1.Intent, actor string, ignore func(string)) {
+	want := toMap(in.Weights)
+	var sum int32
+	for _, s := range sortedSubsets(want) {
+		if !x.o.Subsets[s] {
+			ignore(fmt.Sprintf("subset %s is not in DestinationRule %s: add it first", s, x.r.Spec.DestinationRule))
+			return
+		}
+		sum += want[s]
+	}
+	if sum != 100 {
+		ignore(fmt.Sprintf("weights sum to %d, not 100", sum))
+		return
+	}
+	if msg := x.gate(want); msg != "" {
+		x.waiting, x.pending = msg, fmt.Sprintf("Split by %s waits: %s", actor, msg)
+		return
+	}
+	x.st.ObservedIntent = in.ID
+	x.applied = want // pinned: ManualSplit holds what is applied
+	x.transition(HistoryManualSplit, v1alpha1.PhaseManualSplit, actor, in.Reason, in.ID, want)
+	x.event(EventTypeNormal, ReasonManualSplit, fmt.Sprintf("%s pinned %s%s", actor, formatWeights(want), because(in.Reason)))
+}
+
+func (x *decider) start(actor, reason, intentID string) {
+	cand := x.r.Spec.Candidate
+	old := x.st.Candidate
+	zero := int32(0)
+	x.st.Candidate = cand
+	x.st.Step = &zero
+	x.st.StepStartedAt = nil
+	x.st.RolloutStartedAt = &x.now
+	x.st.Analysis = &v1alpha1.AnalysisStatus{}
+	w := x.stepWeights(steps(x.r)[0])
+	x.transition(HistoryStarted, v1alpha1.PhaseProgressing, actor, reason, intentID, w)
+	msg := fmt.Sprintf("%s started the rollout of %s (first step %d%%)", actor, cand, steps(x.r)[0])
+	if old != "" && old != cand && x.applied[old] > 0 {
+		msg += fmt.Sprintf("; %s drops from %d%% to 0", old, x.applied[old])
+	}
+	x.event(EventTypeNormal, ReasonStarted, msg+because(reason))
+}
+
+func (x *decider) pause(actor, reason, intentID string) {
+	x.transition(HistoryPaused, v1alpha1.PhasePaused, actor, reason, intentID, nil)
+	typ := EventTypeNormal
+	if actor == ActorController {
+		typ = EventTypeWarning
+	}
+	x.event(typ, ReasonPaused, fmt.Sprintf("%s paused the rollout of %s%s", actor, x.st.Candidate, because(reason)))
+}
+
+// promote ends the rollout with the candidate serving 100%. specUpdate asks
+// the reconciler to move spec.candidate into spec.stable.
+func (x *decider) promote(actor, reason, intentID string, specUpdate bool) {
+	c := x.st.Candidate
+	x.d.Promote = specUpdate && x.r.Spec.Stable != c
+	x.st.StepStartedAt = nil
+	x.transition(HistoryPromoted, v1alpha1.PhasePromoted, actor, reason, intentID, map[string]int32{c: 100})
+	x.event(EventTypeNormal, ReasonPromoted, fmt.Sprintf("%s promoted %s: it is stable and serves 100%%%s", actor, c, because(reason)))
+	x.ended(OutcomePromoted)
+}
+
+func (x *decider) rollback(actor, reason, intentID string) {
+	x.st.StepStartedAt = nil
+	x.transition(HistoryRolledBack, v1alpha1.PhaseRolledBack, actor, reason, intentID, map[string]int32{x.r.Spec.Stable: 100})
+	typ := EventTypeNormal
+	if actor == ActorController {
+		typ = EventTypeWarning
+	}
+	x.event(typ, ReasonRolledBack, fmt.Sprintf("%s rolled back %s: %s serves 100%%%s", actor, x.st.Candidate, x.r.Spec.Stable, because(reason)))
+	x.ended(OutcomeRolledBack)
+}
+
+func (x *decider) ended(outcome string) {
+	x.d.Outcome = outcome
+	if x.st.RolloutStartedAt != nil {
+		x.d.Duration = x.now.Sub(x.st.RolloutStartedAt.Time)
+	}
+}
+
+func (x *decider) transition(typ string, to v1alpha1.Phase, actor, reason, intentID string, w map[string]int32) {
+	x.history(typ, x.st.Phase, to, actor, reason, intentID, w)
+	x.st.Phase = to
+}
+
+func (x *decider) history(typ string, from, to v1alpha1.Phase, actor, reason, intentID string, w map[string]int32) {
+	h := v1alpha1.HistoryEntry{
+		Time: x.now, Type: typ, From: from, To: to,
+		Actor: actor, Reason: reason, IntentID: intentID,
+	}
+	if to == v1alpha1.PhaseProgressing || to == v1alpha1.PhasePaused {
+		s := x.step()
+		h.Step = &s
+	}
+	if w != nil {
+		h.Weights = x.orderedWeights(w)
+	}
+	x.st.History = append(x.st.History, h)
+	if n := len(x.st.History); n > MaxHistory {
+		x.st.HistoryDropped += int64(n - MaxHistory)
+		x.st.History = append([]v1alpha1.HistoryEntry(nil), x.st.History[n-MaxHistory:]...)
+	}
+}
+
+func (x *decider) event(typ, reason, msg string) {
+	x.d.Events = append(x.d.Events, Event{Type: typ, Reason: reason, Message: msg})
+}
+
+func active(p v1alpha1.Phase) bool {
+	return p == v1alpha1.PhaseProgressing || p == v1alpha1.PhasePaused || p == v1alpha1.PhaseManualSplit
+}
+
+func because(reason string) string {
+	if strings.TrimSpace(reason) == "" {
+		return ""
+	}
+	return ": " + reason
+}

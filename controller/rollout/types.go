@@ -1,0 +1,140 @@
+// Package rollout is the ModelRollout state machine. It is pure: Decide turns
+// a rollout and what the reconciler observed (route weights, Ready pods per
+// subset, an analysis round, the time) into the weights to write, the new
+// status, the events to record and when to look again. Nothing here reads a
+// clock or talks to the API server, so every transition is tested with a fake
+// clock and plain structs.
+package rollout
+
+import (
+	"time"
+
+	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
+)
+
+// Actors recorded in history for decisions nobody asked for explicitly.
+const (
+	// ActorController marks the controller's own decisions (steps, analysis).
+	ActorController = "fulcrum"
+	// ActorSpec marks changes made by editing the spec directly (GitOps, kubectl).
+	ActorSpec = "spec"
+)
+
+// Bounds that keep the status object small.
+const (
+	MaxHistory      = 100
+	MaxRecentRounds = 10
+)
+
+// Defaults applied when a field is zero (the CRD defaults them too; these
+// cover objects that bypassed defaulting, such as in unit tests).
+var (
+	DefaultSteps           = []int32{5, 25, 50, 100}
+	DefaultMinStepDuration = time.Minute
+	DefaultInterval        = 30 * time.Second
+)
+
+// History entry types.
+const (
+	HistoryStarted       = "Started"
+	HistoryStepAdvanced  = "StepAdvanced"
+	HistoryPaused        = "Paused"
+	HistoryResumed       = "Resumed"
+	HistoryManualSplit   = "ManualSplit"
+	HistoryPromoted      = "Promoted"
+	HistoryRolledBack    = "RolledBack"
+	HistoryFailed        = "Failed"
+	HistoryRecovered     = "Recovered"
+	HistoryStableChanged = "StableChanged"
+	HistoryIntentIgnored = "IntentIgnored"
+)
+
+// Event reasons, constant so alerts and dashboards can select on them.
+const (
+	ReasonStarted             = "RolloutStarted"
+	ReasonStepAdvanced        = "StepAdvanced"
+	ReasonPaused              = "RolloutPaused"
+	ReasonResumed             = "RolloutResumed"
+	ReasonManualSplit         = "ManualSplit"
+	ReasonPromoted            = "RolloutPromoted"
+	ReasonRolledBack          = "RolloutRolledBack"
+	ReasonFailed              = "RolloutFailed"
+	ReasonRecovered           = "RolloutRecovered"
+	ReasonStableChanged       = "StableChanged"
+	ReasonIntentIgnored       = "IntentIgnored"
+	ReasonWeightDriftReverted = "WeightDriftReverted"
+	ReasonWaitingForPods      = "WaitingForReadyPods"
+	ReasonAnalysisFailed      = "AnalysisFailed"
+	ReasonAnalysisError       = "AnalysisError"
+	ReasonInconclusive        = "AnalysisInconclusive"
+)
+
+// Condition reasons.
+const (
+	CondReasonReconciled     = "Reconciled"
+	CondReasonInvalidRef     = "InvalidReference"
+	CondReasonPodsReady      = "PodsReady"
+	CondReasonPodsNotReady   = "PodsNotReady"
+	CondReasonNoMetrics      = "NoMetrics"
+	CondReasonNoRoundYet     = "NoRoundYet"
+	CondReasonNotProgressing = "NotProgressing"
+)
+
+// Outcomes of a rollout, the label of fulcrum_rollout_duration_seconds.
+const (
+	OutcomePromoted   = "promoted"
+	OutcomeRolledBack = "rolled_back"
+)
+
+// Event types, as Kubernetes names them.
+const (
+	EventTypeNormal  = "Normal"
+	EventTypeWarning = "Warning"
+)
+
+// Observed is what the reconciler saw in the cluster this round.
+type Observed struct {
+	// Now is the injected clock's time.
+	Now time.Time
+	// Problem, when set, is a configuration problem (a missing VirtualService,
+	// DestinationRule, subset or route) phrased as what to create or fix.
+	// The rollout goes to Failed and no weight is written.
+	Problem string
+	// Subsets are the DestinationRule's subset names (to validate Split
+	// intents).
+	Subsets map[string]bool
+	// RouteWeights are the weights on each managed route now, by subset.
+	RouteWeights map[string]map[string]int32
+	// ReadyPods counts Ready pods per subset.
+	ReadyPods map[string]int32
+	// Round is the analysis round run this reconcile, only when AnalysisDue
+	// said so; nil otherwise.
+	Round *v1alpha1.AnalysisRound
+}
+
+// Event is one Kubernetes Event for the reconciler to record.
+type Event struct {
+	Type, Reason, Message string
+}
+
+// Decision is what the reconciler must write.
+type Decision struct {
+	// Weights to set on every managed route; nil leaves the VirtualService
+	// alone (Failed). Subsets with weight 0 are listed so that they are
+	// drained; the router sets unlisted subsets to 0 too.
+	Weights []v1alpha1.SubsetWeight
+	// Status is the complete new status.
+	Status v1alpha1.ModelRolloutStatus
+	// Promote asks for the spec update of a promotion: spec.stable becomes
+	// Status.Candidate and spec.candidate is cleared.
+	Promote bool
+	// Events to record, after the writes succeeded.
+	Events []Event
+	// Outcome is set when a rollout ended this round (promoted, rolled_back,
+	// failed), with its Duration from status.rolloutStartedAt.
+	Outcome  string
+	Duration time.Duration
+	// RequeueAfter is when the rollout needs another look even if nothing
+	// changes in the cluster (0: only on watch events).
+	RequeueAfter time.Duration
+}
