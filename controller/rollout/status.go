@@ -173,7 +173,11 @@ func (x *decider) requeue() time.Duration {
 func (x *decider) orderedWeights(m map[string]int32) []v1alpha1.SubsetWeight {
 	var order []string
 	seen := map[string]bool{}
-	for _, s := range []string{x.r.Spec.Stable, x.st.Candidate} {
+	stable := x.r.Spec.Stable
+	if x.d.Promote {
+		stable = x.st.Candidate // spec.stable after this round's spec update
+	}
+	for _, s := range []string{stable, x.st.Candidate} {
 		if _, ok := m[s]; ok && !seen[s] {
 			order, seen[s] = append(order, s), true
 		}
