@@ -1,0 +1,123 @@
+// Package templates turns a metric's template (built-in, MetricTemplate or
+// inline query) into PromQL for one round. Every query returns one series
+// per version, labelled with the version label, so one query serves every
+// subset of a rollout at once.
+package templates
+
+import (
+	"bytes"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
+)
+
+// Template is a resolved metric template.
+type Template struct {
+	// Name of the template (built-in or MetricTemplate), or "inline".
+	Name string
+	// Query returns the metric's value per version.
+	Query string
+	// SampleQuery returns requests per version in the window.
+	SampleQuery string
+	// BadQuery returns bad events per version in the window.
+	BadQuery string
+	// HistogramQuery returns cumulative bucket counts per version and le.
+	HistogramQuery string
+	// HistogramScale converts bucket bounds to milliseconds (1000 for a
+	// histogram in seconds); 1 when zero.
+	HistogramScale float64
+	// ValueFromHistogram: the value is the PSI of the candidate's histogram
+	// against stable's, computed from HistogramQuery; Query is unused.
+	ValueFromHistogram bool
+	// VersionLabel carries the subset name in results.
+	VersionLabel string
+	// Unit for display.
+	Unit string
+	// Provider runs the queries; nil means the controller's default.
+	Provider *v1alpha1.Provider
+}
+
+// Data is what a template is rendered with.
+type Data struct {
+	Namespace, Service string
+	// Subsets are the rollout's subsets (stable first, then candidate).
+	Subsets []string
+	// SubsetRegex matches exactly the subsets: "v1|v2", regex-quoted.
+	SubsetRegex       string
+	Stable, Candidate string
+	// Window is the evidence window as a PromQL duration in whole seconds.
+	Window string
+	// VersionLabel is the template's version label.
+	VersionLabel string
+}
+
+// NewData fills Data for a window; the window is rounded up to a second and
+// is at least one second.
+func NewData(namespace, service, stable, candidate string, window time.Duration) Data {
+	subs := []string{stable}
+	if candidate != "" && candidate != stable {
+		subs = append(subs, candidate)
+	}
+	quoted := make([]string, len(subs))
+	for i, s := range subs {
+		quoted[i] = regexp.QuoteMeta(s)
+	}
+	secs := int64((window + time.Second - 1) / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	return Data{Namespace: namespace, Service: service, Subsets: subs, SubsetRegex: strings.Join(quoted, "|"),
+		Stable: stable, Candidate: candidate, Window: fmt.Sprintf("%ds", secs)}
+}
+
+// Rendered holds a template's queries for one round; empty where the
+// template has none.
+type Rendered struct {
+	Query, SampleQuery, BadQuery, HistogramQuery string
+}
+
+// Render renders every query of t with d (d.VersionLabel is set from t).
+func (t Template) Render(d Data) (Rendered, error) {
+	d.VersionLabel = t.VersionLabel
+	var r Rendered
+	for _, q := range []struct {
+		field string
+		src   string
+		dst   *string
+	}{{"query", t.Query, &r.Query}, {"sampleQuery", t.SampleQuery, &r.SampleQuery}, {"badQuery", t.BadQuery, &r.BadQuery}, {"histogramQuery", t.HistogramQuery, &r.HistogramQuery}} {
+		if q.src == "" {
+			continue
+		}
+		tpl, err := template.New(q.field).Option("missingkey=error").Parse(q.src)
+		if err != nil {
+			return r, fmt.Errorf("template %s: %s does not parse as a Go template: %w", t.Name, q.field, err)
+		}
+		var b bytes.Buffer
+		if err := tpl.Execute(&b, d); err != nil {
+			return r, fmt.Errorf("template %s: %s: %w (fields: .Namespace .Service .Subsets .SubsetRegex .Stable .Candidate .Window .VersionLabel)", t.Name, q.field, err)
+		}
+		*q.dst = b.String()
+	}
+	return r, nil
+}
+
+// Builtin returns a built-in template by name.
+func Builtin(name string) (Template, bool) {
+	t, ok := builtins[name]
+	return t, ok
+}
+
+// BuiltinNames lists the built-in templates, sorted.
+func BuiltinNames() []string {
+	out := make([]string, 0, len(builtins))
+	for n := range builtins {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
