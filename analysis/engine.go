@@ -1,0 +1,208 @@
+package analysis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/fulcrum-ml/fulcrum/analysis/provider"
+	"github.com/fulcrum-ml/fulcrum/analysis/templates"
+	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
+)
+
+// EngineConfig configures NewEngine.
+type EngineConfig struct {
+	// Prometheus is the default provider: the controller's Prometheus
+	// address, auth, TLS and timeout. MetricTemplates may override the
+	// address; the rest carries over.
+	Prometheus provider.PrometheusConfig
+	// Provider, when set, runs every query instead of Prometheus (tests,
+	// or a caller that wraps the provider).
+	Provider provider.Provider
+	// Templates reads MetricTemplates: pass the manager's cache
+	// (mgr.GetClient() or mgr.GetCache()). Nil allows built-in templates
+	// and inline queries only.
+	Templates templates.Getter
+	// Registerer receives fulcrum_provider_queries_total and
+	// fulcrum_provider_query_duration_seconds: pass controller-runtime's
+	// metrics.Registry. Nil leaves them unregistered.
+	Registerer prometheus.Registerer
+	// Clock stamps rounds whose request has no Now; the real clock when nil.
+	Clock clock.PassiveClock
+	// MaxConcurrentQueries bounds queries in flight per round; 4 when zero.
+	MaxConcurrentQueries int
+}
+
+// Engine implements Analyzer with metric templates, a provider and judges.
+type Engine struct {
+	cfg     EngineConfig
+	metrics *provider.Metrics
+	clock   clock.PassiveClock
+
+	mu        sync.Mutex
+	providers map[string]provider.Provider // by address
+}
+
+var _ Analyzer = (*Engine)(nil)
+
+// NewEngine checks cfg and builds an engine. It contacts nothing.
+func NewEngine(cfg EngineConfig) (*Engine, error) {
+	m, err := provider.NewMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("register provider metrics: %w", err)
+	}
+	e := &Engine{cfg: cfg, metrics: m, clock: cfg.Clock, providers: map[string]provider.Provider{}}
+	if e.clock == nil {
+		e.clock = clock.RealClock{}
+	}
+	if e.cfg.MaxConcurrentQueries <= 0 {
+		e.cfg.MaxConcurrentQueries = 4
+	}
+	if cfg.Provider == nil {
+		if cfg.Prometheus.Address == "" {
+			return nil, errors.New("engine: set Prometheus.Address (the controller's Prometheus, e.g. http://prometheus.monitoring:9090) or Provider")
+		}
+		e.cfg.Prometheus.Metrics = m
+		if _, err := e.providerFor(nil); err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+// providerFor returns the provider a template asks for, building and
+// caching one per address.
+func (e *Engine) providerFor(spec *v1alpha1.Provider) (provider.Provider, error) {
+	if e.cfg.Provider != nil {
+		if spec != nil && spec.Type != "" && spec.Type != v1alpha1.ProviderPrometheus {
+			return nil, fmt.Errorf("provider.type %q: %w", spec.Type, provider.ErrUnknownProvider)
+		}
+		return e.cfg.Provider, nil
+	}
+	s := v1alpha1.Provider{Type: v1alpha1.ProviderPrometheus}
+	if spec != nil {
+		s = *spec
+	}
+	addr := s.Address
+	if addr == "" {
+		addr = e.cfg.Prometheus.Address
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if p, ok := e.providers[string(s.Type)+" "+addr]; ok {
+		return p, nil
+	}
+	p, err := provider.New(s, e.cfg.Prometheus)
+	if err != nil {
+		return nil, err
+	}
+	e.providers[string(s.Type)+" "+addr] = p
+	return p, nil
+}
+
+// Analyze implements Analyzer: one round for one rollout.
+func (e *Engine) Analyze(ctx context.Context, req Request) (v1alpha1.AnalysisRound, error) {
+	if req.Spec == nil {
+		return v1alpha1.AnalysisRound{}, errors.New("analysis request has no spec")
+	}
+	if req.Stable == "" || req.Candidate == "" {
+		return v1alpha1.AnalysisRound{}, fmt.Errorf("analysis request for %s/%s needs both stable and candidate subsets", req.Namespace, req.Name)
+	}
+	now := req.Now
+	if now.IsZero() {
+		now = e.clock.Now()
+	}
+	window := now.Sub(req.WindowStart)
+	if req.WindowStart.IsZero() || window < time.Second {
+		window = time.Second
+	}
+	data := templates.NewData(req.Namespace, req.Service, req.Stable, req.Candidate, window)
+	plans := make([]*plan, len(req.Spec.Metrics))
+	batch := newBatch()
+	for i, m := range req.Spec.Metrics {
+		plans[i] = e.plan(ctx, req, m, data, batch)
+	}
+	batch.run(ctx, now, e.cfg.MaxConcurrentQueries)
+	log.FromContext(ctx).V(1).Info("analysis queries", "rollout", req.Namespace+"/"+req.Name, "queries", len(batch.queries), "metrics", len(plans))
+
+	round := v1alpha1.AnalysisRound{Time: metav1.NewTime(now), Step: req.Step, Metrics: make([]v1alpha1.MetricResult, len(plans))}
+	prev := map[string]*v1alpha1.MetricResult{}
+	for i := range req.Previous {
+		prev[req.Previous[i].Name] = &req.Previous[i]
+	}
+	for i, p := range plans {
+		r := p.judge(req, batch, prev[p.metric.Name])
+		r.Name = p.metric.Name
+		round.Metrics[i] = r
+	}
+	round.Verdict = RoundVerdict(round.Metrics)
+	return round, nil
+}
+
+// RoundVerdict combines metric verdicts: Fail if any failed, Error if any
+// could not be read, Inconclusive if any lacked evidence, else Pass. A round
+// without metrics is Inconclusive: nothing was judged.
+func RoundVerdict(results []v1alpha1.MetricResult) v1alpha1.Verdict {
+	if len(results) == 0 {
+		return v1alpha1.VerdictInconclusive
+	}
+	seen := map[v1alpha1.Verdict]bool{}
+	for _, r := range results {
+		seen[r.Verdict] = true
+	}
+	for _, v := range []v1alpha1.Verdict{v1alpha1.VerdictFail, v1alpha1.VerdictError, v1alpha1.VerdictInconclusive} {
+		if seen[v] {
+			return v
+		}
+	}
+	return v1alpha1.VerdictPass
+}
+
+// batch runs each distinct (provider, query) once per round, so metrics that
+// share a query (an error rate and a request count, say) cost one query, and
+// every query serves all subsets.
+type batch struct {
+	queries map[queryKey]*queryResult
+}
+
+type queryKey struct {
+	p     provider.Provider
+	query string
+}
+
+type queryResult struct {
+	samples []provider.Sample
+	err     error
+}
+
+func newBatch() *batch { return &batch{queries: map[queryKey]*queryResult{}} }
+
+func (b *batch) add(p provider.Provider, q string) queryKey {
+	k := queryKey{p, q}
+	if _, ok := b.queries[k]; !ok {
+		b.queries[k] = &queryResult{}
+	}
+	return k
+}
+
+func (b *batch) run(ctx context.Context, at time.Time, limit int) {
+	sem := make(chan struct{}, limit)
+	var wg sync.WaitGroup
+	for k, r := range b.queries {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			r.samples, r.err = k.p.Query(ctx, k.query, at)
+		}()
+	}
+	wg.Wait()
+}
