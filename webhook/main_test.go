@@ -4,6 +4,9 @@ import (
 	"os"
 	"testing"
 
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
 	"github.com/fulcrum-ml/fulcrum/e2e/localenv"
 	"github.com/fulcrum-ml/fulcrum/webhook"
 )
@@ -15,6 +18,8 @@ var env *localenv.Env
 const alice = "alice"
 
 func TestMain(m *testing.M) {
+	// certwatcher logs through controller-runtime's global logger.
+	ctrllog.SetLogger(logr.Discard())
 	opts := localenv.APIServerOnly()
 	opts.Users = []localenv.User{
 		{Name: alice, Groups: []string{"ml-engineers"}},
