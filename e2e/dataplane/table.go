@@ -66,6 +66,7 @@ type Table struct {
 	entries  []hostEntry            // in precedence order
 	services map[string]destination // FQDN → whole-Service destination
 	versions map[string]string      // VirtualService namespace/name → resourceVersion
+	subsets  map[string][]Backend   // FQDN "|" subset → Ready backends
 	// Problems lists what could not be honoured (bad regex, missing subset,
 	// pods without a backend annotation), for logs and tests.
 	Problems []string
@@ -93,7 +94,7 @@ type MirrorDecision struct {
 // honour is listed in Table.Problems and behaves as Envoy would (a route
 // with a bad match never matches; an undefined subset answers 503 NC).
 func Build(s Snapshot) *Table {
-	t := &Table{services: map[string]destination{}, versions: map[string]string{}}
+	t := &Table{services: map[string]destination{}, versions: map[string]string{}, subsets: map[string][]Backend{}}
 	svcs := map[string]*corev1.Service{}
 	for _, svc := range s.Services {
 		fqdn := svc.Name + "." + svc.Namespace + "." + ClusterDomain
@@ -106,6 +107,14 @@ func Build(s Snapshot) *Table {
 	sort.SliceStable(drs, func(i, j int) bool {
 		return older(drs[i].Created, drs[i].Namespace+"/"+drs[i].Name, drs[j].Created, drs[j].Namespace+"/"+drs[j].Name)
 	})
+	for _, dr := range drs {
+		host := FQDN(dr.Spec.GetHost(), dr.Namespace)
+		for _, ss := range dr.Spec.GetSubsets() {
+			if _, seen := t.subsets[host+"|"+ss.GetName()]; !seen {
+				t.subsets[host+"|"+ss.GetName()], _ = backendsFor(svcs[host], ss.GetLabels(), s.Pods)
+			}
+		}
+	}
 	subsets := func(host string) (map[string]map[string]string, bool) {
 		for _, dr := range drs {
 			if FQDN(dr.Spec.GetHost(), dr.Namespace) != host {
@@ -258,6 +267,16 @@ func older(ti time.Time, ki string, tj time.Time, kj string) bool {
 func (t *Table) VirtualServiceVersion(namespace, name string) (string, bool) {
 	v, ok := t.versions[namespace+"/"+name]
 	return v, ok
+}
+
+// Backends are the Ready backends of a Service host (an FQDN) and subset
+// ("" for the whole Service) as this table routes to them; a test waits on
+// it until pods it created are visible to the proxy.
+func (t *Table) Backends(host, subset string) []Backend {
+	if subset == "" {
+		return t.services[host].backends
+	}
+	return t.subsets[host+"|"+subset]
 }
 
 // Route decides where req goes: the first VirtualService route whose match
