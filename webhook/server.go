@@ -180,6 +180,10 @@ func (s *Server) GetCertificate(h *tls.ClientHelloInfo) (*tls.Certificate, error
 	return s.certs.GetCertificate(h)
 }
 
+// NeedLeaderElection is false: every replica serves admission requests
+// (controller-runtime's manager.LeaderElectionRunnable).
+func (s *Server) NeedLeaderElection() bool { return false }
+
 // Ready is a health check (controller-runtime healthz.Checker shape): nil
 // once the server listens with a certificate.
 func (s *Server) Ready(*http.Request) error {
