@@ -295,7 +295,9 @@ func TestActionLifecycle(t *testing.T) {
 	if err := run.Client.Delete(ctx, &v1alpha1.ModelRollout{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "fraud"}}); err != nil {
 		t.Fatal(err)
 	}
-	waitEvent(t, events, func(ev fclient.Event) bool { return ev.Type == admin.EventDeleted && ev.Name == "fraud" && ev.Namespace == ns })
+	waitEvent(t, events, func(ev fclient.Event) bool {
+		return ev.Type == admin.EventDeleted && ev.Name == "fraud" && ev.Namespace == ns
+	})
 	if _, err := alice.Get(ctx, ns, "fraud"); !fclient.IsStatus(err, 404) {
 		t.Fatalf("get deleted: %v", err)
 	}
