@@ -1,0 +1,158 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
+	"github.com/fulcrum-ml/fulcrum/controller/istio"
+	"github.com/fulcrum-ml/fulcrum/controller/rollout"
+)
+
+// world is everything read for one reconcile.
+type world struct {
+	vs       *unstructured.Unstructured
+	dr       *networkingv1.DestinationRule
+	target   istio.Target
+	observed rollout.Observed
+}
+
+// gather reads the rollout's objects. A missing or inconsistent reference is
+// not an error: it becomes observed.Problem, which the state machine turns
+// into phase Failed. Errors are for reads that failed.
+func (r *Reconciler) gather(ctx context.Context, mr *v1alpha1.ModelRollout) (*world, error) {
+	w := &world{}
+	w.observed.Now = r.clock.Now()
+	ns := mr.Namespace
+
+	vs := r.newIstio("VirtualService")
+	if err := r.client.Get(ctx, types.NamespacedName{Namespace: ns, Name: mr.Spec.VirtualService.Name}, vs); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("get VirtualService %s/%s: %w", ns, mr.Spec.VirtualService.Name, err)
+		}
+		w.observed.Problem = fmt.Sprintf("VirtualService %s/%s not found: create it with an HTTP route to the model's host (spec.virtualService.name)", ns, mr.Spec.VirtualService.Name)
+		return w, nil
+	}
+	w.vs = vs
+
+	dru := r.newIstio("DestinationRule")
+	if err := r.client.Get(ctx, types.NamespacedName{Namespace: ns, Name: mr.Spec.DestinationRule}, dru); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("get DestinationRule %s/%s: %w", ns, mr.Spec.DestinationRule, err)
+		}
+		w.observed.Problem = fmt.Sprintf("DestinationRule %s/%s not found: create it with one subset per model version (spec.destinationRule)", ns, mr.Spec.DestinationRule)
+		return w, nil
+	}
+	dr, err := istio.DecodeDestinationRule(dru)
+	if err != nil {
+		w.observed.Problem = err.Error()
+		return w, nil
+	}
+	w.dr = dr
+	w.target = istio.Target{Routes: mr.Spec.VirtualService.Routes, DestinationRule: dr}
+	w.observed.Subsets = map[string]bool{}
+	for _, s := range dr.Spec.GetSubsets() {
+		w.observed.Subsets[s.GetName()] = true
+	}
+	if err := istio.CheckSubsets(dr, mr.Spec.Stable, mr.Spec.Candidate); err != nil {
+		w.observed.Problem = err.Error()
+		return w, nil
+	}
+	rw, err := istio.ReadWeights(vs, w.target)
+	if err != nil {
+		w.observed.Problem = err.Error()
+		return w, nil
+	}
+	w.observed.RouteWeights = rw
+
+	sel, err := r.serviceSelector(ctx, mr, dr)
+	if err != nil {
+		return nil, err
+	}
+	w.observed.ReadyPods = map[string]int32{}
+	for _, subset := range rollout.DesiredSubsets(mr) {
+		sl, ok := istio.SubsetLabels(dr, subset)
+		if !ok {
+			continue
+		}
+		n, err := r.readyPods(ctx, ns, sel, sl)
+		if err != nil {
+			return nil, err
+		}
+		w.observed.ReadyPods[subset] = n
+	}
+	return w, nil
+}
+
+// serviceSelector returns the selector of the model's Service (spec.service,
+// or the short name of the DestinationRule's host), or nil when there is no
+// such Service in the namespace: then the subset labels alone select pods.
+func (r *Reconciler) serviceSelector(ctx context.Context, mr *v1alpha1.ModelRollout, dr *networkingv1.DestinationRule) (map[string]string, error) {
+	name := mr.Spec.Service
+	if name == "" {
+		name = ServiceName(dr.Spec.GetHost(), mr.Namespace)
+	}
+	if name == "" {
+		return nil, nil
+	}
+	svc := &corev1.Service{}
+	if err := r.client.Get(ctx, types.NamespacedName{Namespace: mr.Namespace, Name: name}, svc); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("get Service %s/%s: %w", mr.Namespace, name, err)
+	}
+	return svc.Spec.Selector, nil
+}
+
+// ServiceName is the Service a DestinationRule host names in namespace, or ""
+// when the host is outside it.
+func ServiceName(host, namespace string) string {
+	parts := strings.Split(strings.TrimSuffix(host, "."), ".")
+	if len(parts) == 1 || parts[1] == namespace {
+		return parts[0]
+	}
+	return ""
+}
+
+func (r *Reconciler) readyPods(ctx context.Context, ns string, svc, subset map[string]string) (int32, error) {
+	want := labels.Set{}
+	for k, v := range svc {
+		want[k] = v
+	}
+	for k, v := range subset {
+		want[k] = v
+	}
+	var pods corev1.PodList
+	if err := r.client.List(ctx, &pods, client.InNamespace(ns), client.MatchingLabelsSelector{Selector: labels.SelectorFromSet(want)}); err != nil {
+		return 0, fmt.Errorf("list pods in %s with %s: %w", ns, want, err)
+	}
+	var n int32
+	for i := range pods.Items {
+		if podReady(&pods.Items[i]) {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func podReady(p *corev1.Pod) bool {
+	if p.DeletionTimestamp != nil {
+		return false
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}

@@ -1,0 +1,105 @@
+package controller
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
+)
+
+var allPhases = []v1alpha1.Phase{
+	v1alpha1.PhaseStable, v1alpha1.PhaseProgressing, v1alpha1.PhasePaused, v1alpha1.PhaseManualSplit,
+	v1alpha1.PhasePromoted, v1alpha1.PhaseRolledBack, v1alpha1.PhaseFailed,
+}
+
+// Metrics are the controller's Prometheus series.
+type Metrics struct {
+	weight   *prometheus.GaugeVec
+	phase    *prometheus.GaugeVec
+	duration *prometheus.HistogramVec
+	errors   *prometheus.CounterVec
+	writes   *prometheus.CounterVec
+}
+
+// NewMetrics creates the controller's metrics and registers them with reg
+// (controller-runtime's metrics.Registry in the binary, so they are served
+// on --metrics-bind-address beside the workqueue and client metrics).
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		weight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "fulcrum_rollout_weight",
+			Help: "Percent of traffic the controller set on a subset of a rollout's managed routes.",
+		}, []string{"namespace", "rollout", "subset"}),
+		phase: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "fulcrum_rollout_phase",
+			Help: "1 for the phase a rollout is in, 0 for the others.",
+		}, []string{"namespace", "rollout", "phase"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "fulcrum_rollout_duration_seconds",
+			Help:    "Time from the start of a rollout to its promotion or rollback.",
+			Buckets: prometheus.ExponentialBuckets(30, 2, 12), // 30s .. ~17h
+		}, []string{"outcome"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fulcrum_reconcile_errors_total",
+			Help: "Reconcile errors by the stage that failed (read, analysis, virtualservice, spec, status).",
+		}, []string{"stage"}),
+		writes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fulcrum_controller_writes_total",
+			Help: "Writes the controller made to the API server, by kind (virtualservice, spec, status) and result.",
+		}, []string{"kind", "result"}),
+	}
+	for _, c := range []prometheus.Collector{m.weight, m.phase, m.duration, m.errors, m.writes} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *Metrics) observe(mr *v1alpha1.ModelRollout) {
+	if m == nil {
+		return
+	}
+	m.weight.DeletePartialMatch(prometheus.Labels{"namespace": mr.Namespace, "rollout": mr.Name})
+	for _, w := range mr.Status.Weights {
+		m.weight.WithLabelValues(mr.Namespace, mr.Name, w.Subset).Set(float64(w.Weight))
+	}
+	for _, p := range allPhases {
+		v := 0.0
+		if mr.Status.Phase == p {
+			v = 1
+		}
+		m.phase.WithLabelValues(mr.Namespace, mr.Name, string(p)).Set(v)
+	}
+}
+
+func (m *Metrics) forget(namespace, name string) {
+	if m == nil {
+		return
+	}
+	l := prometheus.Labels{"namespace": namespace, "rollout": name}
+	m.weight.DeletePartialMatch(l)
+	m.phase.DeletePartialMatch(l)
+}
+
+func (m *Metrics) ended(outcome string, seconds float64) {
+	if m != nil && outcome != "" {
+		m.duration.WithLabelValues(outcome).Observe(seconds)
+	}
+}
+
+func (m *Metrics) failed(stage string) {
+	if m != nil {
+		m.errors.WithLabelValues(stage).Inc()
+	}
+}
+
+func (m *Metrics) wrote(kind string, err error) {
+	if m == nil {
+		return
+	}
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.writes.WithLabelValues(kind, result).Inc()
+}

@@ -1,0 +1,260 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/fulcrum-ml/fulcrum/analysis"
+	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
+	"github.com/fulcrum-ml/fulcrum/controller/istio"
+	"github.com/fulcrum-ml/fulcrum/controller/rollout"
+)
+
+// EventRecorder is the part of client-go's events.EventRecorder the
+// reconciler uses.
+type EventRecorder interface {
+	Eventf(regarding runtime.Object, related runtime.Object, eventtype, reason, action, note string, args ...interface{})
+}
+
+// Config holds the reconciler's collaborators.
+type Config struct {
+	// Client reads from the manager's cache and writes to the API server.
+	Client client.Client
+	// APIReader reads the API server directly; used for the fresh read
+	// after a write conflict.
+	APIReader client.Reader
+	// Recorder records Kubernetes Events.
+	Recorder EventRecorder
+	// Clock is injected so tests control time; nil means the real clock.
+	Clock clock.PassiveClock
+	// Analyzer judges analysis rounds. Nil is allowed: rollouts with metrics
+	// then get Error rounds saying no analyzer is configured (never Pass).
+	Analyzer analysis.Analyzer
+	// IstioVersion is the networking.istio.io version to use ("v1",
+	// "v1beta1"); see DetectIstioVersion. Empty means v1.
+	IstioVersion string
+	// Metrics, if set, receive the controller's Prometheus series.
+	Metrics *Metrics
+}
+
+// Reconciler reconciles ModelRollouts.
+type Reconciler struct {
+	client   client.Client
+	reader   client.Reader
+	recorder EventRecorder
+	clock    clock.PassiveClock
+	analyzer analysis.Analyzer
+	version  string
+	metrics  *Metrics
+}
+
+// New returns a Reconciler; register it with SetupWithManager.
+func New(cfg Config) (*Reconciler, error) {
+	if cfg.Client == nil {
+		return nil, errors.New("controller: Config.Client is required")
+	}
+	r := &Reconciler{
+		client: cfg.Client, reader: cfg.APIReader, recorder: cfg.Recorder, clock: cfg.Clock,
+		analyzer: cfg.Analyzer, version: cfg.IstioVersion, metrics: cfg.Metrics,
+	}
+	if r.reader == nil {
+		r.reader = cfg.Client
+	}
+	if r.clock == nil {
+		r.clock = clock.RealClock{}
+	}
+	if r.version == "" {
+		r.version = "v1"
+	}
+	return r, nil
+}
+
+// NoAnalyzerMessage is the Error round's message when metrics are configured
+// but the binary runs without an analysis engine.
+const NoAnalyzerMessage = "no analysis engine configured: start fulcrum with --prometheus-url to judge rollouts that have metrics"
+
+// Reconcile gathers, decides and writes one rollout.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	log := ctrl.LoggerFrom(ctx).WithValues("modelrollout", req.NamespacedName.String())
+	ctx = ctrl.LoggerInto(ctx, log)
+
+	mr := &v1alpha1.ModelRollout{}
+	if err := r.client.Get(ctx, req.NamespacedName, mr); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.metrics.forget(req.Namespace, req.Name)
+			return ctrl.Result{}, nil
+		}
+		r.metrics.failed("read")
+		return ctrl.Result{}, fmt.Errorf("get ModelRollout %s: %w", req.NamespacedName, err)
+	}
+	if !mr.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	w, err := r.gather(ctx, mr)
+	if err != nil {
+		r.metrics.failed("read")
+		return ctrl.Result{}, err
+	}
+	if w.observed.Problem == "" && rollout.AnalysisDue(mr, w.observed.Now) {
+		w.observed.Round = r.analyze(ctx, mr, w)
+	}
+	d := rollout.Decide(mr, w.observed)
+
+	if d.Weights != nil {
+		if err := r.writeWeights(ctx, mr, w, d.Weights); err != nil {
+			r.metrics.failed("virtualservice")
+			return ctrl.Result{}, err
+		}
+	}
+	cur := mr
+	if d.Promote {
+		next, err := r.promote(ctx, mr, d.Status.Candidate)
+		if err != nil {
+			r.metrics.failed("spec")
+			return r.conflictOr(ctx, err, "promote")
+		}
+		cur = next
+	}
+	if !equality.Semantic.DeepEqual(mr.Status, d.Status) {
+		upd := cur.DeepCopy()
+		upd.Status = d.Status
+		err := r.client.Status().Update(ctx, upd)
+		r.metrics.wrote("status", err)
+		if err != nil {
+			r.metrics.failed("status")
+			return r.conflictOr(ctx, err, "status")
+		}
+		cur = upd
+	}
+	for _, e := range d.Events {
+		if r.recorder != nil {
+			r.recorder.Eventf(cur, nil, e.Type, e.Reason, "Reconcile", "%s", e.Message)
+		}
+		log.Info(e.Message, "reason", e.Reason, "type", e.Type)
+	}
+	r.metrics.ended(d.Outcome, d.Duration.Seconds())
+	r.metrics.observe(cur)
+	return ctrl.Result{RequeueAfter: d.RequeueAfter}, nil
+}
+
+// conflictRetryDelay spaces the re-decision after a conflict a little, so a
+// busy writer does not make the controller spin.
+const conflictRetryDelay = 200 * time.Millisecond
+
+// conflictOr turns a write conflict into an immediate requeue: the rollout
+// changed under us (a new intent, say), so the decision must be made again on
+// a fresh copy rather than retried blindly. The VirtualService write that may
+// have preceded it is idempotent.
+func (r *Reconciler) conflictOr(ctx context.Context, err error, what string) (ctrl.Result, error) {
+	if apierrors.IsConflict(err) {
+		ctrl.LoggerFrom(ctx).V(1).Info("write conflict; deciding again on a fresh copy", "write", what)
+		return ctrl.Result{RequeueAfter: conflictRetryDelay}, nil
+	}
+	return ctrl.Result{}, fmt.Errorf("update %s: %w", what, err)
+}
+
+func (r *Reconciler) analyze(ctx context.Context, mr *v1alpha1.ModelRollout, w *world) *v1alpha1.AnalysisRound {
+	now := w.observed.Now
+	errRound := func(msg string) *v1alpha1.AnalysisRound {
+		return &v1alpha1.AnalysisRound{Verdict: v1alpha1.VerdictError, Metrics: []v1alpha1.MetricResult{{Name: "analysis", Verdict: v1alpha1.VerdictError, Message: msg}}}
+	}
+	if r.analyzer == nil {
+		return errRound(NoAnalyzerMessage)
+	}
+	weights := map[string]int32{}
+	for _, sw := range mr.Status.Weights {
+		weights[sw.Subset] = sw.Weight
+	}
+	req := analysis.Request{
+		Namespace: mr.Namespace, Name: mr.Name,
+		Service: mr.Spec.Service, Stable: mr.Spec.Stable, Candidate: mr.Status.Candidate,
+		Weights: weights, Spec: mr.Spec.Analysis, Now: now,
+	}
+	if req.Service == "" {
+		req.Service = ServiceName(w.dr.Spec.GetHost(), mr.Namespace)
+	}
+	if mr.Status.StepStartedAt != nil {
+		req.WindowStart = mr.Status.StepStartedAt.Time
+	}
+	if a := mr.Status.Analysis; a != nil && len(a.RecentRounds) > 0 {
+		last := a.RecentRounds[len(a.RecentRounds)-1]
+		if mr.Status.Step != nil && last.Step == *mr.Status.Step {
+			req.Previous = last.Metrics
+		}
+	}
+	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	round, err := r.analyzer.Analyze(actx, req)
+	if err != nil {
+		r.metrics.failed("analysis")
+		return errRound(fmt.Sprintf("analysis could not start: %v", err))
+	}
+	return &round
+}
+
+// writeWeights updates the VirtualService when its managed weights differ.
+// On a conflict it reads the VirtualService fresh from the API server and
+// computes the change again, so someone else's concurrent edit of other
+// fields survives.
+func (r *Reconciler) writeWeights(ctx context.Context, mr *v1alpha1.ModelRollout, w *world, weights []v1alpha1.SubsetWeight) error {
+	vs := w.vs
+	first := true
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if !first {
+			fresh := r.newIstio("VirtualService")
+			if err := r.reader.Get(ctx, client.ObjectKeyFromObject(w.vs), fresh); err != nil {
+				return fmt.Errorf("re-read VirtualService %s/%s: %w", w.vs.GetNamespace(), w.vs.GetName(), err)
+			}
+			vs = fresh
+		}
+		first = false
+		next, changed, err := istio.SetWeights(vs, w.target, weights)
+		if err != nil {
+			return fmt.Errorf("compute weights for VirtualService %s/%s: %w", vs.GetNamespace(), vs.GetName(), err)
+		}
+		if !changed {
+			return nil
+		}
+		err = r.client.Update(ctx, next)
+		r.metrics.wrote("virtualservice", err)
+		if err != nil && !apierrors.IsConflict(err) {
+			return fmt.Errorf("update VirtualService %s/%s: %w", vs.GetNamespace(), vs.GetName(), err)
+		}
+		return err
+	})
+}
+
+// promote moves the candidate into spec.stable and clears spec.candidate in
+// one update, with the resourceVersion the decision was made on.
+func (r *Reconciler) promote(ctx context.Context, mr *v1alpha1.ModelRollout, candidate string) (*v1alpha1.ModelRollout, error) {
+	upd := mr.DeepCopy()
+	upd.Spec.Stable = candidate
+	upd.Spec.Candidate = ""
+	err := r.client.Update(ctx, upd)
+	r.metrics.wrote("spec", err)
+	if err != nil {
+		return nil, err
+	}
+	// The status write that follows needs the new resourceVersion and must
+	// carry the decided status, not the one the update returned.
+	upd.Status = mr.Status
+	return upd, nil
+}
+
+func (r *Reconciler) newIstio(kind string) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(schema.GroupVersionKind{Group: "networking.istio.io", Version: r.version, Kind: kind})
+	return u
+}
