@@ -1,0 +1,94 @@
+// Command modelserver runs one version of the end-to-end rig's model: an
+// Open Inference Protocol server whose errors, latency and scores follow
+// the flags.
+//
+//	modelserver --model fraud --version v2 --addr 127.0.0.1:9002 \
+//	  --error-rate 0.02 --latency-median 20ms --latency-p99 120ms --score beta:2,5
+//
+// Once serving it prints {"addr":"HOST:PORT"} to stdout.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/fulcrum-ml/fulcrum/e2e/modelserver"
+)
+
+func main() {
+	var (
+		model     = flag.String("model", "", "model name served at /v2/models/NAME (required)")
+		version   = flag.String("version", "", "model version, reported in the x-model-version header and metrics (required)")
+		addr      = flag.String("addr", "127.0.0.1:0", "listen address")
+		errRate   = flag.Float64("error-rate", 0, "share of inference requests answered 500, 0..1")
+		median    = flag.Duration("latency-median", 0, "median latency (log-normal)")
+		p99       = flag.Duration("latency-p99", 0, "99th percentile latency; equal to the median for a constant, 0 with median 0 for none")
+		score     = flag.String("score", modelserver.DefaultScore.String(), "score distribution: beta:A,B or normal:MEAN,SD (clipped to [0,1])")
+		seed      = flag.Uint64("seed", 0, "seed for draws (0: random)")
+		exitAfter = flag.Duration("exit-after", 0, "exit after this long (0: until SIGTERM or the parent exits)")
+	)
+	flag.Parse()
+	if err := run(*model, *version, *addr, *errRate, *median, *p99, *score, *seed, *exitAfter); err != nil {
+		fmt.Fprintln(os.Stderr, "modelserver:", err)
+		os.Exit(1)
+	}
+}
+
+func run(model, version, addr string, errRate float64, median, p99 time.Duration, score string, seed uint64, exitAfter time.Duration) error {
+	sc, err := modelserver.ParseScore(score)
+	if err != nil {
+		return fmt.Errorf("--score: %w", err)
+	}
+	if p99 == 0 {
+		p99 = median
+	}
+	ctx, stop := lifetime(context.Background(), exitAfter)
+	defer stop()
+	r, err := modelserver.Start(ctx, modelserver.Config{
+		Model: model, Version: version, Seed: seed,
+		Behavior: modelserver.Behavior{ErrorRate: errRate, Latency: modelserver.Latency{Median: median, P99: p99}, Score: sc},
+	}, addr)
+	if err != nil {
+		return err
+	}
+	out, _ := json.Marshal(map[string]string{"addr": r.Addr})
+	fmt.Println(string(out))
+	<-ctx.Done()
+	r.Stop()
+	return nil
+}
+
+// lifetime ends on SIGINT/SIGTERM, after exitAfter, or when the parent
+// process goes away, so a forgotten server never outlives its test.
+func lifetime(ctx context.Context, exitAfter time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	if exitAfter > 0 {
+		var c2 context.CancelFunc
+		ctx, c2 = context.WithTimeout(ctx, exitAfter)
+		prev := cancel
+		cancel = func() { c2(); prev() }
+	}
+	parent := os.Getppid()
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if os.Getppid() != parent {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	return ctx, cancel
+}
