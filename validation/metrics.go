@@ -7,6 +7,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/fulcrum-ml/fulcrum/analysis/templates"
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
 )
 
@@ -23,7 +24,15 @@ func checkMetrics(ctx context.Context, l Lookups, mr *v1alpha1.ModelRollout) fie
 			errs = append(errs, ValidateQuery(p.Child("query"), m.Query)...)
 			continue
 		}
-		if m.Template == "" || BuiltinTemplate(m.Template) {
+		if m.Template == "" {
+			continue
+		}
+		if b, ok := templates.Builtin(m.Template); ok {
+			if need, missing := judgeNeeds(m, b); missing != "" {
+				errs = append(errs, field.Invalid(p.Child("template"), m.Template, fmt.Sprintf(
+					"the %s judge needs a template with %s, and built-in template %s has none; choose another judge or template",
+					need, missing, m.Template)))
+			}
 			continue
 		}
 		mt, err := l.MetricTemplate(ctx, mr.Namespace, m.Template)
@@ -41,7 +50,7 @@ func checkMetrics(ctx context.Context, l Lookups, mr *v1alpha1.ModelRollout) fie
 			errs = append(errs, field.Invalid(p.Child("template"), m.Template, fmt.Sprintf(
 				"MetricTemplate %s/%s is broken: %s", mt.Namespace, mt.Name, e.Error())))
 		}
-		if need, missing := judgeNeeds(m, &mt.Spec); missing != "" {
+		if need, missing := judgeNeeds(m, templates.FromMetricTemplate(mt)); missing != "" {
 			errs = append(errs, field.Invalid(p.Child("template"), m.Template, fmt.Sprintf(
 				"the %s judge needs MetricTemplate %s/%s to set %s; add it to the template or choose another judge",
 				need, mt.Namespace, mt.Name, missing)))
@@ -52,21 +61,24 @@ func checkMetrics(ctx context.Context, l Lookups, mr *v1alpha1.ModelRollout) fie
 
 // judgeNeeds names the metric's judge and the template queries it needs
 // that the template lacks ("" when it has them all).
-func judgeNeeds(m *v1alpha1.Metric, s *v1alpha1.MetricTemplateSpec) (judge, missing string) {
+func judgeNeeds(m *v1alpha1.Metric, s templates.Template) (judge, missing string) {
 	switch {
 	case m.Threshold != nil || m.Relative != nil:
 		judge = "threshold"
 		if m.Relative != nil {
 			judge = "relative"
 		}
-		if s.Query == "" {
+		if s.Query == "" && !s.ValueFromHistogram {
 			return judge, "spec.query"
 		}
 	case m.Sequential != nil:
+		// Bad events come from badQuery, or from a latency histogram cut at
+		// sequential.sloMilliseconds.
+		hasBad := s.BadQuery != "" || (m.Sequential.SLOMilliseconds != nil && s.HistogramQuery != "")
 		switch {
-		case s.BadQuery == "" && s.SampleQuery == "":
+		case !hasBad && s.SampleQuery == "":
 			return "sequential", "spec.badQuery and spec.sampleQuery"
-		case s.BadQuery == "":
+		case !hasBad:
 			return "sequential", "spec.badQuery"
 		case s.SampleQuery == "":
 			return "sequential", "spec.sampleQuery"

@@ -16,7 +16,6 @@ func TestValidateQuery(t *testing.T) {
 	}{
 		{"valid ratio", `sum by ({{.VersionLabel}}) (rate(istio_requests_total{response_code=~"5..",destination_version=~"{{.Subsets}}"}[{{.Window}}])) / sum by ({{.VersionLabel}}) (rate(istio_requests_total[{{.Window}}]))`, ""},
 		{"range over subsets", `sum by (v) (x{v=~"{{range $i, $s := .Subsets}}{{if $i}}|{{end}}{{$s}}{{end}}"})`, ""},
-		{"join function", `sum(x{v=~"{{join "|" .Subsets}}"})`, ""},
 		{"empty is not checked", "  ", ""},
 		{"unclosed paren", `sum(rate(x[5m])`, "not valid PromQL once rendered"},
 		{"bad duration", `rate(x[{{.Service}}])`, "not valid PromQL once rendered (rate(x[model]))"},

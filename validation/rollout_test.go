@@ -70,8 +70,12 @@ func TestValidateRolloutRejects(t *testing.T) {
 			mr.Spec.Analysis.Metrics[1] = v1alpha1.Metric{Name: "latency", Template: "latency", Sequential: &v1alpha1.SequentialJudge{MaxIncrease: 0.01, Confidence: 0.99}}
 		}), nil,
 			[]wantErr{{"spec.analysis.metrics[1].template", field.ErrorTypeInvalid, "the sequential judge needs MetricTemplate ml/latency to set spec.badQuery and spec.sampleQuery"}}},
+		{"judge a built-in template cannot feed", rollout(func(mr *v1alpha1.ModelRollout) {
+			mr.Spec.Analysis.Metrics[0].Template = "istio-request-count"
+		}), nil,
+			[]wantErr{{"spec.analysis.metrics[0].template", field.ErrorTypeInvalid, "the sequential judge needs a template with spec.badQuery, and built-in template istio-request-count has none"}}},
 		{"inline query bad promql", rollout(func(mr *v1alpha1.ModelRollout) { mr.Spec.Analysis.Metrics[2].Query = `sum(rate(x[{{.Window}}])` }), nil,
-			[]wantErr{{"spec.analysis.metrics[2].query", field.ErrorTypeInvalid, "not valid PromQL once rendered (sum(rate(x[5m])):"}}},
+			[]wantErr{{"spec.analysis.metrics[2].query", field.ErrorTypeInvalid, "not valid PromQL once rendered (sum(rate(x[300s])):"}}},
 		{"inline query bad template", rollout(func(mr *v1alpha1.ModelRollout) { mr.Spec.Analysis.Metrics[2].Query = `sum(x{a="{{.Nope}}"})` }), nil,
 			[]wantErr{{"spec.analysis.metrics[2].query", field.ErrorTypeInvalid, "can't evaluate field Nope"}}},
 		{"route managed by another rollout", rollout(), func(f *fakeLookups) { f.mrs = append(f.mrs, *other) },
@@ -107,6 +111,10 @@ func TestValidateRolloutAdmitsWithWarnings(t *testing.T) {
 		warns []string // substrings, in order
 	}{
 		{"well formed", rollout(), nil},
+		{"sequential judge on a latency histogram with an SLO", rollout(func(mr *v1alpha1.ModelRollout) {
+			mr.Spec.Analysis.Metrics[0].Template = "istio-latency-p99"
+			mr.Spec.Analysis.Metrics[0].Sequential.SLOMilliseconds = ptr(int64(250))
+		}), nil},
 		{"single unnamed route, no routes named", rollout(func(mr *v1alpha1.ModelRollout) { mr.Spec.VirtualService = v1alpha1.VirtualServiceRef{Name: "single"} }), nil},
 		{"small minSamples", rollout(func(mr *v1alpha1.ModelRollout) { mr.Spec.Analysis.MinSamples = 20 }),
 			[]string{"spec.analysis.minSamples is 20: verdicts on fewer than 50 requests are mostly noise"}},
