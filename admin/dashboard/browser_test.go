@@ -111,7 +111,9 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Errorf("rollback dialog has controls without a label: %v", bad)
 	}
 	const reason = "error budget burning on v2 in eu-west"
-	do(t, ctx, chromedp.SendKeys(chromedp.CSS("#act-reason"), reason), chromedp.Click(chromedp.CSS("#act-submit")))
+	do(t, ctx, chromedp.SendKeys(chromedp.CSS("#act-reason"), reason))
+	viewportShot(t, ctx, "rollback-dialog-1280")
+	do(t, ctx, chromedp.Click(chromedp.CSS("#act-submit")))
 	time.Sleep(300 * time.Millisecond) // a request, if wrongly sent, would have arrived by now
 	if calls := si.actionCalls(); len(calls) != 0 {
 		t.Fatalf("rollback was sent without the confirmation box ticked: %+v", calls)
@@ -152,7 +154,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	if got := eval[[]int](t, ctx, splitValues); fmt.Sprint(got) != "[25 25 25 25]" {
 		t.Errorf("after adding v4 and splitting evenly: %v, want [25 25 25 25]", got)
 	}
-	do(t, ctx, chromedp.SendKeys(chromedp.CSS("#act-reason"), "add the v4 feature set to the test"), chromedp.Click(chromedp.CSS("#act-submit")))
+	do(t, ctx, chromedp.SendKeys(chromedp.CSS("#act-reason"), "add the v4 feature set to the test"))
+	viewportShot(t, ctx, "split-dialog-1280")
+	do(t, ctx, chromedp.Click(chromedp.CSS("#act-submit")))
 	waitFor(t, ctx, "the split dialog to close", `!document.querySelector('dialog[open]')`)
 	if calls := si.actionCalls(); len(calls) != 2 || calls[1].Verb != "split" || fmt.Sprint(calls[1].Body["weights"]) != "[map[subset:v1 weight:25] map[subset:v2 weight:25] map[subset:v3 weight:25] map[subset:v4 weight:25]]" {
 		t.Errorf("split request = %+v, want four subsets at 25", calls[len(calls)-1])
