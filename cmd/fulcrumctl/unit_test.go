@@ -1,0 +1,61 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
+)
+
+func TestParseWeights(t *testing.T) {
+	ws, err := parseWeights([]string{"v1=70", "v2=30"})
+	if err != nil || len(ws) != 2 || ws[1] != (v1alpha1.SubsetWeight{Subset: "v2", Weight: 30}) {
+		t.Fatalf("%v %v", ws, err)
+	}
+	for _, bad := range []string{"v1", "=5", "v1=-1", "v1=101", "v1=7.5"} {
+		if _, err := parseWeights([]string{bad}); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestSummaryAndApplied(t *testing.T) {
+	step := int32(1)
+	v := 0.004
+	mr := &v1alpha1.ModelRollout{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ml", Name: "fraud"},
+		Spec:       v1alpha1.ModelRolloutSpec{Stable: "v1", Candidate: "v2", Strategy: v1alpha1.Strategy{Canary: &v1alpha1.CanaryStrategy{Steps: []int32{5, 25, 100}}}},
+		Status: v1alpha1.ModelRolloutStatus{Phase: v1alpha1.PhaseProgressing, Step: &step,
+			Weights:  []v1alpha1.SubsetWeight{{Subset: "v1", Weight: 75}, {Subset: "v2", Weight: 25}},
+			Analysis: &v1alpha1.AnalysisStatus{Ran: true, Rounds: 3, RecentRounds: []v1alpha1.AnalysisRound{{Step: 1, Verdict: v1alpha1.VerdictPass, Metrics: []v1alpha1.MetricResult{{Name: "error-rate", Verdict: v1alpha1.VerdictPass, Value: &v}}}}},
+			History:  []v1alpha1.HistoryEntry{{IntentID: "old"}}},
+	}
+	s := summary(mr)
+	for _, want := range []string{"ml/fraud", "phase=Progressing", "step=2/3", "weights=v1=75,v2=25", "verdicts=error-rate:Pass"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("summary %q lacks %q", s, want)
+		}
+	}
+	if d := strings.Join(describe(mr), "\n"); !strings.Contains(d, "error-rate") || !strings.Contains(d, "value 0.004") {
+		t.Errorf("describe:\n%s", d)
+	}
+	if !applied(mr, "old") || applied(mr, "new") {
+		t.Error("applied must look at observedIntent and history")
+	}
+}
+
+func TestRunUsageWithoutServer(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"list"}, &out, &errb, func(string) string { return "" })
+	if code != exitUsageErr || !strings.Contains(errb.String(), "FULCRUM_SERVER") {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	code = run(context.Background(), []string{"list", "-o", "yaml"}, &out, &errb, func(k string) string { return map[string]string{"FULCRUM_SERVER": "http://x"}[k] })
+	if code != exitUsageErr {
+		t.Fatalf("bad output format: exit %d", code)
+	}
+}
