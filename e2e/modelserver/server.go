@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -318,4 +319,22 @@ func (r *Running) Stop() {
 	if err := r.srv.Shutdown(ctx); err != nil {
 		_ = r.srv.Close()
 	}
+}
+
+// ScrapeConfig is a Prometheus scrape job, for
+// promserver.Config.ExtraScrapeConfigs, that scrapes model servers at addrs
+// and labels their series namespace=NAMESPACE as Kubernetes service
+// discovery would in a cluster. Fulcrum's drift template selects
+// model_prediction_score by namespace, model (the Service name) and version,
+// so name the model after its Service.
+func ScrapeConfig(job, namespace string, interval time.Duration, addrs ...string) string {
+	if interval <= 0 {
+		interval = time.Second
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "- job_name: %q\n  scrape_interval: %s\n  static_configs:\n  - labels: {namespace: %q}\n    targets:\n", job, interval, namespace)
+	for _, a := range addrs {
+		fmt.Fprintf(&b, "    - %q\n", a)
+	}
+	return b.String()
 }

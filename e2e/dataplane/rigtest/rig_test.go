@@ -71,13 +71,21 @@ func TestWeightsSteerTrafficAndMetrics(t *testing.T) {
 	// Then Prometheus, scraping the proxy, sees the same counts by
 	// destination_version.
 	want := map[string]int{"v1": before.ByVersion["v1"] + after.ByVersion["v1"], "v2": after.ByVersion["v2"]}
+	r.waitProm(ctx, t, "destination_version", `sum by (destination_version) (istio_requests_total{reporter="destination",destination_service_name="fraud",destination_service_namespace="`+r.ns+`"})`, want)
+	// And the model servers' score histograms count one score per answer,
+	// under the labels the drift template selects.
+	r.waitProm(ctx, t, "version", `sum by (version) (model_prediction_score_count{namespace="`+r.ns+`",model="fraud"})`, want)
+}
+
+func (r *rig) waitProm(ctx context.Context, t *testing.T, label, q string, want map[string]int) {
+	t.Helper()
 	var got map[string]int
 	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		got = promSumByVersion(ctx, t, `sum by (destination_version) (istio_requests_total{reporter="destination",destination_service_name="fraud",destination_service_namespace="`+r.ns+`"})`)
-		return got["v1"] == want["v1"] && got["v2"] == want["v2"], nil
+		got = promSumBy(ctx, t, label, q)
+		return len(got) == len(want) && got["v1"] == want["v1"] && got["v2"] == want["v2"], nil
 	})
 	if err != nil {
-		t.Fatalf("Prometheus sum by destination_version = %v, want %v", got, want)
+		t.Fatalf("Prometheus %s = %v, want %v", q, got, want)
 	}
 }
 
@@ -110,7 +118,11 @@ func newRig(ctx context.Context, t *testing.T) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(r.proxy.Stop)
-	if err := env.Prometheus.Rewrite(promserver.Config{Targets: []string{r.proxy.MetricsAddr}, ScrapeInterval: time.Second}); err != nil {
+	if err := env.Prometheus.Rewrite(promserver.Config{
+		Targets:            []string{r.proxy.MetricsAddr},
+		ExtraScrapeConfigs: modelserver.ScrapeConfig("models", ns, time.Second, r.servers["v1"].Addr, r.servers["v2"].Addr),
+		ScrapeInterval:     time.Second,
+	}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -234,9 +246,8 @@ func (r *rig) load(ctx context.Context, t *testing.T, n int) loadgen.Report {
 	return rep
 }
 
-// promSumByVersion runs an instant query and returns its value by
-// destination_version.
-func promSumByVersion(ctx context.Context, t *testing.T, q string) map[string]int {
+// promSumBy runs an instant query and returns its values by label.
+func promSumBy(ctx context.Context, t *testing.T, label, q string) map[string]int {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, env.PrometheusURL+"/api/v1/query?query="+url.QueryEscape(q), nil)
 	resp, err := http.DefaultClient.Do(req)
@@ -262,7 +273,7 @@ func promSumByVersion(ctx context.Context, t *testing.T, q string) map[string]in
 		if err != nil {
 			t.Fatalf("value %v: %v", s.Value, err)
 		}
-		out[s.Metric["destination_version"]] = int(f)
+		out[s.Metric[label]] = int(f)
 	}
 	return out
 }
