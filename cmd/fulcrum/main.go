@@ -1,0 +1,155 @@
+// Command fulcrum is Fulcrum's server: the ModelRollout controller, the admin
+// API and the admission webhook in one binary, each switched on by a flag.
+// Leader election (a Lease) makes only one replica reconcile; components that
+// serve requests run on every replica.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2/textlogger"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
+	"github.com/fulcrum-ml/fulcrum/controller"
+)
+
+// flags are every command-line setting; components read what they need.
+type flags struct {
+	kubeconfig string
+
+	controller, admin, webhook bool
+
+	metricsAddr, probeAddr string
+
+	leaderElect                               bool
+	leaderElectionNamespace, leaderElectionID string
+	leaseDuration, renewDeadline, retryPeriod time.Duration
+
+	maxConcurrentReconciles int
+
+	prometheusURL, prometheusBearerTokenFile string
+	prometheusTimeout                        time.Duration
+
+	adminAddr      string
+	webhookPort    int
+	webhookCertDir string
+}
+
+func parseFlags(args []string) (*flags, *textlogger.Config, error) {
+	f := &flags{}
+	fs := flag.NewFlagSet("fulcrum", flag.ContinueOnError)
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file; empty means in-cluster config or $KUBECONFIG")
+	fs.BoolVar(&f.controller, "controller", true, "run the ModelRollout controller (only the leader reconciles)")
+	fs.BoolVar(&f.admin, "admin", false, "serve the admin API and dashboard")
+	fs.BoolVar(&f.webhook, "webhook", false, "serve the admission webhook")
+	fs.StringVar(&f.metricsAddr, "metrics-bind-address", ":8082", "address of /metrics; 0 turns it off")
+	fs.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz; 0 turns them off")
+	fs.BoolVar(&f.leaderElect, "leader-elect", false, "elect a leader through a Lease so one replica reconciles")
+	fs.StringVar(&f.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the Lease; empty means the pod's namespace (in cluster)")
+	fs.StringVar(&f.leaderElectionID, "leader-election-id", "fulcrum-controller", "name of the Lease")
+	fs.DurationVar(&f.leaseDuration, "lease-duration", 15*time.Second, "how long a lost leader's Lease blocks others; a killed leader is replaced within this")
+	fs.DurationVar(&f.renewDeadline, "renew-deadline", 10*time.Second, "how long the leader retries renewing before it gives up leadership")
+	fs.DurationVar(&f.retryPeriod, "retry-period", 2*time.Second, "how often candidates try to acquire or renew the Lease")
+	fs.IntVar(&f.maxConcurrentReconciles, "max-concurrent-reconciles", 4, "rollouts reconciled in parallel")
+	fs.StringVar(&f.prometheusURL, "prometheus-url", "", "Prometheus base URL for analysis; without it rollouts with metrics get Error rounds (never Pass)")
+	fs.StringVar(&f.prometheusBearerTokenFile, "prometheus-bearer-token-file", "", "file with a bearer token for Prometheus, re-read on every query")
+	fs.DurationVar(&f.prometheusTimeout, "prometheus-timeout", 0, "timeout of each Prometheus query; the provider's default when 0")
+	fs.StringVar(&f.adminAddr, "admin-bind-address", ":8080", "address of the admin API")
+	fs.IntVar(&f.webhookPort, "webhook-port", 9443, "port of the admission webhook server")
+	fs.StringVar(&f.webhookCertDir, "webhook-cert-dir", "", "folder with the webhook's tls.crt and tls.key")
+	logs := textlogger.NewConfig()
+	logs.AddFlags(fs) // -v and -vmodule
+	if err := fs.Parse(args); err != nil {
+		return nil, logs, err
+	}
+	if f.leaseDuration <= f.renewDeadline || f.renewDeadline <= f.retryPeriod {
+		return nil, logs, fmt.Errorf("--lease-duration (%s) must exceed --renew-deadline (%s), which must exceed --retry-period (%s)", f.leaseDuration, f.renewDeadline, f.retryPeriod)
+	}
+	return f, logs, nil
+}
+
+func main() {
+	f, logs, err := parseFlags(os.Args[1:])
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "fulcrum:", err)
+		os.Exit(3)
+	}
+	ctrl.SetLogger(textlogger.NewLogger(logs))
+	if err := run(ctrl.SetupSignalHandler(), f); err != nil {
+		ctrl.Log.Error(err, "fulcrum stopped")
+		os.Exit(1)
+	}
+}
+
+func restConfig(f *flags) (*rest.Config, error) {
+	if f.kubeconfig != "" {
+		return clientcmd.BuildConfigFromFlags("", f.kubeconfig)
+	}
+	return ctrl.GetConfig()
+}
+
+func run(ctx context.Context, f *flags) error {
+	cfg, err := restConfig(f)
+	if err != nil {
+		return fmt.Errorf("kubernetes config: %w", err)
+	}
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return err
+	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return err
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        scheme,
+		Metrics:                       metricsserver.Options{BindAddress: f.metricsAddr},
+		HealthProbeBindAddress:        f.probeAddr,
+		LeaderElection:                f.leaderElect,
+		LeaderElectionID:              f.leaderElectionID,
+		LeaderElectionNamespace:       f.leaderElectionNamespace,
+		LeaderElectionReleaseOnCancel: true, // a clean shutdown hands over at once
+		LeaseDuration:                 &f.leaseDuration,
+		RenewDeadline:                 &f.renewDeadline,
+		RetryPeriod:                   &f.retryPeriod,
+		Cache:                         cache.Options{ByObject: controller.CacheByObject()},
+		// Istio objects are handled as unstructured (see package
+		// controller): read them from the cache too.
+		Client: client.Options{Cache: &client.CacheOptions{Unstructured: true}},
+	})
+	if err != nil {
+		return fmt.Errorf("create manager: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	for _, c := range components {
+		if !c.enabled(f) {
+			continue
+		}
+		if err := c.setup(ctx, mgr, f); err != nil {
+			return fmt.Errorf("%s: %w", c.name, err)
+		}
+		ctrl.Log.Info("component enabled", "component", c.name)
+	}
+	return mgr.Start(ctx)
+}
