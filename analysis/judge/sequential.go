@@ -19,6 +19,8 @@ type CountsInput struct {
 	MinSamples        int64
 	Step              int32
 	Previous          *v1alpha1.MetricResult
+	// NoEstimate skips the SamplesNeeded search (simulations).
+	NoEstimate bool
 }
 
 // Sequential runs the always-valid comparison of bad-event rates (see
@@ -53,7 +55,11 @@ func Sequential(j v1alpha1.SequentialJudge, in CountsInput) v1alpha1.MetricResul
 		return r
 	}
 	alpha := stats.StepAlpha(1-conf, in.Step)
-	s := stats.Sequential(in.Candidate, in.Stable, j.MaxIncrease, alpha)
+	decide := stats.Sequential
+	if in.NoEstimate {
+		decide = stats.SequentialDecision
+	}
+	s := decide(in.Candidate, in.Stable, j.MaxIncrease, alpha)
 	// The running minimum of 1/E over the step is an always-valid p-value,
 	// and the running intersection of the bounds is a confidence sequence.
 	p, lo, hi := s.PValue, s.Lower, s.Upper

@@ -20,7 +20,7 @@
 // its odds ratio) and L_ρ increases in X, so again E L_ρ <= 1. Each new bad
 // event multiplies L_ρ by a factor of mean at most 1 given the past, so L_ρ
 // is a nonnegative supermartingale over bad events, and so is the average
-// E = mean_ρ L_ρ over a fixed grid of ρ in [1.05, 20] (uniform in log ρ).
+// E = mean_ρ L_ρ over a fixed grid of ρ in [1.1, 10] (uniform in log ρ).
 // Ville's inequality gives P_H0(sup_t E_t >= 1/α) <= α: rejecting when E
 // crosses 1/α, at any of arbitrarily many looks, falsely rolls back with
 // probability at most α. min_t 1/E_t is an always-valid p-value.

@@ -12,8 +12,8 @@ import (
 const gridPoints = 48
 
 var (
-	// upRatios mix alternatives 1.01..50 times the null rate (a worse candidate).
-	upRatios = logGrid(math.Log(1.05), math.Log(20))
+	// upRatios mix alternatives 1.1..10 times the null rate (a worse candidate).
+	upRatios = logGrid(math.Log(1.1), math.Log(10))
 	// downRatios mix alternatives 0.01..0.99 times the null rate (a better one).
 	downRatios = logGrid(math.Log(0.01), math.Log(0.99))
 )

@@ -62,11 +62,21 @@ type SequentialResult struct {
 //     plus maxIncrease (alpha split 0.9/0.1 between them).
 //   - Undecided otherwise.
 func Sequential(cand, stable Counts, maxIncrease, alpha float64) SequentialResult {
+	return sequential(cand, stable, maxIncrease, alpha, true)
+}
+
+// SequentialDecision is Sequential without the SamplesNeeded projection,
+// which costs a search; simulations use it.
+func SequentialDecision(cand, stable Counts, maxIncrease, alpha float64) SequentialResult {
+	return sequential(cand, stable, maxIncrease, alpha, false)
+}
+
+func sequential(cand, stable Counts, maxIncrease, alpha float64, project bool) SequentialResult {
 	c := fcounts{float64(max(cand.Bad, 0)), float64(max(cand.Total, 0))}
 	s := fcounts{float64(max(stable.Bad, 0)), float64(max(stable.Total, 0))}
 	c.bad, s.bad = math.Min(c.bad, c.total), math.Min(s.bad, s.total)
 	r := decide(c, s, maxIncrease, alpha)
-	if r.Decision == Undecided {
+	if r.Decision == Undecided && project {
 		r.SamplesNeeded = samplesNeeded(c, s, maxIncrease, alpha)
 	} else {
 		r.SamplesNeeded = -1
