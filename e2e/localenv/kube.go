@@ -12,6 +12,7 @@ import (
 	"sort"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
@@ -70,6 +71,9 @@ func installCRDs(ctx context.Context, cfg *rest.Config, patterns ...string) erro
 		files = append(files, m...)
 	}
 	var names []string
+	// Created concurrently: each create waits on the API server's schema
+	// work, and start-up time is paid by every test package.
+	var g errgroup.Group
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
@@ -80,33 +84,52 @@ func installCRDs(ctx context.Context, cfg *rest.Config, patterns ...string) erro
 			return fmt.Errorf("%s: %w", f, err)
 		}
 		for _, crd := range crds {
-			_, err := client.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, crd, metav1.CreateOptions{})
-			if err != nil && !apierrors.IsAlreadyExists(err) {
-				return fmt.Errorf("create CRD %s from %s: %w", crd.Name, f, err)
-			}
 			names = append(names, crd.Name)
+			g.Go(func() error {
+				_, err := client.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, crd, metav1.CreateOptions{})
+				if err != nil && !apierrors.IsAlreadyExists(err) {
+					return fmt.Errorf("create CRD %s from %s: %w", crd.Name, f, err)
+				}
+				return nil
+			})
 		}
+	}
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	pending := map[string]bool{}
 	for _, n := range names {
 		pending[n] = true
 	}
-	err = wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-		list, err := client.ApiextensionsV1().CustomResourceDefinitions().List(ctx, metav1.ListOptions{})
+	// Watch rather than poll: the Istio CRDs are large, and listing them
+	// every few milliseconds costs more than the wait itself.
+	for len(pending) > 0 {
+		w, err := client.ApiextensionsV1().CustomResourceDefinitions().Watch(ctx, metav1.ListOptions{})
 		if err != nil {
-			return false, nil //nolint:nilerr // retried until ctx ends
+			if ctx.Err() != nil {
+				return fmt.Errorf("CRDs not Established: %v: %w", keys(pending), ctx.Err())
+			}
+			time.Sleep(100 * time.Millisecond)
+			continue
 		}
-		for _, crd := range list.Items {
+		for ev := range w.ResultChan() {
+			crd, ok := ev.Object.(*apiextensionsv1.CustomResourceDefinition)
+			if !ok {
+				continue
+			}
 			for _, c := range crd.Status.Conditions {
 				if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
 					delete(pending, crd.Name)
 				}
 			}
+			if len(pending) == 0 {
+				break
+			}
 		}
-		return len(pending) == 0, nil
-	})
-	if err != nil {
-		return fmt.Errorf("CRDs not Established: %v: %w", keys(pending), err)
+		w.Stop()
+		if len(pending) > 0 && ctx.Err() != nil {
+			return fmt.Errorf("CRDs not Established: %v: %w", keys(pending), ctx.Err())
+		}
 	}
 	return nil
 }
