@@ -200,14 +200,24 @@ func (e *Env) ConfigForToken(token string) *rest.Config {
 	return c
 }
 
-// ConfigForUser is a REST config for a user named in Options.Users.
-func (e *Env) ConfigForUser(name string) (*rest.Config, error) {
+// UserToken is the bearer token of a user named in Options.Users (or
+// AdminUser), for clients that speak HTTP themselves.
+func (e *Env) UserToken(name string) (string, error) {
 	for _, u := range e.Users {
 		if u.Name == name {
-			return e.ConfigForToken(u.Token), nil
+			return u.Token, nil
 		}
 	}
-	return nil, fmt.Errorf("user %q is not in the environment: add it to Options.Users before Start", name)
+	return "", fmt.Errorf("user %q is not in the environment: add it to Options.Users before Start", name)
+}
+
+// ConfigForUser is a REST config for a user named in Options.Users.
+func (e *Env) ConfigForUser(name string) (*rest.Config, error) {
+	tok, err := e.UserToken(name)
+	if err != nil {
+		return nil, err
+	}
+	return e.ConfigForToken(tok), nil
 }
 
 // LogPath is the log file of a component (Etcd, KubeAPIServer, ...,

@@ -101,6 +101,12 @@ func TestEnvironment(t *testing.T) {
 		if !apierrors.IsForbidden(err) {
 			t.Errorf("alice without a role listed pods: err = %v, want Forbidden", err)
 		}
+		if tok, err := env.UserToken(localenv.AdminUser); err != nil || tok != env.AdminToken {
+			t.Errorf("UserToken(admin) = %q, %v; want the admin token", tok, err)
+		}
+		if _, err := env.ConfigForUser("mallory"); err == nil {
+			t.Error("ConfigForUser of an unknown user must be an error")
+		}
 		bad := kubernetes.NewForConfigOrDie(env.ConfigForToken("not-a-token"))
 		if _, err := bad.CoreV1().Namespaces().List(ctx, metav1.ListOptions{}); !apierrors.IsUnauthorized(err) {
 			t.Errorf("unknown token: err = %v, want Unauthorized", err)
