@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	fulcrumv1 "github.com/fulcrum-ml/fulcrum/api/v1alpha1"
@@ -104,6 +105,15 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Errorf("rollout page has controls without a label: %v", bad)
 	}
 	rolloutShot := screenshot(t, ctx, "rollout-1280")
+
+	// The keyboard alone opens an action's dialog and Escape cancels it.
+	do(t, ctx, chromedp.Focus(chromedp.CSS(`button[data-action=rollback]`)), chromedp.KeyEvent(kb.Enter))
+	waitFor(t, ctx, "the dialog opened by Enter, focus in the reason", `!!document.querySelector('dialog[open]') && document.activeElement.id === 'act-reason'`)
+	do(t, ctx, chromedp.KeyEvent(kb.Escape))
+	waitFor(t, ctx, "Escape to close the dialog", `!document.querySelector('dialog[open]')`)
+	if calls := si.actionCalls(); len(calls) != 0 {
+		t.Fatalf("cancelling with Escape sent %+v", calls)
+	}
 
 	// Rollback asks for a reason and a confirmation, then sends the request.
 	do(t, ctx, chromedp.Click(chromedp.CSS(`button[data-action=rollback]`)), chromedp.WaitVisible(chromedp.CSS("dialog[open] #act-reason")))

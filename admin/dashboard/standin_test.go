@@ -198,7 +198,7 @@ func (s *standIn) action(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	s.calls = append(s.calls, actionCall{Namespace: ns, Name: name, Verb: verb, Authorization: r.Header.Get("Authorization"), Body: body})
-	ro, ok := s.rollouts[ns+"/"+name]
+	_, ok := s.rollouts[ns+"/"+name]
 	s.mu.Unlock()
 	if !ok {
 		problem(w, 404, "no such rollout")
@@ -209,7 +209,7 @@ func (s *standIn) action(w http.ResponseWriter, r *http.Request) {
 		ro.Spec.Intent = &fulcrumv1.Intent{ID: fmt.Sprintf("i%d", len(s.calls)), Action: fulcrumv1.IntentAction(strings.ToUpper(verb[:1]) + verb[1:]), Actor: "engineer", Reason: reason}
 	})
 	s.mu.Lock()
-	ro = s.rollouts[ns+"/"+name]
+	ro := s.rollouts[ns+"/"+name]
 	s.mu.Unlock()
 	writeJSON(w, http.StatusAccepted, ro)
 }
