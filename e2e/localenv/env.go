@@ -16,6 +16,7 @@
 package localenv
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -142,6 +143,23 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 	}
 
 	removeAbandoned(opts.Dir)
+	ctx, cancel := context.WithTimeout(ctx, opts.StartTimeout)
+	defer cancel()
+	// Free ports are found by listening on port 0 and closing; another
+	// package's environment may take one before our component binds it.
+	// That rare race is retried with fresh ports.
+	for attempt := 1; ; attempt++ {
+		e, err := startOnce(ctx, opts, root, bins)
+		if err == nil || attempt == 3 || !errors.Is(err, errPortTaken) || ctx.Err() != nil {
+			return e, err
+		}
+		opts.Logf("localenv: a port was taken by another process; retrying with new ports: %v", err)
+	}
+}
+
+var errPortTaken = errors.New("a component's port was taken")
+
+func startOnce(ctx context.Context, opts Options, root string, bins *Binaries) (*Env, error) {
 	dir, err := os.MkdirTemp(opts.Dir, "fulcrum-env-")
 	if err != nil {
 		return nil, fmt.Errorf("create environment folder: %w", err)
@@ -150,14 +168,27 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 		return nil, fmt.Errorf("write %s: %w", ownerFile, err)
 	}
 	e := &Env{Dir: dir, opts: opts, AdminToken: randomToken()}
-	ctx, cancel := context.WithTimeout(ctx, opts.StartTimeout)
-	defer cancel()
 	if err := e.start(ctx, root, bins); err != nil {
-		e.opts.KeepDir = true
+		portTaken := e.portTaken()
+		e.opts.KeepDir = !portTaken
 		_ = e.Stop()
+		if portTaken {
+			return nil, fmt.Errorf("%w: %w", errPortTaken, err)
+		}
 		return nil, fmt.Errorf("start local environment (logs in %s): %w", dir, err)
 	}
 	return e, nil
+}
+
+// portTaken reports whether a component's log says its address was in use.
+func (e *Env) portTaken() bool {
+	logs, _ := filepath.Glob(filepath.Join(e.Dir, "*.log"))
+	for _, l := range logs {
+		if b, err := os.ReadFile(l); err == nil && bytes.Contains(b, []byte("address already in use")) {
+			return true
+		}
+	}
+	return false
 }
 
 const (

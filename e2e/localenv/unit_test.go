@@ -225,3 +225,20 @@ func TestRemoveAbandoned(t *testing.T) {
 		}
 	}
 }
+
+func TestPortTaken(t *testing.T) {
+	e := &Env{Dir: t.TempDir()}
+	if err := os.WriteFile(filepath.Join(e.Dir, "etcd.log"), []byte("started\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if e.portTaken() {
+		t.Error("a clean log must not read as a port conflict")
+	}
+	msg := "E1129 run.go:72] \"command failed\" err=\"failed to listen on 127.0.0.1:41234: listen tcp 127.0.0.1:41234: bind: address already in use\"\n"
+	if err := os.WriteFile(filepath.Join(e.Dir, "kube-apiserver.log"), []byte(msg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if !e.portTaken() {
+		t.Error("a bind failure must read as a port conflict")
+	}
+}
