@@ -311,7 +311,8 @@ func goBinary() string {
 	if p, err := exec.LookPath("go"); err == nil {
 		return p
 	}
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
+	// `go test` puts its toolchain first on PATH; outside it, the usual place.
+	return "/usr/local/go/bin/go"
 }
 
 // lockFile takes an exclusive flock, polling so that ctx can cancel the wait.
