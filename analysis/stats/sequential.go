@@ -101,6 +101,13 @@ func decide(c, s fcounts, maxIncrease, alpha float64) SequentialResult {
 	return r
 }
 
+// LogEvidenceWorse is log E against "candidate rate <= stable rate" from
+// counts gathered under one traffic split; Sequential decides Worse when it
+// reaches log(1/alpha).
+func LogEvidenceWorse(cand, stable Counts) float64 {
+	return conditionalEvidence(fcounts{float64(cand.Bad), float64(cand.Total)}, fcounts{float64(stable.Bad), float64(stable.Total)})
+}
+
 // conditionalEvidence is log E against "candidate rate <= stable rate".
 // Given the total number of bad events, each one is the candidate's with
 // probability a = its share of events when the rates are equal (exactly: the
