@@ -36,6 +36,9 @@ const ControllerName = "fulcrum"
 type Options struct {
 	// MaxConcurrentReconciles is how many rollouts are reconciled at once.
 	MaxConcurrentReconciles int
+	// SkipNameValidation allows several managers with this controller in
+	// one process (tests); a binary has one.
+	SkipNameValidation bool
 }
 
 // DetectIstioVersion returns the networking.istio.io version the API server
@@ -102,7 +105,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		Watches(r.newIstio("VirtualService"), handler.EnqueueRequestsFromMapFunc(r.byIndex(IndexVirtualService))).
 		Watches(r.newIstio("DestinationRule"), handler.EnqueueRequestsFromMapFunc(r.byIndex(IndexDestinationRule))).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.podToRollouts), builder.WithPredicates(podReadinessChanged())).
-		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles, SkipNameValidation: &opts.SkipNameValidation}).
 		Complete(r)
 }
 
