@@ -68,6 +68,24 @@ func TestWeightsSteerTrafficAndMetrics(t *testing.T) {
 		t.Fatalf("at 70/30: %s, want v2 at 30%% ± %.1f%%", after, 400*sd)
 	}
 
+	// And a proxy reading networking.istio.io/v1beta1 routes by the same
+	// object the v1 client wrote.
+	old, err := dataplane.Start(ctx, dataplane.StartConfig{
+		Proxy: dataplane.Config{Namespace: r.ns, Seed: 7},
+		Rest:  env.Config,
+		Watch: dataplane.WatchConfig{Namespace: r.ns, APIVersion: "v1beta1"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Stop()
+	if v, _ := old.Table().VirtualServiceVersion(r.ns, "fraud"); v != rv {
+		t.Errorf("v1beta1 proxy sees VirtualService at resourceVersion %q, want %q", v, rv)
+	}
+	if bs := old.Table().Backends(r.host, "v2"); len(bs) != 1 {
+		t.Errorf("v1beta1 proxy has %d v2 backends, want 1", len(bs))
+	}
+
 	// Then Prometheus, scraping the proxy, sees the same counts by
 	// destination_version.
 	want := map[string]int{"v1": before.ByVersion["v1"] + after.ByVersion["v1"], "v2": after.ByVersion["v2"]}
