@@ -146,7 +146,7 @@ func Drift(j v1alpha1.DriftJudge, cand, stable []float64, minSamples int64) v1al
 	default:
 		r.Verdict = v1alpha1.VerdictInconclusive
 		msg := fmt.Sprintf("PSI %s (noise floor %s at these sizes) is not yet clearly within %s", num(d.PSI), num(d.NoiseFloor), num(maxPSI))
-		if room := maxPSI - d.PSI; room > 0 && d.NoiseFloor > 0 {
+		if room := maxPSI - d.PSI; room > 0 && d.NoiseFloor > 0 && !math.IsInf(d.NoiseFloor, 1) {
 			// The floor scales with 1/nc + 1/ns; keep the split, grow both.
 			factor := d.NoiseFloor / room
 			need := int64(math.Ceil(nc * (factor - 1)))

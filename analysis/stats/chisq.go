@@ -158,8 +158,10 @@ func Drift(cand, stable []float64, alpha float64) (DriftResult, error) {
 	}
 	r.DF = k - 1
 	if r.DF < 1 {
+		// Too few events to keep two buckets apart: no information about
+		// the shape yet, so no bound on the PSI either.
 		r.PValue = 1
-		r.NoiseFloor = 0
+		r.NoiseFloor = math.Inf(1)
 		return r, nil
 	}
 	r.PValue = ChiSquareSF(r.Statistic, float64(r.DF))
