@@ -66,14 +66,13 @@ const (
 )
 
 type fixture struct {
-	t    *testing.T
-	url  string
-	cl   client.Client
-	inf  *controllertest.FakeInformer
-	rec  *events.FakeRecorder
-	clk  *clocktesting.FakeClock
-	srv  *Server
-	tune func(*Config)
+	t   *testing.T
+	url string
+	cl  client.Client
+	inf *controllertest.FakeInformer
+	rec *events.FakeRecorder
+	clk *clocktesting.FakeClock
+	srv *Server
 }
 
 func testScheme(t testing.TB) *runtime.Scheme {
