@@ -189,7 +189,7 @@ spec:
 			{"unknown template", "analysis: {metrics: [{name: p99, template: p99, threshold: {max: 1}}]}", `spec.analysis.metrics[0].template: Invalid value: "p99": no MetricTemplate ` + ns + `/p99 and no built-in template of that name`},
 			{"template with bad PromQL", "analysis: {metrics: [{name: x, template: broken, threshold: {max: 1}}]}", "MetricTemplate " + ns + "/broken is broken: spec.query: Invalid value"},
 			{"judge the template cannot feed", "analysis: {metrics: [{name: x, template: latency, sequential: {maxIncrease: 0.01}}]}", "the sequential judge needs MetricTemplate " + ns + "/latency to set spec.badQuery and spec.sampleQuery"},
-			{"inline query not PromQL", `analysis: {metrics: [{name: x, query: 'sum(rate(x[{{.Window}}])', threshold: {max: 1}}]}`, "spec.analysis.metrics[0].query: Invalid value: \"sum(rate(x[{{.Window}}])\": not valid PromQL once rendered (sum(rate(x[5m]))"},
+			{"inline query not PromQL", `analysis: {metrics: [{name: x, query: 'sum(rate(x[{{.Window}}])', threshold: {max: 1}}]}`, "spec.analysis.metrics[0].query: Invalid value: \"sum(rate(x[{{.Window}}])\": not valid PromQL once rendered (sum(rate(x[300s]))"},
 			{"inline query template error", `analysis: {metrics: [{name: x, query: 'x{a="{{.Nope}}"}', threshold: {max: 1}}]}`, "can't evaluate field Nope"},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
