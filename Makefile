@@ -5,7 +5,7 @@ GO ?= go
 TOOLS := $(GO) tool -modfile=hack/tools/go.mod
 BIN := bin
 
-.PHONY: all generate verify verify-generated lint build test unit e2e demo env clean
+.PHONY: all generate verify verify-generated lint build test fuzz unit e2e demo env clean
 
 all: build
 
@@ -33,6 +33,11 @@ build:
 ## test: every test, unit and integration against a real kube-apiserver and Prometheus.
 test:
 	$(GO) test -count=1 -timeout 25m ./...
+	$(MAKE) fuzz
+
+## fuzz: a short coverage-guided run of each fuzz target (seeds also run in `test`).
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecodePlan -fuzztime 10s ./admin/intent
 
 ## unit: the fast tests only (no local cluster).
 unit:
