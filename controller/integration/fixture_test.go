@@ -31,12 +31,14 @@ func scheme() *runtime.Scheme {
 // fixture is one model in its own namespace: Service, DestinationRule with
 // subsets v1..v3, VirtualService, Ready pods for v1 and v2, and a rollout.
 type fixture struct {
-	t  *testing.T
+	t  testing.TB
 	c  client.Client
 	ns string
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureTB(t) }
+
+func newFixtureTB(t testing.TB) *fixture {
 	t.Helper()
 	needEnv(t)
 	cfg := *env.Config

@@ -76,6 +76,11 @@ func (p *proc) kill() {
 // metric sums the samples of a Prometheus metric whose line starts with
 // prefix (name plus optional labels).
 func (p *proc) metric(t testing.TB, prefix string) float64 {
+	return p.metricWith(t, prefix, "")
+}
+
+// metricWith is metric restricted to lines that also contain sub.
+func (p *proc) metricWith(t testing.TB, prefix, sub string) float64 {
 	t.Helper()
 	resp, err := http.Get("http://" + p.metricsAddr + "/metrics")
 	if err != nil {
@@ -87,7 +92,7 @@ func (p *proc) metric(t testing.TB, prefix string) float64 {
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if strings.HasPrefix(line, prefix) {
+		if strings.HasPrefix(line, prefix) && strings.Contains(line, sub) {
 			fields := strings.Fields(line)
 			v, _ := strconv.ParseFloat(fields[len(fields)-1], 64)
 			sum += v
