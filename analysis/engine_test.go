@@ -161,3 +161,29 @@ func TestRoundVerdict(t *testing.T) {
 		}
 	}
 }
+
+func TestAdvanceForEvidence(t *testing.T) {
+	low := v1alpha1.MetricResult{Verdict: v1alpha1.VerdictInconclusive, CandidateSamples: 30}
+	high := v1alpha1.MetricResult{Verdict: v1alpha1.VerdictInconclusive, CandidateSamples: 3000}
+	pass := v1alpha1.MetricResult{Verdict: v1alpha1.VerdictPass, CandidateSamples: 30}
+	fail := v1alpha1.MetricResult{Verdict: v1alpha1.VerdictFail, CandidateSamples: 30}
+	round := func(ms ...v1alpha1.MetricResult) v1alpha1.AnalysisRound {
+		return v1alpha1.AnalysisRound{Verdict: RoundVerdict(ms), Metrics: ms}
+	}
+	for _, tc := range []struct {
+		name     string
+		r        v1alpha1.AnalysisRound
+		lastNext bool
+		want     bool
+	}{
+		{"low traffic", round(low, pass), false, true},
+		{"enough traffic, still unsure", round(high), false, false},
+		{"never onto the promotion step", round(low), true, false},
+		{"a failure", round(low, fail), false, false},
+		{"a pass is not this rule's business", round(pass), false, false},
+	} {
+		if got := AdvanceForEvidence(tc.r, 100, tc.lastNext); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

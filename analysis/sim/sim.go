@@ -9,6 +9,7 @@ import (
 
 	"gonum.org/v1/gonum/stat/distuv"
 
+	"github.com/fulcrum-ml/fulcrum/analysis"
 	"github.com/fulcrum-ml/fulcrum/analysis/judge"
 	"github.com/fulcrum-ml/fulcrum/analysis/stats"
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
@@ -202,8 +203,8 @@ func (f Fulcrum) Run(sc Scenario, seed uint64, horizon float64) Run {
 			}
 		default:
 			fails = 0
-			lowTraffic := cand.Total < f.MinSamples && step+2 < len(f.Steps)
-			if t-stepStart < f.MinStep || !lowTraffic {
+			round := v1alpha1.AnalysisRound{Verdict: res.Verdict, Metrics: []v1alpha1.MetricResult{res}}
+			if t-stepStart < f.MinStep || !analysis.AdvanceForEvidence(round, f.MinSamples, f.Steps[step+1] >= 100) {
 				continue
 			}
 		}

@@ -91,6 +91,10 @@ func LogEvidenceBelow(x, n int64, q float64) float64 {
 	return mixture(float64(x), float64(n), q, downRatios)
 }
 
+// boundPrecision is the relative precision of bounds. Lower bounds stop
+// below and upper bounds above the exact value, so rounding is conservative.
+const boundPrecision = 1e-4
+
 // LowerBound is a time-uniform lower confidence bound on a Bernoulli rate:
 // P(rate < LowerBound at any n) <= alpha. It is the smallest q that
 // LogEvidenceAbove does not reject at level alpha.
@@ -107,7 +111,7 @@ func lowerBound(x, n, alpha float64) float64 {
 	phat := x / n
 	// Rejected below the bound, not rejected at phat (E <= 1 there).
 	lo, hi := 0.0, phat
-	for i := 0; i < 50; i++ {
+	for i := 0; i < 60 && hi-lo > boundPrecision*hi; i++ {
 		m := (lo + hi) / 2
 		if mixture(x, n, m, upRatios) >= limit {
 			lo = m
@@ -132,7 +136,7 @@ func upperBound(x, n, alpha float64) float64 {
 	limit := math.Log(1 / alpha)
 	phat := x / n
 	lo, hi := phat, 1.0
-	for i := 0; i < 50; i++ {
+	for i := 0; i < 60 && hi-lo > boundPrecision*hi; i++ {
 		m := (lo + hi) / 2
 		if mixture(x, n, m, downRatios) >= limit {
 			hi = m
