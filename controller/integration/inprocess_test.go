@@ -257,10 +257,11 @@ func TestNewCandidateMidRollout(t *testing.T) {
 	f.waitWeights("fraud", map[string]int32{"v1": 80, "v2": 20})
 	f.update("fraud", func(mr *v1alpha1.ModelRollout) { mr.Spec.Candidate = "v3" })
 	f.waitWeights("fraud", map[string]int32{"v1": 80, "v2": 0, "v3": 20})
-	mr := f.get("fraud")
-	if mr.Status.Candidate != "v3" || *mr.Status.Step != 0 {
-		t.Fatalf("candidate %s step %d", mr.Status.Candidate, *mr.Status.Step)
-	}
+	// The VirtualService is written before the status: wait for the status.
+	f.eventually("status naming v3 at step 0", func() bool {
+		mr := f.get("fraud")
+		return mr.Status.Candidate == "v3" && mr.Status.Step != nil && *mr.Status.Step == 0 && mr.Status.Phase == v1alpha1.PhaseProgressing
+	})
 }
 
 func TestDriftIsReverted(t *testing.T) {

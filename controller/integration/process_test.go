@@ -183,8 +183,12 @@ func TestLeaderFailover(t *testing.T) {
 	f.eventually("a new leader", func() bool { h := holder(); return h != "" && h != first })
 	took := time.Since(killed)
 	t.Logf("second process took the Lease %.1fs after the leader was killed (lease %s)", took.Seconds(), lease)
-	if took > lease+2*retryP {
-		t.Fatalf("takeover after %s, want within the lease duration %s (+ retry period)", took, lease)
+	// client-go's candidates see the Lease expire leaseDuration after they
+	// last observed a renewal, and poll every retryPeriod with up to 1.2x
+	// jitter: the bound is lease + 2.2 retry periods; one more covers
+	// scheduling on a loaded 2-core machine.
+	if bound := lease + retryP*32/10; took > bound {
+		t.Fatalf("takeover after %s, want within the lease duration %s plus the jittered retry period (%s)", took, lease, bound)
 	}
 	// The new leader reconciles: a Split is applied.
 	f.intent("fraud", "split-after-failover", v1alpha1.IntentSplit, v1alpha1.SubsetWeight{Subset: "v1", Weight: 60}, v1alpha1.SubsetWeight{Subset: "v2", Weight: 40})
