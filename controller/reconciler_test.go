@@ -158,8 +158,7 @@ func vsWeights(t *testing.T, c client.Client) map[string]int32 {
 func TestVirtualServiceConflictRetriesOnFreshRead(t *testing.T) {
 	ctx := context.Background()
 	vsUpdates := 0
-	var base client.WithWatch
-	base = fake.NewClientBuilder().WithScheme(testScheme(t)).
+	base := fake.NewClientBuilder().WithScheme(testScheme(t)).
 		WithObjects(append(istioObjects(t), testRollout(), readyPod("a", "v1"), readyPod("b", "v2"))...).
 		WithStatusSubresource(&v1alpha1.ModelRollout{}).Build()
 	c := interceptor.NewClient(base, interceptor.Funcs{
