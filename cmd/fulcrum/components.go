@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -23,25 +22,14 @@ type component struct {
 	setup   func(ctx context.Context, mgr ctrl.Manager, f *flags) error
 }
 
-// components are wired in this order. Hook points for the admin API (package
-// admin) and the webhook (package webhook) are marked below.
+// components are wired in this order.
 var components = []component{
 	{name: "controller", enabled: func(f *flags) bool { return f.controller }, setup: setupController},
-	// HOOK(admin): replace setupAdmin with the admin API's setup (it serves
-	// on --admin-bind-address on every replica).
+	// The admin API and dashboard serve on --admin-bind-address on every
+	// replica (servers.go).
 	{name: "admin", enabled: func(f *flags) bool { return f.admin }, setup: setupAdmin},
-	// HOOK(webhook): replace setupWebhook with the webhook's setup
-	// (--webhook-port, --webhook-cert-dir).
+	// The webhook serves on --webhook-port on every replica (servers.go).
 	{name: "webhook", enabled: func(f *flags) bool { return f.webhook }, setup: setupWebhook},
-}
-
-var errNotWired = errors.New("not wired into this build yet: run without the flag, or wire the package in cmd/fulcrum/components.go")
-
-func setupAdmin(context.Context, ctrl.Manager, *flags) error {
-	return fmt.Errorf("--admin: %w", errNotWired)
-}
-func setupWebhook(context.Context, ctrl.Manager, *flags) error {
-	return fmt.Errorf("--webhook: %w", errNotWired)
 }
 
 func setupController(_ context.Context, mgr ctrl.Manager, f *flags) error {

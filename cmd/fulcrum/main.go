@@ -46,9 +46,14 @@ type flags struct {
 	prometheusURL, prometheusBearerTokenFile string
 	prometheusTimeout                        time.Duration
 
-	adminAddr      string
-	webhookPort    int
-	webhookCertDir string
+	adminAddr, adminTokenFile, adminTLSCert, adminTLSKey string
+	dashboard                                            bool
+
+	webhookPort                                       int
+	webhookBindHost, webhookCertDir                   string
+	webhookSelfSigned                                 bool
+	webhookCANamespace, webhookCASecret, webhookHosts string
+	webhookGuardMode, webhookFulcrumUsers             string
 }
 
 func parseFlags(args []string) (*flags, *textlogger.Config, error) {
@@ -73,8 +78,19 @@ func parseFlags(args []string) (*flags, *textlogger.Config, error) {
 	fs.StringVar(&f.prometheusBearerTokenFile, "prometheus-bearer-token-file", "", "file with a bearer token for Prometheus, re-read on every query")
 	fs.DurationVar(&f.prometheusTimeout, "prometheus-timeout", 0, "timeout of each Prometheus query; the provider's default when 0")
 	fs.StringVar(&f.adminAddr, "admin-bind-address", ":8080", "address of the admin API")
+	fs.StringVar(&f.adminTokenFile, "admin-token-file", "", "static token file (kube-apiserver CSV: token,user,uid,\"group1,group2\") for local use, checked before TokenReview")
+	fs.StringVar(&f.adminTLSCert, "admin-tls-cert", "", "certificate file; with --admin-tls-key the admin API serves HTTPS")
+	fs.StringVar(&f.adminTLSKey, "admin-tls-key", "", "private key file for --admin-tls-cert")
+	fs.BoolVar(&f.dashboard, "dashboard", true, "serve the web dashboard at / of the admin API")
 	fs.IntVar(&f.webhookPort, "webhook-port", 9443, "port of the admission webhook server")
-	fs.StringVar(&f.webhookCertDir, "webhook-cert-dir", "", "folder with the webhook's tls.crt and tls.key")
+	fs.StringVar(&f.webhookBindHost, "webhook-bind-host", "", "host of the webhook listener; all interfaces when empty")
+	fs.StringVar(&f.webhookCertDir, "webhook-cert-dir", "", "folder with the webhook's tls.crt and tls.key (reloaded when they change)")
+	fs.BoolVar(&f.webhookSelfSigned, "webhook-self-signed", false, "generate a CA and serving certificate and write the caBundle into the webhook configurations")
+	fs.StringVar(&f.webhookCANamespace, "webhook-ca-namespace", "fulcrum-system", "namespace of the Secret holding the self-signed CA")
+	fs.StringVar(&f.webhookCASecret, "webhook-ca-secret", "fulcrum-webhook-ca", "Secret holding the self-signed CA, shared by every replica")
+	fs.StringVar(&f.webhookHosts, "webhook-hosts", "fulcrum.fulcrum-system.svc,fulcrum.fulcrum-system.svc.cluster.local", "comma-separated DNS names and IPs for the self-signed serving certificate")
+	fs.StringVar(&f.webhookGuardMode, "webhook-guard-mode", "deny", "VirtualService guard: deny or warn on a weight edit of a managed route")
+	fs.StringVar(&f.webhookFulcrumUsers, "webhook-fulcrum-users", "system:serviceaccount:fulcrum-system:fulcrum", "comma-separated user names of Fulcrum itself, allowed to write managed weights")
 	logs := textlogger.NewConfig()
 	logs.AddFlags(fs) // -v and -vmodule
 	if err := fs.Parse(args); err != nil {

@@ -23,12 +23,17 @@ func TestParseFlags(t *testing.T) {
 	}
 }
 
-func TestUnwiredComponentsFailClearly(t *testing.T) {
-	for _, c := range components {
-		if c.name == "admin" || c.name == "webhook" {
-			if err := c.setup(t.Context(), nil, &flags{}); err != nil && !strings.Contains(err.Error(), "not wired") {
-				t.Fatalf("%s: %v", c.name, err)
-			}
-		}
+func TestWebhookNeedsCertificates(t *testing.T) {
+	// Checked before the manager is touched, so a nil manager is fine here.
+	err := setupWebhook(t.Context(), nil, &flags{webhook: true})
+	if err == nil || !strings.Contains(err.Error(), "--webhook-cert-dir") || !strings.Contains(err.Error(), "--webhook-self-signed") {
+		t.Fatalf("want an error naming both ways to get certificates, got %v", err)
+	}
+}
+
+func TestSplitList(t *testing.T) {
+	got := splitList(" a, ,b,")
+	if len(got) != 2 || got[0] != "a" || got[1] != "b" {
+		t.Fatalf("splitList = %q", got)
 	}
 }

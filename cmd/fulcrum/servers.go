@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"k8s.io/client-go/kubernetes"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/fulcrum-ml/fulcrum/admin"
+	"github.com/fulcrum-ml/fulcrum/admin/auth"
+	"github.com/fulcrum-ml/fulcrum/admin/dashboard"
+	"github.com/fulcrum-ml/fulcrum/webhook"
+	"github.com/fulcrum-ml/fulcrum/webhook/certs"
+)
+
+// setupAdmin serves the admin API and the dashboard on every replica (the
+// server's NeedLeaderElection is false): any replica can take a request,
+// because actions are recorded on the ModelRollout and only the leader's
+// controller applies them.
+func setupAdmin(_ context.Context, mgr ctrl.Manager, f *flags) error {
+	cs, err := kubernetes.NewForConfig(mgr.GetConfig())
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
+	var authn auth.Union
+	if f.adminTokenFile != "" {
+		tf, err := auth.LoadTokenFile(f.adminTokenFile)
+		if err != nil {
+			return fmt.Errorf("--admin-token-file: %w", err)
+		}
+		authn = append(authn, tf)
+	}
+	authn = append(authn, auth.NewTokenReview(auth.TokenReviewConfig{Reviewer: cs.AuthenticationV1().TokenReviews()}))
+	var ui = dashboard.Handler()
+	if !f.dashboard {
+		ui = nil
+	}
+	srv, err := admin.NewServer(admin.Config{
+		Addr:          f.adminAddr,
+		TLSCertFile:   f.adminTLSCert,
+		TLSKeyFile:    f.adminTLSKey,
+		Client:        mgr.GetClient(),
+		APIReader:     mgr.GetAPIReader(),
+		Informers:     mgr.GetCache(),
+		Authenticator: authn,
+		Authorizer:    auth.NewSubjectAccessReview(auth.SARConfig{Reviewer: cs.AuthorizationV1().SubjectAccessReviews()}),
+		Recorder:      mgr.GetEventRecorder("fulcrum-admin"),
+		UI:            ui,
+		Logger:        ctrl.Log.WithName("admin"),
+		Registry:      metrics.Registry,
+		Gatherer:      metrics.Registry,
+	})
+	if err != nil {
+		return fmt.Errorf("admin server: %w", err)
+	}
+	return mgr.Add(srv)
+}
+
+// setupWebhook serves admission on every replica: with certificates from
+// --webhook-cert-dir (a mounted Secret, e.g. from cert-manager), or with
+// --webhook-self-signed, a CA it generates and writes into the webhook
+// configurations itself.
+func setupWebhook(_ context.Context, mgr ctrl.Manager, f *flags) error {
+	if !f.webhookSelfSigned && f.webhookCertDir == "" {
+		return fmt.Errorf("--webhook needs --webhook-cert-dir (a folder with tls.crt and tls.key) or --webhook-self-signed")
+	}
+	cfg := webhook.Config{
+		Addr:         fmt.Sprintf(":%d", f.webhookPort),
+		CertDir:      f.webhookCertDir,
+		RESTConfig:   mgr.GetConfig(),
+		FulcrumUsers: splitList(f.webhookFulcrumUsers),
+		GuardMode:    webhook.GuardMode(f.webhookGuardMode),
+		Metrics:      metrics.Registry,
+		Log:          ctrl.Log.WithName("webhook"),
+	}
+	if f.webhookBindHost != "" {
+		cfg.Addr = fmt.Sprintf("%s:%d", f.webhookBindHost, f.webhookPort)
+	}
+	if f.webhookSelfSigned {
+		c, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme()})
+		if err != nil {
+			return fmt.Errorf("webhook client: %w", err)
+		}
+		cfg.CertDir = ""
+		cfg.SelfSigned = &certs.SelfSignedConfig{
+			Client:                c,
+			Namespace:             f.webhookCANamespace,
+			SecretName:            f.webhookCASecret,
+			Hosts:                 splitList(f.webhookHosts),
+			WebhookConfigurations: []string{webhook.ConfigModelRollouts, webhook.ConfigVirtualServices},
+		}
+	}
+	srv, err := webhook.NewServer(cfg)
+	if err != nil {
+		return fmt.Errorf("webhook server: %w", err)
+	}
+	if err := mgr.Add(srv); err != nil {
+		return err
+	}
+	return mgr.AddReadyzCheck("webhook", srv.Ready)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
