@@ -13,8 +13,9 @@
 package v1alpha1
 
 import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"sigs.k8s.io/controller-runtime/pkg/scheme"
 )
 
 var (
@@ -22,11 +23,18 @@ var (
 	GroupVersion = schema.GroupVersion{Group: "fulcrum.dev", Version: "v1alpha1"}
 
 	// SchemeBuilder registers the types of this package with a runtime.Scheme.
-	SchemeBuilder = &scheme.Builder{GroupVersion: GroupVersion}
+	// It uses apimachinery only, so importing the API stays cheap.
+	SchemeBuilder = runtime.NewSchemeBuilder(addKnownTypes)
 
 	// AddToScheme adds the types of this package to a runtime.Scheme.
 	AddToScheme = SchemeBuilder.AddToScheme
 )
+
+func addKnownTypes(s *runtime.Scheme) error {
+	s.AddKnownTypes(GroupVersion, &ModelRollout{}, &ModelRolloutList{}, &MetricTemplate{}, &MetricTemplateList{})
+	metav1.AddToGroupVersion(s, GroupVersion)
+	return nil
+}
 
 // Resource names as RBAC and SubjectAccessReview see them.
 const (

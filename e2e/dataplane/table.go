@@ -215,10 +215,14 @@ func compileRoute(hr *networking.HTTPRoute, ns string, resolve func(*networking.
 	}
 	if hr.GetMirror() != nil {
 		pct := 100.0
+		// Older VirtualServices still carry the deprecated mirror_percent;
+		// Istio honours it, so the stand-in does too.
+		//lint:ignore SA1019 see above
+		legacy := hr.GetMirrorPercent()
 		if p := hr.GetMirrorPercentage(); p != nil {
 			pct = p.GetValue()
-		} else if p := hr.GetMirrorPercent(); p != nil {
-			pct = float64(p.GetValue())
+		} else if legacy != nil {
+			pct = float64(legacy.GetValue())
 		}
 		r.mirrors = append(r.mirrors, mirror{destination: resolve(hr.GetMirror(), ns, 0), percent: pct})
 	}

@@ -1,5 +1,0 @@
-package v1alpha1
-
-func init() {
-	SchemeBuilder.Register(&ModelRollout{}, &ModelRolloutList{}, &MetricTemplate{}, &MetricTemplateList{})
-}
