@@ -18,6 +18,7 @@ type Metrics struct {
 	duration *prometheus.HistogramVec
 	errors   *prometheus.CounterVec
 	writes   *prometheus.CounterVec
+	verdicts *prometheus.CounterVec
 }
 
 // NewMetrics creates the controller's metrics and registers them with reg
@@ -46,8 +47,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "fulcrum_controller_writes_total",
 			Help: "Writes the controller made to the API server, by kind (virtualservice, spec, status) and result.",
 		}, []string{"kind", "result"}),
+		verdicts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fulcrum_analysis_verdicts_total",
+			Help: "Verdicts of analysis rounds per metric (Pass, Fail, Inconclusive, Error).",
+		}, []string{"namespace", "rollout", "metric", "verdict"}),
 	}
-	for _, c := range []prometheus.Collector{m.weight, m.phase, m.duration, m.errors, m.writes} {
+	for _, c := range []prometheus.Collector{m.weight, m.phase, m.duration, m.errors, m.writes, m.verdicts} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -79,6 +84,17 @@ func (m *Metrics) forget(namespace, name string) {
 	l := prometheus.Labels{"namespace": namespace, "rollout": name}
 	m.weight.DeletePartialMatch(l)
 	m.phase.DeletePartialMatch(l)
+	m.verdicts.DeletePartialMatch(l)
+}
+
+// judged counts the verdict of every metric of an analysis round.
+func (m *Metrics) judged(mr *v1alpha1.ModelRollout, round *v1alpha1.AnalysisRound) {
+	if m == nil || round == nil {
+		return
+	}
+	for _, res := range round.Metrics {
+		m.verdicts.WithLabelValues(mr.Namespace, mr.Name, res.Name, string(res.Verdict)).Inc()
+	}
 }
 
 func (m *Metrics) ended(outcome string, seconds float64) {

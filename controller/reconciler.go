@@ -201,6 +201,7 @@ func (r *Reconciler) analyze(ctx context.Context, mr *v1alpha1.ModelRollout, w *
 		r.metrics.failed("analysis")
 		return errRound(fmt.Sprintf("analysis could not start: %v", err))
 	}
+	r.metrics.judged(mr, &round)
 	return &round
 }
 
