@@ -188,6 +188,11 @@ func (r *Reconciler) analyze(ctx context.Context, mr *v1alpha1.ModelRollout, w *
 	if mr.Status.StepStartedAt != nil {
 		req.WindowStart = mr.Status.StepStartedAt.Time
 	}
+	if mr.Status.Step != nil {
+		// Each step spends its own share of the error budget (see package
+		// analysis/stats), so the engine must know which step it judges.
+		req.Step = *mr.Status.Step
+	}
 	if a := mr.Status.Analysis; a != nil && len(a.RecentRounds) > 0 {
 		last := a.RecentRounds[len(a.RecentRounds)-1]
 		if mr.Status.Step != nil && last.Step == *mr.Status.Step {

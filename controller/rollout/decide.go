@@ -6,6 +6,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/fulcrum-ml/fulcrum/analysis"
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
 )
 
@@ -237,12 +238,30 @@ func (x *decider) stepDone(i int32) bool {
 		return false
 	}
 	last := a.RecentRounds[len(a.RecentRounds)-1]
-	return last.Step == i && !last.Time.Before(x.st.StepStartedAt) && last.Verdict == v1alpha1.VerdictPass
+	if last.Step != i || last.Time.Before(x.st.StepStartedAt) {
+		return false
+	}
+	return last.Verdict == v1alpha1.VerdictPass || x.advanceForEvidence(i, last)
+}
+
+// advanceForEvidence is the low-traffic rule (see analysis.AdvanceForEvidence):
+// when a step's time is up and the only thing missing is traffic, not doubt,
+// the next step brings evidence sooner. It never promotes: the step onto
+// 100% always needs a Pass.
+func (x *decider) advanceForEvidence(i int32, last v1alpha1.AnalysisRound) bool {
+	if last.Verdict != v1alpha1.VerdictInconclusive {
+		return false
+	}
+	nextIsLast := int(i)+2 >= len(steps(x.r))
+	return analysis.AdvanceForEvidence(last, analysisSpec(x.r).MinSamples, nextIsLast)
 }
 
 func (x *decider) passReason(i int32) string {
 	if !hasMetrics(x.r) {
 		return fmt.Sprintf("step %d lasted %s; no analysis configured", i+1, minStep(x.r))
+	}
+	if a := x.st.Analysis; a != nil && len(a.RecentRounds) > 0 && a.RecentRounds[len(a.RecentRounds)-1].Verdict == v1alpha1.VerdictInconclusive {
+		return fmt.Sprintf("step %d had too little traffic for a verdict and nothing failed; moving on to gather evidence sooner", i+1)
 	}
 	return fmt.Sprintf("step %d passed analysis", i+1)
 }

@@ -53,7 +53,7 @@ func newSim(t *testing.T, mutate ...func(*v1alpha1.ModelRollout)) *sim {
 
 func withMetrics(r *v1alpha1.ModelRollout) {
 	r.Spec.Analysis = &v1alpha1.Analysis{
-		Interval: metav1.Duration{Duration: 30 * time.Second}, FailureLimit: 2, InconclusiveLimit: 3,
+		Interval: metav1.Duration{Duration: 30 * time.Second}, FailureLimit: 2, InconclusiveLimit: 3, MinSamples: 100,
 		Metrics: []v1alpha1.Metric{{Name: "error-rate", Template: "istio-error-rate"}},
 	}
 }
@@ -144,7 +144,45 @@ func pass() *v1alpha1.AnalysisRound { return &v1alpha1.AnalysisRound{Verdict: v1
 func fail() *v1alpha1.AnalysisRound {
 	return &v1alpha1.AnalysisRound{Verdict: v1alpha1.VerdictFail, Metrics: []v1alpha1.MetricResult{{Name: "error-rate", Verdict: v1alpha1.VerdictFail, Message: "2% > 0.5%"}}}
 }
-func verdict(v v1alpha1.Verdict) *v1alpha1.AnalysisRound { return &v1alpha1.AnalysisRound{Verdict: v} }
+// verdict is a round whose metric saw plenty of traffic: an Inconclusive one
+// lacks evidence because of doubt, not traffic.
+func verdict(v v1alpha1.Verdict) *v1alpha1.AnalysisRound {
+	return &v1alpha1.AnalysisRound{Verdict: v, Metrics: []v1alpha1.MetricResult{{Name: "error-rate", Verdict: v, CandidateSamples: 5000}}}
+}
+
+// starved is an Inconclusive round whose candidate saw fewer requests than
+// minSamples: traffic, not doubt, is missing.
+func starved() *v1alpha1.AnalysisRound {
+	return &v1alpha1.AnalysisRound{Verdict: v1alpha1.VerdictInconclusive, Metrics: []v1alpha1.MetricResult{{Name: "error-rate", Verdict: v1alpha1.VerdictInconclusive, CandidateSamples: 12}}}
+}
+
+func TestLowTrafficAdvancesForEvidenceButNeverPromotes(t *testing.T) {
+	s := newSim(t, withMetrics) // steps 5, 25, 50, 100
+	s.r.Spec.Candidate = "v2"
+	s.reconcile(nil)
+	s.clk.Step(30 * time.Second)
+	s.reconcile(starved()) // minStepDuration (1m) not reached yet
+	s.wantWeights(map[string]int32{"v1": 95, "v2": 5})
+	s.clk.Step(30 * time.Second)
+	s.reconcile(starved())
+	s.wantWeights(map[string]int32{"v1": 75, "v2": 25})
+	if h := s.r.Status.History[len(s.r.Status.History)-1]; !strings.Contains(h.Reason, "too little traffic") {
+		t.Fatalf("history reason %q should say why the step advanced without a Pass", h.Reason)
+	}
+	s.reconcile(nil)
+	s.clk.Step(time.Minute)
+	s.reconcile(starved())
+	s.wantWeights(map[string]int32{"v1": 50, "v2": 50})
+	// The next step is 100%: promotion needs a Pass, however long it waits.
+	s.reconcile(nil)
+	s.clk.Step(time.Minute)
+	s.reconcile(starved())
+	s.wantWeights(map[string]int32{"v1": 50, "v2": 50})
+	s.wantPhase(v1alpha1.PhaseProgressing)
+	s.clk.Step(30 * time.Second)
+	s.reconcile(pass())
+	s.wantPhase(v1alpha1.PhasePromoted)
+}
 
 func TestIdleRolloutIsStable(t *testing.T) {
 	s := newSim(t)
