@@ -113,8 +113,12 @@ type RelativeJudge struct {
 // stable's by more than MaxIncrease. It may decide at any round; its error
 // rates hold however often it looks.
 type SequentialJudge struct {
-	// MaxIncrease is the tolerated increase of the bad-event rate, as a
-	// fraction (0.005 = half a percentage point).
+	// MaxIncrease is the increase of the bad-event rate over stable, as a
+	// fraction (0.005 = half a percentage point), that must not be promoted:
+	// a candidate this much worse passes with probability at most
+	// 1-confidence. A candidate no worse than stable is rolled back with
+	// probability at most 1-confidence. Between 0 and MaxIncrease either
+	// verdict may come (the test's indifference zone).
 	// +kubebuilder:validation:XValidation:rule="self >= 0.0 && self < 1.0",message="sequential.maxIncrease must be a fraction in [0, 1), for example 0.005"
 	MaxIncrease float64 `json:"maxIncrease"`
 	// Confidence is 1 minus the false-decision rate, in (0.5, 1).
