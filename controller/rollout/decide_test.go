@@ -144,6 +144,7 @@ func pass() *v1alpha1.AnalysisRound { return &v1alpha1.AnalysisRound{Verdict: v1
 func fail() *v1alpha1.AnalysisRound {
 	return &v1alpha1.AnalysisRound{Verdict: v1alpha1.VerdictFail, Metrics: []v1alpha1.MetricResult{{Name: "error-rate", Verdict: v1alpha1.VerdictFail, Message: "2% > 0.5%"}}}
 }
+
 // verdict is a round whose metric saw plenty of traffic: an Inconclusive one
 // lacks evidence because of doubt, not traffic.
 func verdict(v v1alpha1.Verdict) *v1alpha1.AnalysisRound {
