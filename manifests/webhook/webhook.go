@@ -32,6 +32,9 @@ func Objects(variant string) ([]*unstructured.Unstructured, error) {
 	}
 	var names []string
 	for _, e := range entries {
+		if e.Name() == "kustomization.yaml" {
+			continue
+		}
 		names = append(names, e.Name())
 	}
 	sort.Strings(names)
