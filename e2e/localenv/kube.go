@@ -68,7 +68,12 @@ func installCRDs(ctx context.Context, cfg *rest.Config, patterns ...string) erro
 			return fmt.Errorf("no CRD files at %s", p)
 		}
 		sort.Strings(m)
-		files = append(files, m...)
+		for _, f := range m {
+			// A kustomization beside the CRDs lists them for kubectl -k.
+			if filepath.Base(f) != "kustomization.yaml" {
+				files = append(files, f)
+			}
+		}
 	}
 	var names []string
 	// Created concurrently: each create waits on the API server's schema
