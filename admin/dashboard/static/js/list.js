@@ -115,9 +115,12 @@ export function listView({ params, setParams }) {
     onEvent(type, data) {
       if (type === 'rollout' && data?.metadata) {
         const k = key(data);
-        if (!isNewer(items.get(k), data)) return;
+        const old = items.get(k);
+        if (!isNewer(old, data)) return;
         items.set(k, data);
-        flash(k);
+        // Highlight real changes only: the stream opens by replaying every
+        // rollout, which must not light up the whole list.
+        if (old ? old.metadata.resourceVersion !== data.metadata.resourceVersion : loaded) flash(k);
       } else if (type === 'deleted' && data?.name) {
         items.delete(`${data.namespace}/${data.name}`);
       } else return;

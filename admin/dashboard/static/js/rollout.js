@@ -39,19 +39,35 @@ function steps(r) {
   const canary = r.spec?.strategy?.canary;
   if (!canary?.steps?.length) return h('p', { class: 'muted' }, 'No canary steps: traffic moves only by manual split.');
   const st = r.status || {};
-  const current = st.phase === 'Progressing' || st.phase === 'Paused' ? st.step ?? -1 : (st.phase === 'Promoted' ? canary.steps.length : -1);
   // When each step was reached in the current rollout, from the history.
   const reached = {};
+  let rolledBackAt = null;
+  let promotedAt = null;
   for (const e of st.history || []) {
-    if (e.type === 'Started') for (const k of Object.keys(reached)) delete reached[k];
+    if (e.type === 'Started') { for (const k of Object.keys(reached)) delete reached[k]; rolledBackAt = null; promotedAt = null; }
     if (e.step !== undefined && e.step !== null) reached[e.step] = e.time;
+    if (e.type === 'RolledBack') rolledBackAt = e.time;
+    if (e.type === 'Promoted') promotedAt = e.time;
   }
+  // After a rollback the timeline shows how far the rollout got: the steps
+  // it passed, and the one it was rolled back from.
+  const last = Math.max(-1, ...Object.keys(reached).map(Number));
+  const stopped = st.phase === 'RolledBack' && rolledBackAt ? last : -1;
+  const current = st.phase === 'Progressing' || st.phase === 'Paused' ? st.step ?? -1
+    : st.phase === 'Promoted' ? canary.steps.length : stopped;
+  const clock = (t) => new Date(t).toLocaleTimeString();
   return h('ol', { class: 'steps' }, canary.steps.map((w, i) => {
-    const state = i < current ? 'done' : i === current ? 'current' : 'todo';
-    const note = i === current && st.stepStartedAt ? `since ${age(st.stepStartedAt)}` : reached[i] && state === 'done' ? `at ${new Date(reached[i]).toLocaleTimeString()}` : '';
+    const state = i < current ? 'done' : i === current ? (i === stopped ? 'stopped' : 'current') : 'todo';
+    // A step is done when the next one was reached (the last one when the
+    // rollout was promoted).
+    const doneAt = reached[i + 1] || (i === canary.steps.length - 1 ? promotedAt : null);
+    let note = 'to do';
+    if (state === 'current') note = `current${st.stepStartedAt ? ` since ${age(st.stepStartedAt)}` : ''}`;
+    else if (state === 'stopped') note = `rolled back at ${clock(rolledBackAt)}`;
+    else if (state === 'done') note = doneAt ? `done at ${clock(doneAt)}` : 'done';
     return h('li', { class: `step ${state}`, 'aria-current': state === 'current' ? 'step' : null },
       h('span', { class: 'step-n' }, `Step ${i + 1}`), h('strong', {}, `${w}%`),
-      h('span', { class: 'step-note' }, state === 'current' ? `current ${note}` : state === 'done' ? `done ${note}` : 'to do'));
+      h('span', { class: 'step-note' }, note));
   }),
   canary.minStepDuration ? h('li', { class: 'step-meta muted' }, `at least ${canary.minStepDuration} per step`) : null);
 }
