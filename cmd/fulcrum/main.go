@@ -30,6 +30,7 @@ import (
 // flags are every command-line setting; components read what they need.
 type flags struct {
 	kubeconfig string
+	namespaces string
 
 	controller, admin, webhook bool
 
@@ -60,6 +61,7 @@ func parseFlags(args []string) (*flags, *textlogger.Config, error) {
 	f := &flags{}
 	fs := flag.NewFlagSet("fulcrum", flag.ContinueOnError)
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file; empty means in-cluster config or $KUBECONFIG")
+	fs.StringVar(&f.namespaces, "namespaces", "", "comma-separated namespaces whose rollouts this process reconciles and serves; every namespace when empty")
 	fs.BoolVar(&f.controller, "controller", true, "run the ModelRollout controller (only the leader reconciles)")
 	fs.BoolVar(&f.admin, "admin", false, "serve the admin API and dashboard")
 	fs.BoolVar(&f.webhook, "webhook", false, "serve the admission webhook")
@@ -158,7 +160,7 @@ func run(ctx context.Context, f *flags) error {
 		LeaseDuration:                 &f.leaseDuration,
 		RenewDeadline:                 &f.renewDeadline,
 		RetryPeriod:                   &f.retryPeriod,
-		Cache:                         cache.Options{ByObject: controller.CacheByObject()},
+		Cache:                         cacheOptions(f),
 		// Istio objects are handled as unstructured (see package
 		// controller): read them from the cache too.
 		Client: client.Options{Cache: &client.CacheOptions{Unstructured: true}},
@@ -182,4 +184,18 @@ func run(ctx context.Context, f *flags) error {
 		ctrl.Log.Info("component enabled", "component", c.name)
 	}
 	return mgr.Start(ctx)
+}
+
+// cacheOptions limits the shared cache, and so the controller and the admin
+// API, to --namespaces: several installations (or test scenarios) can then
+// share one cluster without reconciling each other's rollouts.
+func cacheOptions(f *flags) cache.Options {
+	opts := cache.Options{ByObject: controller.CacheByObject()}
+	if ns := splitList(f.namespaces); len(ns) > 0 {
+		opts.DefaultNamespaces = map[string]cache.Config{}
+		for _, n := range ns {
+			opts.DefaultNamespaces[n] = cache.Config{}
+		}
+	}
+	return opts
 }

@@ -38,6 +38,10 @@ type Config struct {
 	Dir string
 	// Log receives the server's output; discarded when nil.
 	Log *os.File
+	// Addr is the listen address (host:port); a free loopback port when
+	// empty. Giving the Addr and Dir of a stopped server starts it again
+	// where it was, with its data (tests of Prometheus outages).
+	Addr string
 }
 
 // Server is a running Prometheus.
@@ -71,11 +75,14 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		dir, own = d, true
 	}
-	port, err := FreePort()
-	if err != nil {
-		return nil, err
+	addr := cfg.Addr
+	if addr == "" {
+		port, err := FreePort()
+		if err != nil {
+			return nil, err
+		}
+		addr = fmt.Sprintf("127.0.0.1:%d", port)
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	confPath := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(confPath, []byte(renderConfig(cfg)), 0o644); err != nil {
 		return nil, fmt.Errorf("write prometheus config: %w", err)
