@@ -51,6 +51,14 @@ type scenario struct {
 // and starts load through the proxy.
 func given(t *testing.T, versions ...rig.Version) *scenario {
 	t.Helper()
+	return givenModel(t, rig.ModelConfig{Versions: versions})
+}
+
+// givenModel is given with a full model configuration.
+func givenModel(t *testing.T, mc rig.ModelConfig) *scenario {
+	t.Helper()
+	versions := mc.Versions
+	mc.NamespacePrefix = "sc"
 	if env == nil {
 		t.Skip("needs the local Kubernetes environment (not under -short)")
 	}
@@ -58,7 +66,7 @@ func given(t *testing.T, versions ...rig.Version) *scenario {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	t.Cleanup(cancel)
 	s := &scenario{t: t, ctx: ctx}
-	m, err := env.NewModel(ctx, t, rig.ModelConfig{Versions: versions, NamespacePrefix: "sc"})
+	m, err := env.NewModel(ctx, t, mc)
 	if err != nil {
 		t.Fatal(err)
 	}
