@@ -248,6 +248,14 @@ func (r *Reconciler) promote(ctx context.Context, mr *v1alpha1.ModelRollout, can
 	upd := mr.DeepCopy()
 	upd.Spec.Stable = candidate
 	upd.Spec.Candidate = ""
+	// A Start intent (the admin API's way to begin this rollout) needs
+	// spec.candidate by the CRD's rule, so clearing the candidate alone is
+	// refused and the promotion never completes. The intent has done its
+	// job: its id stays in status.observedIntent and history, which is what
+	// idempotency and fulcrumctl --wait look at.
+	if upd.Spec.Intent != nil && upd.Spec.Intent.Action == v1alpha1.IntentStart {
+		upd.Spec.Intent = nil
+	}
 	err := r.client.Update(ctx, upd)
 	r.metrics.wrote("spec", err)
 	if err != nil {
