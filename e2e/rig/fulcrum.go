@@ -14,9 +14,13 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
 
 	whmanifests "github.com/fulcrum-ml/fulcrum/manifests/webhook"
 )
@@ -30,12 +34,15 @@ type FulcrumConfig struct {
 	Namespaces []string
 	// Controller, Admin, Webhook switch the components on.
 	Controller, Admin, Webhook bool
+	// WebhookAddr is the webhook's loopback host:port (the address given
+	// to InstallWebhooks); a free port when empty.
+	WebhookAddr string
 	// PrometheusURL for analysis; the environment's when empty.
 	PrometheusURL string
-	// LeaseNamespace turns leader election on, with a Lease in it named
-	// fulcrum-controller; short durations so a killed leader is replaced
-	// within seconds.
-	LeaseNamespace string
+	// LeaseID turns leader election on: a Lease of that name in
+	// fulcrum-system (where the shipped RBAC allows Leases), with short
+	// durations so a killed leader is replaced within seconds.
+	LeaseID string
 	// Args are extra flags.
 	Args []string
 }
@@ -80,13 +87,16 @@ func (e *Env) StartFulcrum(ctx context.Context, c Cleaner, cfg FulcrumConfig) (*
 		args = append(args, "--admin", "--admin-bind-address="+addr, "--admin-token-file="+e.TokenFile)
 	}
 	if cfg.Webhook {
-		f.WebhookAddr = freeAddr()
+		f.WebhookAddr = cfg.WebhookAddr
+		if f.WebhookAddr == "" {
+			f.WebhookAddr = freeAddr()
+		}
 		_, port, _ := net.SplitHostPort(f.WebhookAddr)
 		args = append(args, "--webhook", "--webhook-self-signed", "--webhook-bind-host=127.0.0.1",
 			"--webhook-port="+port, "--webhook-hosts=127.0.0.1", "--webhook-ca-namespace=fulcrum-system")
 	}
-	if cfg.LeaseNamespace != "" {
-		args = append(args, "--leader-elect", "--leader-election-namespace="+cfg.LeaseNamespace,
+	if cfg.LeaseID != "" {
+		args = append(args, "--leader-elect", "--leader-election-namespace=fulcrum-system", "--leader-election-id="+cfg.LeaseID,
 			"--lease-duration=4s", "--renew-deadline=3s", "--retry-period=500ms")
 	}
 	args = append(args, cfg.Args...)
@@ -177,6 +187,9 @@ func (f *Fulcrum) signal(sig syscall.Signal) {
 	}
 }
 
+// FreeAddr is a free loopback host:port.
+func FreeAddr() string { return freeAddr() }
+
 func freeAddr() string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -237,6 +250,29 @@ func (e *Env) InstallWebhooks(ctx context.Context, addr string) error {
 		if err := e.Client.Create(ctx, &c); err != nil {
 			return fmt.Errorf("create %s: %w", c.Name, err)
 		}
+	}
+	return nil
+}
+
+// WaitWebhook waits until the API server calls Fulcrum's ModelRollout
+// webhook: a dry-run ModelRollout naming a missing VirtualService is
+// rejected by it (the API server picks up configurations and the caBundle
+// asynchronously).
+func (e *Env) WaitWebhook(ctx context.Context, limit time.Duration) error {
+	probe := &v1alpha1.ModelRollout{
+		ObjectMeta: metav1.ObjectMeta{Name: "webhook-probe", Namespace: "default"},
+		Spec: v1alpha1.ModelRolloutSpec{
+			VirtualService: v1alpha1.VirtualServiceRef{Name: "webhook-probe-missing"}, DestinationRule: "webhook-probe-missing", Stable: "v1",
+			Strategy: v1alpha1.Strategy{Canary: &v1alpha1.CanaryStrategy{Steps: []int32{100}}},
+		},
+	}
+	var last error
+	err := poll(ctx, 200*time.Millisecond, limit, func() bool {
+		last = e.Client.Create(ctx, probe.DeepCopy(), client.DryRunAll)
+		return last != nil && strings.Contains(last.Error(), "does not exist")
+	})
+	if err != nil {
+		return fmt.Errorf("the API server never called the webhook (last answer: %v): %w", last, err)
 	}
 	return nil
 }

@@ -25,10 +25,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
 	"github.com/fulcrum-ml/fulcrum/e2e/localenv"
 	"github.com/fulcrum-ml/fulcrum/manifests"
 	"github.com/fulcrum-ml/fulcrum/webhook"
@@ -124,7 +127,14 @@ func Setup(ctx context.Context, kube *localenv.Env, dir string) (*Env, error) {
 	}
 	e := &Env{Kube: kube, Dir: dir, Scrape: NewScrape(kube.Prometheus)}
 	var err error
-	if e.Client, err = client.New(kube.Config, client.Options{}); err != nil {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	if e.Client, err = client.New(kube.Config, client.Options{Scheme: scheme}); err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
 	if err := e.build(ctx); err != nil {

@@ -19,9 +19,11 @@ type RolloutConfig struct {
 	Stable, Candidate string
 	// Steps of the canary; [20, 50, 100] when nil.
 	Steps []int32
-	// MinStepDuration (3s) and Interval (2s) when zero.
+	// MinStepDuration (5s) and Interval (2s) when zero. A step advances on
+	// the last round before its time is up, so the step must be long enough
+	// for that round's window to hold MinSamples candidate requests.
 	MinStepDuration, Interval time.Duration
-	// FailureLimit (2), MinSamples (100), InconclusiveLimit (30) when zero.
+	// FailureLimit (2), MinSamples (50), InconclusiveLimit (30) when zero.
 	FailureLimit      int32
 	MinSamples        int64
 	InconclusiveLimit int32
@@ -58,7 +60,7 @@ func (m *Model) NewRollout(cfg RolloutConfig) *v1alpha1.ModelRollout {
 		cfg.FailureLimit = 2
 	}
 	if cfg.MinSamples == 0 {
-		cfg.MinSamples = 100
+		cfg.MinSamples = 50
 	}
 	if cfg.InconclusiveLimit == 0 {
 		cfg.InconclusiveLimit = 30
@@ -81,7 +83,7 @@ func (m *Model) NewRollout(cfg RolloutConfig) *v1alpha1.ModelRollout {
 			Stable:          cfg.Stable,
 			Candidate:       cfg.Candidate,
 			Strategy: v1alpha1.Strategy{Canary: &v1alpha1.CanaryStrategy{
-				Steps: cfg.Steps, MinStepDuration: metav1.Duration{Duration: def(cfg.MinStepDuration, 3*time.Second)},
+				Steps: cfg.Steps, MinStepDuration: metav1.Duration{Duration: def(cfg.MinStepDuration, 5*time.Second)},
 			}},
 			Readiness: v1alpha1.Readiness{MinReadyPods: 1},
 			Analysis: &v1alpha1.Analysis{

@@ -205,6 +205,10 @@ func (s *scenario) served(n int) loadgen.Report {
 		v, _ := s.model.Proxy.Table().VirtualServiceVersion(s.model.NS, s.model.Name)
 		return v == vs.ResourceVersion
 	})
+	// Answers to requests sent before the switch may still arrive (a slow
+	// candidate's take up to a second): skip two seconds of load first.
+	sent := s.load.Snapshot().Sent
+	s.eventually("two seconds of load after the switch", func() bool { return s.load.Snapshot().Completed >= sent+2*rate })
 	w0 := s.load.Snapshot()
 	var w loadgen.Report
 	s.eventually(fmt.Sprintf("%d answers", n), func() bool { w = s.load.Snapshot().Sub(w0); return w.Completed >= n })

@@ -110,10 +110,24 @@ func TestManualRollbackIsFast(t *testing.T) {
 func rollbackOnce(ctx context.Context, t testing.TB, m *rig.Model, c *client.Client, restart bool) time.Duration {
 	t.Helper()
 	if restart {
-		if _, err := c.Act(ctx, m.NS, m.Name, "start", client.ActionRequest{Candidate: "v2", Reason: "again"}); err != nil {
+		mr, err := c.Act(ctx, m.NS, m.Name, "start", client.ActionRequest{Candidate: "v2", Reason: "again"})
+		if err != nil {
 			t.Fatal(err)
 		}
 		waitVS(ctx, t, m.Istio, m, func(w map[string]int32) bool { return w["v2"] > 0 })
+		// The controller writes the VirtualService before the status that
+		// marks the intent applied; a rollback before that is refused (409).
+		deadline := time.Now().Add(waitLimit())
+		for {
+			got, err := m.Rollout(ctx)
+			if err == nil && got.Status.ObservedIntent == mr.Spec.Intent.ID {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("intent %s never observed", mr.Spec.Intent.ID)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 	start := time.Now()
 	if _, err := c.Act(ctx, m.NS, m.Name, "rollback", client.ActionRequest{Reason: "measure"}); err != nil {

@@ -58,11 +58,12 @@ func TestControllerKilledAndRestartedResumes(t *testing.T) {
 // no weight jump.
 func TestLeaderKilledOtherReplicaFinishes(t *testing.T) {
 	s := given(t, rig.Version{Name: "v1", Behavior: healthy}, rig.Version{Name: "v2", Behavior: healthy})
-	leased := func(c *rig.FulcrumConfig) { c.LeaseNamespace = s.model.NS }
+	lease := "fulcrum-" + s.model.NS
+	leased := func(c *rig.FulcrumConfig) { c.LeaseID = lease }
 	a := s.startFulcrum("replica-a", leased)
 	holder := func() string {
 		var l coordinationv1.Lease
-		if err := env.Client.Get(s.ctx, types.NamespacedName{Namespace: s.model.NS, Name: "fulcrum-controller"}, &l); err != nil || l.Spec.HolderIdentity == nil {
+		if err := env.Client.Get(s.ctx, types.NamespacedName{Namespace: "fulcrum-system", Name: lease}, &l); err != nil || l.Spec.HolderIdentity == nil {
 			return ""
 		}
 		return *l.Spec.HolderIdentity
@@ -109,7 +110,7 @@ func TestPrometheusOutageHoldsThenResumes(t *testing.T) {
 	scrape := rig.NewScrape(prom)
 	s := givenModel(t, rig.ModelConfig{Scrape: scrape, Versions: []rig.Version{{Name: "v1", Behavior: healthy}, {Name: "v2", Behavior: healthy}}})
 	s.startFulcrum("fulcrum", func(c *rig.FulcrumConfig) { c.PrometheusURL = prom.URL })
-	s.createRollout(rig.RolloutConfig{Candidate: "v2", MinStepDuration: 4 * time.Second})
+	s.createRollout(rig.RolloutConfig{Candidate: "v2"})
 	s.waitWeights(map[string]int32{"v1": 80, "v2": 20})
 
 	// When
@@ -175,7 +176,7 @@ func TestCandidateNotReadyGetsNoTraffic(t *testing.T) {
 
 	// Then
 	s.waitWeights(map[string]int32{"v1": 80, "v2": 20})
-	s.assertShare(s.served(2000), "v2", 20)
+	s.assertShare(s.served(1500), "v2", 20)
 	s.waitPhase(v1alpha1.PhasePromoted)
 }
 
