@@ -34,7 +34,11 @@ var (
 		b.Latency = modelserver.Latency{Median: 400 * time.Millisecond, P99: 900 * time.Millisecond}
 		return b
 	}()
-	drifted = func() modelserver.Behavior { b := healthy; b.Score = modelserver.Score{Dist: "beta", A: 5, B: 2}; return b }()
+	drifted = func() modelserver.Behavior {
+		b := healthy
+		b.Score = modelserver.Score{Dist: "beta", A: 5, B: 2}
+		return b
+	}()
 )
 
 // scenario is one model with live load and a fulcrum process of its own.
@@ -231,9 +235,9 @@ func (s *scenario) assertShare(w loadgen.Report, version string, weight int32) {
 type weightRecorder struct {
 	sample func()
 	mu     sync.Mutex
-	seen []int32
-	stop chan struct{}
-	done chan struct{}
+	seen   []int32
+	stop   chan struct{}
+	done   chan struct{}
 }
 
 func (s *scenario) recordWeights(subset string) *weightRecorder {

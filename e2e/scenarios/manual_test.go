@@ -9,8 +9,8 @@ import (
 
 	istionetv1 "istio.io/client-go/pkg/apis/networking/v1"
 	istioclient "istio.io/client-go/pkg/clientset/versioned"
-	"k8s.io/client-go/rest"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 
 	"github.com/fulcrum-ml/fulcrum/admin/client"
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
@@ -117,24 +117,32 @@ func rollbackOnce(ctx context.Context, t testing.TB, m *rig.Model, c *client.Cli
 		waitVS(ctx, t, m.Istio, m, func(w map[string]int32) bool { return w["v2"] > 0 })
 		// The controller writes the VirtualService before the status that
 		// marks the intent applied; a rollback before that is refused (409).
-		deadline := time.Now().Add(waitLimit())
-		for {
-			got, err := m.Rollout(ctx)
-			if err == nil && got.Status.ObservedIntent == mr.Spec.Intent.ID {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("intent %s never observed", mr.Spec.Intent.ID)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		waitObserved(ctx, t, m, mr.Spec.Intent.ID)
 	}
 	start := time.Now()
-	if _, err := c.Act(ctx, m.NS, m.Name, "rollback", client.ActionRequest{Reason: "measure"}); err != nil {
+	mr, err := c.Act(ctx, m.NS, m.Name, "rollback", client.ActionRequest{Reason: "measure"})
+	if err != nil {
 		t.Fatal(err)
 	}
 	at := waitVS(ctx, t, m.Istio, m, func(w map[string]int32) bool { return w["v1"] == 100 })
+	waitObserved(ctx, t, m, mr.Spec.Intent.ID)
 	return at.Sub(start)
+}
+
+// waitObserved waits until the controller marks the intent applied.
+func waitObserved(ctx context.Context, t testing.TB, m *rig.Model, id string) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit())
+	for {
+		got, err := m.Rollout(ctx)
+		if err == nil && got.Status.ObservedIntent == id {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("intent %s never observed (last error %v)", id, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // waitVS watches the model's VirtualService until cond holds for its

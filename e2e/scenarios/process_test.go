@@ -150,7 +150,7 @@ func TestCandidateNotReadyGetsNoTraffic(t *testing.T) {
 	s.startFulcrum("fulcrum")
 
 	// When
-	s.createRollout(rig.RolloutConfig{Candidate: "v2", MinStepDuration: 5 * time.Second})
+	s.createRollout(rig.RolloutConfig{Candidate: "v2", MinStepDuration: 15 * time.Second})
 
 	// Then
 	s.eventually("SubsetsReady=False/PodsNotReady", func() bool {
@@ -176,6 +176,7 @@ func TestCandidateNotReadyGetsNoTraffic(t *testing.T) {
 
 	// Then
 	s.waitWeights(map[string]int32{"v1": 80, "v2": 20})
+	t.Logf("Ready: history %v, stepStartedAt %v", rig.HistoryTypes(s.rollout()), s.rollout().Status.StepStartedAt)
 	s.assertShare(s.served(1500), "v2", 20)
 	s.waitPhase(v1alpha1.PhasePromoted)
 }
