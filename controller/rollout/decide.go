@@ -252,6 +252,12 @@ func (x *decider) advanceForEvidence(i int32, last v1alpha1.AnalysisRound) bool 
 	if last.Verdict != v1alpha1.VerdictInconclusive {
 		return false
 	}
+	// The round must cover the whole minimum step: a round from before the
+	// step's time was up saw a shorter window, so it may lack samples at
+	// any traffic, and "too little traffic" would be a false conclusion.
+	if last.Time.Before(&metav1.Time{Time: x.st.StepStartedAt.Add(minStep(x.r))}) {
+		return false
+	}
 	nextIsLast := int(i)+2 >= len(steps(x.r))
 	return analysis.AdvanceForEvidence(last, analysisSpec(x.r).MinSamples, nextIsLast)
 }

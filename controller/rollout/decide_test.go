@@ -158,11 +158,11 @@ func starved() *v1alpha1.AnalysisRound {
 }
 
 func TestLowTrafficAdvancesForEvidenceButNeverPromotes(t *testing.T) {
-	s := newSim(t, withMetrics) // steps 5, 25, 50, 100
+	s := newSim(t, withMetrics) // steps 5, 25, 50, 100; minStepDuration 1m
 	s.r.Spec.Candidate = "v2"
 	s.reconcile(nil)
 	s.clk.Step(30 * time.Second)
-	s.reconcile(starved()) // minStepDuration (1m) not reached yet
+	s.reconcile(starved()) // minStepDuration not reached yet
 	s.wantWeights(map[string]int32{"v1": 95, "v2": 5})
 	s.clk.Step(30 * time.Second)
 	s.reconcile(starved())
@@ -170,8 +170,16 @@ func TestLowTrafficAdvancesForEvidenceButNeverPromotes(t *testing.T) {
 	if h := s.r.Status.History[len(s.r.Status.History)-1]; !strings.Contains(h.Reason, "too little traffic") {
 		t.Fatalf("history reason %q should say why the step advanced without a Pass", h.Reason)
 	}
+	// A starved round from before the step's minimum time is up does not
+	// count: its window was shorter than the step, so few samples prove
+	// nothing about traffic.
 	s.reconcile(nil)
-	s.clk.Step(time.Minute)
+	s.clk.Step(59 * time.Second)
+	s.reconcile(starved())
+	s.clk.Step(time.Second)
+	s.reconcile(nil)
+	s.wantWeights(map[string]int32{"v1": 75, "v2": 25})
+	s.clk.Step(30 * time.Second)
 	s.reconcile(starved())
 	s.wantWeights(map[string]int32{"v1": 50, "v2": 50})
 	// The next step is 100%: promotion needs a Pass, however long it waits.
