@@ -4,8 +4,9 @@ SHELL := /bin/bash
 GO ?= go
 TOOLS := $(GO) tool -modfile=hack/tools/go.mod
 BIN := bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all generate verify verify-generated lint build test fuzz unit e2e demo env clean
+.PHONY: deps all generate verify verify-generated lint build test fuzz unit e2e demo env clean
 
 all: build
 
@@ -31,8 +32,18 @@ lint:
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
+## deps: install the Debian packages the tests and demo need, if missing.
+deps:
+	@missing=""; \
+	[ -x /usr/bin/prometheus ] || missing="$$missing prometheus"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
 ## test: every test, unit and integration against a real kube-apiserver and Prometheus.
-test:
+test: deps
 	$(GO) test -count=1 -timeout 25m ./...
 	$(MAKE) fuzz
 
@@ -45,15 +56,15 @@ unit:
 	$(GO) test -count=1 -short ./...
 
 ## e2e: end-to-end scenarios only.
-e2e:
+e2e: deps
 	$(GO) test -count=1 -timeout 20m ./e2e/...
 
 ## env: start the local Kubernetes environment and print how to reach it.
-env:
+env: deps
 	$(GO) run ./e2e/cmd/localenv
 
 ## demo: the local environment with a live canary and the dashboard.
-demo:
+demo: deps
 	$(GO) run ./e2e/cmd/demo
 
 clean:
