@@ -239,7 +239,7 @@ func managedRoutes(vs *unstructured.Unstructured, t Target) ([]route, error) {
 	}
 	if len(t.Routes) == 0 {
 		if len(all) != 1 {
-			return nil, fmt.Errorf("VirtualService %s has %d HTTP routes: list the ones Fulcrum manages in spec.virtualService.routes (it may be left out only when there is exactly one)", ref, len(all))
+			return nil, fmt.Errorf("VirtualService %s has %d HTTP routes: list the ones Fulcrum manages in spec.virtualService.routes (it may be left out only when there is exactly one; an unnamed route needs a name: field first)", ref, len(all))
 		}
 		if all[0].key == "" {
 			all[0].key = "http[0]"
