@@ -38,6 +38,17 @@ type EngineConfig struct {
 	Clock clock.PassiveClock
 	// MaxConcurrentQueries bounds queries in flight per round; 4 when zero.
 	MaxConcurrentQueries int
+	// DisableBatching runs built-in templates per rollout, as MetricTemplates
+	// and inline queries always run. By default (false) built-in templates
+	// run in their batched form: one query per (template query, evaluation
+	// time bucket, window bucket) serves every rollout in the mesh.
+	DisableBatching bool
+	// BatchQuantum buckets the evaluation time and the window of batched
+	// queries (both round down), so rollouts analysed within one quantum
+	// share a query. A window loses less than one quantum of the newest
+	// data and less than one of the oldest, and never reaches before the
+	// step's start. A whole number of seconds; DefaultBatchQuantum when zero.
+	BatchQuantum time.Duration
 }
 
 // Engine implements Analyzer with metric templates, a provider and judges.
@@ -45,6 +56,8 @@ type Engine struct {
 	cfg     EngineConfig
 	metrics *provider.Metrics
 	clock   clock.PassiveClock
+
+	shared *sharedCache // nil when batching is off
 
 	mu        sync.Mutex
 	providers map[string]provider.Provider // by address
@@ -64,6 +77,15 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	}
 	if e.cfg.MaxConcurrentQueries <= 0 {
 		e.cfg.MaxConcurrentQueries = 4
+	}
+	if e.cfg.BatchQuantum == 0 {
+		e.cfg.BatchQuantum = DefaultBatchQuantum
+	}
+	if e.cfg.BatchQuantum < time.Second || e.cfg.BatchQuantum%time.Second != 0 {
+		return nil, fmt.Errorf("engine: BatchQuantum %s: want a whole number of seconds, at least 1s (e.g. 5s)", e.cfg.BatchQuantum)
+	}
+	if !e.cfg.DisableBatching {
+		e.shared = newSharedCache(e.cfg.BatchQuantum)
 	}
 	if cfg.Provider == nil {
 		if cfg.Prometheus.Address == "" {
@@ -124,13 +146,19 @@ func (e *Engine) Analyze(ctx context.Context, req Request) (v1alpha1.AnalysisRou
 		window = time.Second
 	}
 	data := templates.NewData(req.Namespace, req.Service, req.Stable, req.Candidate, window)
+	var sh *sharedRound
+	if e.shared != nil {
+		if at, w, ok := batchWindow(req.WindowStart, now, e.cfg.BatchQuantum); ok {
+			sh = &sharedRound{at: at, data: templates.NewBatchData(w)}
+		}
+	}
 	plans := make([]*plan, len(req.Spec.Metrics))
 	batch := newBatch()
 	for i, m := range req.Spec.Metrics {
-		plans[i] = e.plan(ctx, req, m, data, batch)
+		plans[i] = e.plan(ctx, req, m, data, sh, batch)
 	}
-	batch.run(ctx, now, e.cfg.MaxConcurrentQueries)
-	log.FromContext(ctx).V(1).Info("analysis queries", "rollout", req.Namespace+"/"+req.Name, "queries", len(batch.queries), "metrics", len(plans))
+	batch.run(ctx, now, e.cfg.MaxConcurrentQueries, e.shared)
+	log.FromContext(ctx).V(1).Info("analysis queries", "rollout", req.Namespace+"/"+req.Name, "queries", len(batch.queries), "metrics", len(plans), "batched", sh != nil)
 
 	round := v1alpha1.AnalysisRound{Time: metav1.NewTime(now), Step: req.Step, Metrics: make([]v1alpha1.MetricResult, len(plans))}
 	prev := map[string]*v1alpha1.MetricResult{}
@@ -180,19 +208,28 @@ type queryKey struct {
 type queryResult struct {
 	samples []provider.Sample
 	err     error
+	// shared, when set, marks a batched query: it runs through the
+	// engine's shared cache and this rollout's rows are picked from it.
+	shared *rows
+}
+
+// sharedRound is a round's batched evaluation time and window data.
+type sharedRound struct {
+	at   time.Time
+	data templates.Data
 }
 
 func newBatch() *batch { return &batch{queries: map[queryKey]*queryResult{}} }
 
-func (b *batch) add(p provider.Provider, q string) queryKey {
+func (b *batch) add(p provider.Provider, q string, shared *rows) queryKey {
 	k := queryKey{p, q}
 	if _, ok := b.queries[k]; !ok {
-		b.queries[k] = &queryResult{}
+		b.queries[k] = &queryResult{shared: shared}
 	}
 	return k
 }
 
-func (b *batch) run(ctx context.Context, at time.Time, limit int) {
+func (b *batch) run(ctx context.Context, at time.Time, limit int, cache *sharedCache) {
 	sem := make(chan struct{}, limit)
 	var wg sync.WaitGroup
 	for k, r := range b.queries {
@@ -201,7 +238,16 @@ func (b *batch) run(ctx context.Context, at time.Time, limit int) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			r.samples, r.err = k.p.Query(ctx, k.query, at)
+			if r.shared == nil {
+				r.samples, r.err = k.p.Query(ctx, k.query, at)
+				return
+			}
+			all, err := cache.query(ctx, k.p, k.query, r.shared.at)
+			if err != nil {
+				r.err = err
+				return
+			}
+			r.samples, r.err = r.shared.pick(k.query, all)
 		}()
 	}
 	wg.Wait()

@@ -59,7 +59,8 @@ func TestEngineBatchesAndCombinesVerdicts(t *testing.T) {
 		}
 		return nil, &provider.QueryError{Kind: provider.ErrNoData, Query: q}
 	}}
-	e, err := NewEngine(EngineConfig{Provider: fp})
+	// The per-rollout path: batching has its own tests (batch_test.go).
+	e, err := NewEngine(EngineConfig{Provider: fp, DisableBatching: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,7 @@ type plan struct {
 	value, samples, bad, histogram *queryKey
 }
 
-func (e *Engine) plan(ctx context.Context, req Request, m v1alpha1.Metric, data templates.Data, b *batch) *plan {
+func (e *Engine) plan(ctx context.Context, req Request, m v1alpha1.Metric, data templates.Data, sh *sharedRound, b *batch) *plan {
 	p := &plan{metric: m}
 	tpl, err := templates.Resolve(ctx, e.cfg.Templates, req.Namespace, m)
 	if err != nil {
@@ -37,7 +37,17 @@ func (e *Engine) plan(ctx context.Context, req Request, m v1alpha1.Metric, data 
 		p.err = fmt.Errorf("metric %s: template %s: %w", m.Name, tpl.Name, err)
 		return p
 	}
-	r, err := tpl.Render(data)
+	// Built-in templates run in their batched form when the round has a
+	// batched window; their rows are picked per rollout.
+	var shared *rows
+	render, rdata := tpl, data
+	if sh != nil && tpl.Batched != nil {
+		render, rdata = *tpl.Batched, sh.data
+		ns, svc := render.IdentityLabels()
+		shared = &rows{at: sh.at, nsLabel: ns, svcLabel: svc, namespace: req.Namespace, service: req.Service,
+			versionLabel: render.VersionLabel, subsets: data.Subsets}
+	}
+	r, err := render.Render(rdata)
 	if err != nil {
 		p.err = err
 		return p
@@ -46,14 +56,14 @@ func (e *Engine) plan(ctx context.Context, req Request, m v1alpha1.Metric, data 
 		if q == "" {
 			return nil, fmt.Errorf("metric %s: template %s has no %s, which %s needs", m.Name, tpl.Name, field, why)
 		}
-		k := b.add(prov, q)
+		k := b.add(prov, q, shared)
 		return &k, nil
 	}
 	optional := func(q string) *queryKey {
 		if q == "" {
 			return nil
 		}
-		k := b.add(prov, q)
+		k := b.add(prov, q, shared)
 		return &k
 	}
 	switch {

@@ -106,7 +106,8 @@ func TestBuiltinTemplatesAgainstRealPrometheus(t *testing.T) {
 	defer srv.Stop()
 
 	reg := prometheus.NewRegistry()
-	engine, err := NewEngine(EngineConfig{Prometheus: provider.PrometheusConfig{Address: srv.URL, Timeout: 5 * time.Second}, Registerer: reg})
+	// The per-rollout path; batch_e2e_test.go covers the batched one.
+	engine, err := NewEngine(EngineConfig{Prometheus: provider.PrometheusConfig{Address: srv.URL, Timeout: 5 * time.Second}, Registerer: reg, DisableBatching: true})
 	if err != nil {
 		t.Fatal(err)
 	}

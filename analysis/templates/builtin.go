@@ -1,6 +1,9 @@
 package templates
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // Istio's standard metrics, as reported by the destination's sidecar.
 // reporter!="source" also matches series without a reporter label, and
@@ -16,6 +19,15 @@ const (
 	scoreSel  = `namespace="{{.Namespace}}",model="{{.Service}}",version=~"{{.SubsetRegex}}"`
 )
 
+// Identity labels of the batched forms: the labels that name a rollout's
+// namespace and service in each family's series.
+var (
+	istioIdentity  = [2]string{"destination_service_namespace", "destination_service_name"}
+	tritonIdentity = [2]string{"namespace", "model"}
+	kserveIdentity = [2]string{"namespace", "model_name"}
+	scoreIdentity  = [2]string{"namespace", "model"}
+)
+
 // PredictionScoreMetric is the histogram of model scores that the drift
 // templates expect each model server to export.
 const PredictionScoreMetric = "model_prediction_score"
@@ -24,12 +36,34 @@ const PredictionScoreMetric = "model_prediction_score"
 // histogram (seconds), labelled model_name.
 const KServeLatencyMetric = "request_predict_seconds"
 
-func sumBy(label, expr string) string {
-	return fmt.Sprintf("sum by (%s) (%s)", label, expr)
+// family is one metric family's selector and grouping, per rollout or
+// batched across rollouts.
+type family struct {
+	sel string
+	// by prefixes every grouping: "" per rollout, the identity labels
+	// ("namespace, model, ") batched.
+	by       string
+	identity [2]string
 }
 
-func increase(metric, sel string) string {
-	return fmt.Sprintf("increase(%s{%s}[{{.Window}}])", metric, sel)
+func (f family) sumBy(label, expr string) string {
+	return fmt.Sprintf("sum by (%s%s) (%s)", f.by, label, expr)
+}
+
+func (f family) increase(metric string, extra ...string) string {
+	return fmt.Sprintf("increase(%s{%s}[{{.Window}}])", metric, f.join(extra))
+}
+
+func (f family) rate(metric string) string {
+	return fmt.Sprintf("rate(%s{%s}[{{.Window}}])", metric, f.sel)
+}
+
+func (f family) join(extra []string) string {
+	parts := []string{}
+	if f.sel != "" {
+		parts = append(parts, f.sel)
+	}
+	return strings.Join(append(parts, extra...), ",")
 }
 
 // orZero makes a missing series for a version read as 0 where another
@@ -38,19 +72,38 @@ func orZero(expr, base string) string {
 	return fmt.Sprintf("(%s or (%s * 0))", expr, base)
 }
 
-var builtins = func() map[string]Template {
+// families returns the per-rollout or the batched selectors. The batched
+// ones drop the namespace, service and subset matchers and group by the
+// identity labels instead, so one query returns every (namespace, service,
+// version) in the mesh and the engine picks each rollout's rows.
+func families(batched bool) (istio, triton, kserve, score family) {
+	if !batched {
+		return family{sel: istioSel}, family{sel: tritonSel}, family{sel: kserveSel}, family{sel: scoreSel}
+	}
+	by := func(id [2]string) string { return id[0] + ", " + id[1] + ", " }
+	return family{sel: `reporter!="source"`, by: by(istioIdentity), identity: istioIdentity},
+		family{by: by(tritonIdentity), identity: tritonIdentity},
+		family{by: by(kserveIdentity), identity: kserveIdentity},
+		family{by: by(scoreIdentity), identity: scoreIdentity}
+}
+
+// buildBuiltins builds every built-in template in one form. The PromQL is
+// the same in both forms but for the selectors and groupings, so batched
+// and per-rollout results agree row for row.
+func buildBuiltins(batched bool) map[string]Template {
+	istio, triton, kserve, score := families(batched)
 	const v = "destination_version"
-	reqs := sumBy(v, increase("istio_requests_total", istioSel))
-	errs := sumBy(v, increase("istio_requests_total", istioSel+`,response_code=~"5.."`))
-	latBuckets := sumBy(v+", le", increase("istio_request_duration_milliseconds_bucket", istioSel))
-	latCount := sumBy(v, increase("istio_request_duration_milliseconds_count", istioSel))
+	reqs := istio.sumBy(v, istio.increase("istio_requests_total"))
+	errs := istio.sumBy(v, istio.increase("istio_requests_total", `response_code=~"5.."`))
+	latBuckets := istio.sumBy(v+", le", istio.increase("istio_request_duration_milliseconds_bucket"))
+	latCount := istio.sumBy(v, istio.increase("istio_request_duration_milliseconds_count"))
 	m := map[string]Template{
-		"istio-request-count": {Query: reqs, SampleQuery: reqs, VersionLabel: v, Unit: "requests"},
+		"istio-request-count": {Query: reqs, SampleQuery: reqs, VersionLabel: v, Unit: "requests", identity: istio.identity},
 		"istio-error-rate": {
 			Query:        orZero(errs, reqs) + " / " + reqs,
 			SampleQuery:  reqs,
 			BadQuery:     errs,
-			VersionLabel: v, Unit: "ratio",
+			VersionLabel: v, Unit: "ratio", identity: istio.identity,
 		},
 	}
 	for _, q := range []struct {
@@ -59,39 +112,50 @@ var builtins = func() map[string]Template {
 	}{{"istio-latency-p50", "0.5"}, {"istio-latency-p90", "0.9"}, {"istio-latency-p99", "0.99"}} {
 		m[q.name] = Template{
 			Query: fmt.Sprintf("histogram_quantile(%s, %s)", q.q,
-				sumBy(v+", le", fmt.Sprintf("rate(istio_request_duration_milliseconds_bucket{%s}[{{.Window}}])", istioSel))),
+				istio.sumBy(v+", le", istio.rate("istio_request_duration_milliseconds_bucket"))),
 			SampleQuery:    latCount,
 			HistogramQuery: latBuckets,
-			VersionLabel:   v, Unit: "ms",
+			VersionLabel:   v, Unit: "ms", identity: istio.identity,
 		}
 	}
 	const tv = "version"
-	tOK := sumBy(tv, increase("nv_inference_request_success", tritonSel))
-	tFail := orZero(sumBy(tv, increase("nv_inference_request_failure", tritonSel)), tOK)
+	tOK := triton.sumBy(tv, triton.increase("nv_inference_request_success"))
+	tFail := orZero(triton.sumBy(tv, triton.increase("nv_inference_request_failure")), tOK)
 	tAll := fmt.Sprintf("(%s + %s)", tOK, tFail)
-	m["triton-error-rate"] = Template{Query: tFail + " / " + tAll, SampleQuery: tAll, BadQuery: tFail, VersionLabel: tv, Unit: "ratio"}
+	m["triton-error-rate"] = Template{Query: tFail + " / " + tAll, SampleQuery: tAll, BadQuery: tFail, VersionLabel: tv, Unit: "ratio", identity: triton.identity}
 	m["triton-latency-mean"] = Template{
-		Query:       fmt.Sprintf("%s / %s / 1000", sumBy(tv, increase("nv_inference_request_duration_us", tritonSel)), tOK),
-		SampleQuery: tOK, VersionLabel: tv, Unit: "ms",
+		Query:       fmt.Sprintf("%s / %s / 1000", triton.sumBy(tv, triton.increase("nv_inference_request_duration_us")), tOK),
+		SampleQuery: tOK, VersionLabel: tv, Unit: "ms", identity: triton.identity,
 	}
 	m["kserve-latency"] = Template{
 		Query: fmt.Sprintf("1000 * histogram_quantile(0.99, %s)",
-			sumBy(tv+", le", fmt.Sprintf("rate(%s_bucket{%s}[{{.Window}}])", KServeLatencyMetric, kserveSel))),
-		SampleQuery:    sumBy(tv, increase(KServeLatencyMetric+"_count", kserveSel)),
-		HistogramQuery: sumBy(tv+", le", increase(KServeLatencyMetric+"_bucket", kserveSel)),
+			kserve.sumBy(tv+", le", kserve.rate(KServeLatencyMetric+"_bucket"))),
+		SampleQuery:    kserve.sumBy(tv, kserve.increase(KServeLatencyMetric+"_count")),
+		HistogramQuery: kserve.sumBy(tv+", le", kserve.increase(KServeLatencyMetric+"_bucket")),
 		HistogramScale: 1000,
-		VersionLabel:   tv, Unit: "ms",
+		VersionLabel:   tv, Unit: "ms", identity: kserve.identity,
 	}
-	score := Template{
-		SampleQuery:        sumBy(tv, increase(PredictionScoreMetric+"_count", scoreSel)),
-		HistogramQuery:     sumBy(tv+", le", increase(PredictionScoreMetric+"_bucket", scoreSel)),
+	s := Template{
+		SampleQuery:        score.sumBy(tv, score.increase(PredictionScoreMetric+"_count")),
+		HistogramQuery:     score.sumBy(tv+", le", score.increase(PredictionScoreMetric+"_bucket")),
 		ValueFromHistogram: true,
-		VersionLabel:       tv, Unit: "psi",
+		VersionLabel:       tv, Unit: "psi", identity: score.identity,
 	}
-	m["prediction-psi"] = score
-	m["prediction-drift"] = score
+	m["prediction-psi"] = s
+	m["prediction-drift"] = s
 	for name, t := range m {
 		t.Name = name
+		m[name] = t
+	}
+	return m
+}
+
+var builtins = func() map[string]Template {
+	m := buildBuiltins(false)
+	batched := buildBuiltins(true)
+	for name, t := range m {
+		b := batched[name]
+		t.Batched = &b
 		m[name] = t
 	}
 	return m

@@ -40,6 +40,21 @@ type Template struct {
 	Unit string
 	// Provider runs the queries; nil means the controller's default.
 	Provider *v1alpha1.Provider
+	// Batched is the cross-rollout form of a built-in template: the same
+	// PromQL without the namespace, service and subset matchers, grouped
+	// additionally by the identity labels (IdentityLabels), so one query
+	// serves every rollout in the mesh. Nil for MetricTemplates and inline
+	// queries: their PromQL need not carry identity labels, so they run
+	// per rollout.
+	Batched *Template
+
+	identity [2]string // namespace and service labels of a batched form
+}
+
+// IdentityLabels are the labels that name a rollout's namespace and
+// service in a batched template's results (empty strings per rollout).
+func (t Template) IdentityLabels() (namespace, service string) {
+	return t.identity[0], t.identity[1]
 }
 
 // Data is what a template is rendered with.
@@ -73,6 +88,13 @@ func NewData(namespace, service, stable, candidate string, window time.Duration)
 	}
 	return Data{Namespace: namespace, Service: service, Subsets: subs, SubsetRegex: strings.Join(quoted, "|"),
 		Stable: stable, Candidate: candidate, Window: fmt.Sprintf("%ds", secs)}
+}
+
+// NewBatchData fills Data for a batched template, which reads only the
+// window (whole seconds; at least one second).
+func NewBatchData(window time.Duration) Data {
+	secs := max(int64(window/time.Second), 1)
+	return Data{Window: fmt.Sprintf("%ds", secs)}
 }
 
 // Rendered holds a template's queries for one round; empty where the

@@ -97,3 +97,41 @@ func TestResolve(t *testing.T) {
 		t.Errorf("no getter: %v", err)
 	}
 }
+
+func TestBuiltinsHaveBatchedForms(t *testing.T) {
+	d := NewBatchData(90*time.Second + 900*time.Millisecond)
+	if d.Window != "90s" {
+		t.Fatalf("batched window %q, want 90s (rounded down)", d.Window)
+	}
+	for _, name := range BuiltinNames() {
+		tpl, _ := Builtin(name)
+		b := tpl.Batched
+		if b == nil {
+			t.Errorf("%s has no batched form", name)
+			continue
+		}
+		ns, svc := b.IdentityLabels()
+		if ns == "" || svc == "" || b.VersionLabel != tpl.VersionLabel || b.Name != name {
+			t.Errorf("%s: batched identity %q %q, version label %q", name, ns, svc, b.VersionLabel)
+		}
+		r, err := b.Render(d)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		for _, q := range []string{r.Query, r.SampleQuery, r.BadQuery, r.HistogramQuery} {
+			if q == "" {
+				continue
+			}
+			if strings.Contains(q, "=~") && !strings.Contains(q, `response_code=~`) ||
+				strings.Contains(q, `namespace="`) || !strings.Contains(q, "sum by ("+ns+", "+svc+", "+tpl.VersionLabel) {
+				t.Errorf("%s: batched query must select every rollout and group by identity and version: %s", name, q)
+			}
+		}
+	}
+	for _, mt := range []Template{{Name: "inline", Query: "x"}, FromMetricTemplate(&v1alpha1.MetricTemplate{})} {
+		if mt.Batched != nil {
+			t.Errorf("%s: only built-ins are batched", mt.Name)
+		}
+	}
+}

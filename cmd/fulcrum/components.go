@@ -43,8 +43,9 @@ func setupController(_ context.Context, mgr ctrl.Manager, f *flags) error {
 			Prometheus: provider.PrometheusConfig{
 				Address: f.prometheusURL, Timeout: f.prometheusTimeout, BearerTokenFile: f.prometheusBearerTokenFile,
 			},
-			Templates:  mgr.GetClient(),
-			Registerer: metrics.Registry,
+			Templates:       mgr.GetClient(),
+			Registerer:      metrics.Registry,
+			DisableBatching: !f.analysisBatch,
 		})
 		if err != nil {
 			return fmt.Errorf("analysis engine: %w", err)

@@ -46,6 +46,7 @@ type flags struct {
 
 	prometheusURL, prometheusBearerTokenFile string
 	prometheusTimeout                        time.Duration
+	analysisBatch                            bool
 
 	adminAddr, adminTokenFile, adminTLSCert, adminTLSKey string
 	dashboard                                            bool
@@ -79,6 +80,7 @@ func parseFlags(args []string) (*flags, *textlogger.Config, error) {
 	fs.StringVar(&f.prometheusURL, "prometheus-url", "", "Prometheus base URL for analysis; without it rollouts with metrics get Error rounds (never Pass)")
 	fs.StringVar(&f.prometheusBearerTokenFile, "prometheus-bearer-token-file", "", "file with a bearer token for Prometheus, re-read on every query")
 	fs.DurationVar(&f.prometheusTimeout, "prometheus-timeout", 0, "timeout of each Prometheus query; the provider's default when 0")
+	fs.BoolVar(&f.analysisBatch, "analysis-batch", true, "run built-in metric templates once per round for every rollout (grouped by namespace and service) instead of once per rollout")
 	fs.StringVar(&f.adminAddr, "admin-bind-address", ":8080", "address of the admin API")
 	fs.StringVar(&f.adminTokenFile, "admin-token-file", "", "static token file (kube-apiserver CSV: token,user,uid,\"group1,group2\") for local use, checked before TokenReview")
 	fs.StringVar(&f.adminTLSCert, "admin-tls-cert", "", "certificate file; with --admin-tls-key the admin API serves HTTPS")
