@@ -269,6 +269,19 @@ func TestDriftIsReverted(t *testing.T) {
 	startController(f, nil)
 	f.rollout("fraud", minStep(time.Hour))
 	f.waitWeights("fraud", map[string]int32{"v1": 90, "v2": 10})
+	// The VirtualService is written before the status. Drift is judged
+	// against status.weights, so edit only once the status records 90/10: an
+	// edit in between is put back too, but cannot be told from the
+	// controller's own step.
+	f.eventually("status weights 90/10", func() bool {
+		mr := f.get("fraud")
+		for _, w := range mr.Status.Weights {
+			if w.Subset == "v2" {
+				return w.Weight == 10
+			}
+		}
+		return false
+	})
 	vs := f.vs("fraud")
 	route := vs.Object["spec"].(map[string]any)["http"].([]any)[0].(map[string]any)["route"].([]any)
 	route[0].(map[string]any)["weight"] = int64(50)

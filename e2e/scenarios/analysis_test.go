@@ -72,9 +72,13 @@ func assertRolledBackFor(t *testing.T, bad rig.Version, failing string) {
 	if v := metricVerdicts(mr, failing); !slices.Contains(v, v1alpha1.VerdictFail) {
 		t.Errorf("%s verdicts %v in status, want a Fail explaining the rollback\n%s", failing, v, rig.Verdicts(mr))
 	}
+	// The other metrics did not regress, so none may have decided the
+	// rollback: none failed in failureLimit (2) consecutive rounds. A single
+	// Fail of a fixed-sample judge (drift) among many looks is within its
+	// per-look error rate, and failureLimit is what absorbs it.
 	for _, other := range []string{"error-rate", "latency-p99", "prediction-drift"} {
-		if other != failing && slices.Contains(metricVerdicts(mr, other), v1alpha1.VerdictFail) {
-			t.Errorf("%s failed too, but only %s regressed\n%s", other, failing, rig.Verdicts(mr))
+		if other != failing && consecutiveFails(metricVerdicts(mr, other)) >= 2 {
+			t.Errorf("%s failed in consecutive rounds too, but only %s regressed\n%s", other, failing, rig.Verdicts(mr))
 		}
 	}
 	t.Logf("rolled back; weights seen %v; verdicts:\n%s", seen, rig.Verdicts(mr))
@@ -99,4 +103,18 @@ func TestLatencyRegressionRolledBack(t *testing.T) {
 // (beta 5,2 instead of 2,5), then drift alone catches it.
 func TestPredictionDriftAloneCaught(t *testing.T) {
 	assertRolledBackFor(t, rig.Version{Name: "v2", Behavior: drifted}, "prediction-drift")
+}
+
+// consecutiveFails is the longest run of Fail verdicts.
+func consecutiveFails(vs []v1alpha1.Verdict) int {
+	best, run := 0, 0
+	for _, v := range vs {
+		if v == v1alpha1.VerdictFail {
+			run++
+			best = max(best, run)
+		} else {
+			run = 0
+		}
+	}
+	return best
 }
