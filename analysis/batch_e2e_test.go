@@ -154,9 +154,11 @@ func TestBatchedMatchesPerRolloutOnRealPrometheus(t *testing.T) {
 		}
 	}
 	// Known counts: each rollout saw only its own service's requests. The
-	// evaluation time falls between scrapes, so increase() extrapolates
-	// counts by up to one scrape interval (both paths alike); ratios are
-	// exact.
+	// evaluation time falls between scrapes, so increase() extrapolates the
+	// observed increase to the whole window (both paths alike). The window
+	// here is only a few 1s scrapes long, so that factor reaches about 1.25
+	// when a scrape lands just inside an edge; counts are bounded loosely,
+	// ratios exactly.
 	want := []struct {
 		verdict    v1alpha1.Verdict // of the round; "" checks only that it is not Fail
 		cand, base int64
@@ -172,9 +174,9 @@ func TestBatchedMatchesPerRolloutOnRealPrometheus(t *testing.T) {
 			if m.Name != "split" && m.Name != "error-rate-max" {
 				continue
 			}
-			if m.CandidateSamples < w.cand || float64(m.CandidateSamples) > 1.2*float64(w.cand) ||
-				m.BaselineSamples < w.base || float64(m.BaselineSamples) > 1.2*float64(w.base) {
-				t.Errorf("%s %s: samples %d/%d, want %d/%d (up to 20%% extrapolated)", name, m.Name, m.CandidateSamples, m.BaselineSamples, w.cand, w.base)
+			if m.CandidateSamples < w.cand || float64(m.CandidateSamples) > 1.5*float64(w.cand) ||
+				m.BaselineSamples < w.base || float64(m.BaselineSamples) > 1.5*float64(w.base) {
+				t.Errorf("%s %s: samples %d/%d, want %d/%d (up to 50%% extrapolated)", name, m.Name, m.CandidateSamples, m.BaselineSamples, w.cand, w.base)
 			}
 			ratio := float64(m.CandidateSamples) / float64(m.BaselineSamples)
 			if d := ratio - float64(w.cand)/float64(w.base); d > 0.001 || d < -0.001 {
