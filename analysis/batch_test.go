@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/fulcrum-ml/fulcrum/analysis/provider"
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
 )
@@ -315,5 +317,31 @@ func BenchmarkQueriesPerRound(b *testing.B) {
 				b.ReportMetric(float64(m.total())/float64(rounds), "queries/round")
 			})
 		}
+	}
+}
+
+// TestConsecutiveRoundsNeverShareABucket: with rounds every 2s and a 5s
+// quantum, a cached answer would let one observation count as two rounds
+// (two "consecutive" failures from one look). The quantum shrinks to half
+// the interval, so each round issues its own queries.
+func TestConsecutiveRoundsNeverShareABucket(t *testing.T) {
+	m := newMesh(1)
+	e, err := NewEngine(EngineConfig{Provider: m, BatchQuantum: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(100000, 0)
+	start := now.Add(-time.Minute)
+	round := func(at time.Time) {
+		reqs := meshRequests(m, start, at)
+		for i := range reqs {
+			reqs[i].Spec.Interval = metav1.Duration{Duration: 2 * time.Second}
+		}
+		analyzeAll(t, e, reqs)
+	}
+	round(now)
+	round(now.Add(2 * time.Second))
+	if got := m.total(); got != 2*meshKinds {
+		t.Fatalf("two rounds 2s apart: %d queries, want %d (no answer reused across rounds)", got, 2*meshKinds)
 	}
 }

@@ -148,7 +148,7 @@ func (e *Engine) Analyze(ctx context.Context, req Request) (v1alpha1.AnalysisRou
 	data := templates.NewData(req.Namespace, req.Service, req.Stable, req.Candidate, window)
 	var sh *sharedRound
 	if e.shared != nil {
-		if at, w, ok := batchWindow(req.WindowStart, now, e.cfg.BatchQuantum); ok {
+		if at, w, ok := batchWindow(req.WindowStart, now, e.batchQuantum(req.Spec)); ok {
 			sh = &sharedRound{at: at, data: templates.NewBatchData(w)}
 		}
 	}
@@ -251,4 +251,18 @@ func (b *batch) run(ctx context.Context, at time.Time, limit int, cache *sharedC
 		}()
 	}
 	wg.Wait()
+}
+
+// batchQuantum is the engine's quantum, but at most half the rollout's
+// analysis interval: two consecutive rounds of one rollout must never read
+// the same bucket, or one observation would be judged twice and count twice
+// toward failureLimit.
+func (e *Engine) batchQuantum(spec *v1alpha1.Analysis) time.Duration {
+	q := e.cfg.BatchQuantum
+	if spec != nil && spec.Interval.Duration > 0 {
+		if half := (spec.Interval.Duration / 2).Truncate(time.Second); half < q {
+			q = max(half, time.Second)
+		}
+	}
+	return q
 }

@@ -93,7 +93,7 @@ func TestErrorRateRegressionRolledBack(t *testing.T) {
 	assertRolledBackFor(t, rig.Version{Name: "v2", Behavior: erroring}, "error-rate")
 }
 
-// Given a candidate whose p99 is about 900 ms (threshold 100 ms), then it is
+// Given a candidate whose p99 is about 900 ms (threshold 250 ms), then it is
 // rolled back with latency-p99 failing.
 func TestLatencyRegressionRolledBack(t *testing.T) {
 	assertRolledBackFor(t, rig.Version{Name: "v2", Behavior: slow}, "latency-p99")
