@@ -70,29 +70,7 @@ func TestBatchedMatchesPerRolloutOnRealPrometheus(t *testing.T) {
 	defer srv.Stop()
 
 	prom, _ := provider.NewPrometheus(provider.PrometheusConfig{Address: srv.URL})
-	lastScrape := func() time.Time {
-		s, err := prom.Query(ctx, `max(timestamp(istio_requests_total))`, time.Now())
-		if err != nil {
-			return time.Time{}
-		}
-		return time.UnixMilli(int64(s[0].Value * 1000))
-	}
-	waitScrapes := func(n int) time.Time {
-		var first time.Time
-		for {
-			ts := lastScrape()
-			if first.IsZero() {
-				first = ts
-			} else if ts.Sub(first) >= time.Duration(n)*time.Second {
-				return ts
-			}
-			select {
-			case <-ctx.Done():
-				t.Fatal("Prometheus did not scrape the exporter in time")
-			case <-time.After(200 * time.Millisecond):
-			}
-		}
-	}
+	waitScrapes := func(n int) time.Time { return waitScrapes(ctx, t, prom, n) }
 	waitScrapes(2)
 	ex.traffic() // ml/fraud: v1 18,000 requests, 0.5% errors; v2 2,000, 4%
 	ex.serve("risk", "scoring", "blue", 5000, 10)

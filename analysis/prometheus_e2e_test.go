@@ -114,29 +114,7 @@ func TestBuiltinTemplatesAgainstRealPrometheus(t *testing.T) {
 	prom, _ := provider.NewPrometheus(provider.PrometheusConfig{Address: srv.URL})
 	// Given two scrapes of the zeroed series, when the traffic arrives and
 	// two more scrapes see it, then the last scrape's time is exact "now".
-	lastScrape := func() time.Time {
-		s, err := prom.Query(ctx, `max(timestamp(istio_requests_total))`, time.Now())
-		if err != nil {
-			return time.Time{}
-		}
-		return time.UnixMilli(int64(s[0].Value * 1000))
-	}
-	waitScrapes := func(n int) time.Time {
-		var first time.Time
-		for {
-			ts := lastScrape()
-			if first.IsZero() {
-				first = ts
-			} else if ts.Sub(first) >= time.Duration(n)*time.Second {
-				return ts
-			}
-			select {
-			case <-ctx.Done():
-				t.Fatal("Prometheus did not scrape the exporter in time")
-			case <-time.After(200 * time.Millisecond):
-			}
-		}
-	}
+	waitScrapes := func(n int) time.Time { return waitScrapes(ctx, t, prom, n) }
 	waitScrapes(2)
 	ex.traffic()
 	now := waitScrapes(2)
@@ -260,4 +238,32 @@ func mustCounter(t *testing.T, reg *prometheus.Registry, prov, result string) pr
 	}
 	t.Fatalf("no fulcrum_provider_queries_total{provider=%q,result=%q}", prov, result)
 	return nil
+}
+
+// waitScrapes waits until Prometheus has scraped the test's exporter n more
+// times (1s apart) and returns the time of the last scrape, so a query at
+// that time sees exactly what was exported.
+func waitScrapes(ctx context.Context, t *testing.T, prom provider.Provider, n int) time.Time {
+	t.Helper()
+	lastScrape := func() time.Time {
+		s, err := prom.Query(ctx, `max(timestamp(istio_requests_total))`, time.Now())
+		if err != nil {
+			return time.Time{}
+		}
+		return time.UnixMilli(int64(s[0].Value * 1000))
+	}
+	var first time.Time
+	for {
+		ts := lastScrape()
+		if first.IsZero() {
+			first = ts
+		} else if ts.Sub(first) >= time.Duration(n)*time.Second {
+			return ts
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("Prometheus did not scrape the exporter in time")
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }

@@ -14,11 +14,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/fulcrum-ml/fulcrum/e2e/cmd/internal/lifetime"
 	"github.com/fulcrum-ml/fulcrum/e2e/dataplane"
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
@@ -68,7 +67,7 @@ func run(ctx context.Context, ls listeners, kubeconfig, watchNS, defaultNS, apiV
 	if err != nil {
 		return fmt.Errorf("load kubeconfig %s: %w", kubeconfig, err)
 	}
-	ctx, stop := lifetime(ctx, exitAfter)
+	ctx, stop := lifetime.Context(ctx, exitAfter)
 	defer stop()
 	r, err := dataplane.Start(ctx, dataplane.StartConfig{
 		Proxy:       dataplane.Config{Namespace: defaultNS, Seed: seed, Reporters: strings.Split(reporters, ",")},
@@ -85,33 +84,4 @@ func run(ctx context.Context, ls listeners, kubeconfig, watchNS, defaultNS, apiV
 	<-ctx.Done()
 	r.Stop()
 	return nil
-}
-
-// lifetime ends on SIGINT/SIGTERM, after exitAfter, or when the parent
-// process goes away, so a forgotten proxy never outlives its test.
-func lifetime(ctx context.Context, exitAfter time.Duration) (context.Context, context.CancelFunc) {
-	ctx, cancel := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	if exitAfter > 0 {
-		var c2 context.CancelFunc
-		ctx, c2 = context.WithTimeout(ctx, exitAfter)
-		prev := cancel
-		cancel = func() { c2(); prev() }
-	}
-	parent := os.Getppid()
-	go func() {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if os.Getppid() != parent {
-					cancel()
-					return
-				}
-			}
-		}
-	}()
-	return ctx, cancel
 }

@@ -14,10 +14,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
+	"github.com/fulcrum-ml/fulcrum/e2e/cmd/internal/lifetime"
 	"github.com/fulcrum-ml/fulcrum/e2e/modelserver"
 )
 
@@ -48,7 +47,7 @@ func run(model, version, addr string, errRate float64, median, p99 time.Duration
 	if p99 == 0 {
 		p99 = median
 	}
-	ctx, stop := lifetime(context.Background(), exitAfter)
+	ctx, stop := lifetime.Context(context.Background(), exitAfter)
 	defer stop()
 	r, err := modelserver.Start(ctx, modelserver.Config{
 		Model: model, Version: version, Seed: seed,
@@ -62,33 +61,4 @@ func run(model, version, addr string, errRate float64, median, p99 time.Duration
 	<-ctx.Done()
 	r.Stop()
 	return nil
-}
-
-// lifetime ends on SIGINT/SIGTERM, after exitAfter, or when the parent
-// process goes away, so a forgotten server never outlives its test.
-func lifetime(ctx context.Context, exitAfter time.Duration) (context.Context, context.CancelFunc) {
-	ctx, cancel := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	if exitAfter > 0 {
-		var c2 context.CancelFunc
-		ctx, c2 = context.WithTimeout(ctx, exitAfter)
-		prev := cancel
-		cancel = func() { c2(); prev() }
-	}
-	parent := os.Getppid()
-	go func() {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if os.Getppid() != parent {
-					cancel()
-					return
-				}
-			}
-		}
-	}()
-	return ctx, cancel
 }
