@@ -93,6 +93,14 @@ type ModelRolloutSpec struct {
 	// +kubebuilder:default=Hold
 	OnMetricsUnavailable MetricsUnavailablePolicy `json:"onMetricsUnavailable,omitempty"`
 
+	// OnDelete says what deleting the ModelRollout does to the managed
+	// routes: RestoreStable (the default) puts the stable subset back at 100%
+	// before the object goes (a finalizer); Keep leaves the weights as they
+	// are, for handing the VirtualService back to a person or another tool.
+	// +optional
+	// +kubebuilder:default=RestoreStable
+	OnDelete OnDeletePolicy `json:"onDelete,omitempty"`
+
 	// Intent is the latest action requested by a person or a pipeline
 	// (through the admin API, fulcrumctl or kubectl). The controller applies
 	// each intent once and records its id in status.observedIntent.
@@ -169,6 +177,18 @@ const (
 	MetricsUnavailableRollback MetricsUnavailablePolicy = "Rollback"
 )
 
+// OnDeletePolicy says what deleting a ModelRollout does to its routes.
+// +kubebuilder:validation:Enum=RestoreStable;Keep
+type OnDeletePolicy string
+
+const (
+	// OnDeleteRestoreStable returns the managed routes to stable 100% before
+	// the ModelRollout is removed.
+	OnDeleteRestoreStable OnDeletePolicy = "RestoreStable"
+	// OnDeleteKeep leaves the weights as they are.
+	OnDeleteKeep OnDeletePolicy = "Keep"
+)
+
 // SubsetWeight is the share of traffic, in percent, sent to one subset.
 type SubsetWeight struct {
 	// Subset is a DestinationRule subset name.
@@ -232,4 +252,24 @@ type Intent struct {
 	// RequestedAt is when the action was asked for.
 	// +optional
 	RequestedAt *metav1.Time `json:"requestedAt,omitempty"`
+
+	// Supersedes is the intent this one replaced before the controller
+	// applied it (a rollback wins over anything pending). The controller
+	// records it in history as superseded, so no request is lost silently.
+	// +optional
+	Supersedes *SupersededIntent `json:"supersedes,omitempty"`
+}
+
+// SupersededIntent names a pending intent that a newer one replaced.
+type SupersededIntent struct {
+	// ID of the replaced intent.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	ID string `json:"id"`
+	// Action it asked for.
+	Action IntentAction `json:"action"`
+	// Actor who asked for it.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Actor string `json:"actor,omitempty"`
 }

@@ -48,6 +48,11 @@ const (
 	ConditionSubsetsReady = "SubsetsReady"
 	// ConditionAnalysis reports the latest analysis round.
 	ConditionAnalysis = "Analysis"
+	// ConditionRoutesIntact is False when a managed route is shadowed by a
+	// route in front of it, or changed in ways that alter who gets its
+	// traffic (match, mirror, fault, redirect, direct response, delegate)
+	// since Fulcrum took its baseline.
+	ConditionRoutesIntact = "RoutesIntact"
 )
 
 // ModelRolloutStatus is what the controller observed and did.
@@ -105,7 +110,17 @@ type ModelRolloutStatus struct {
 
 	// Message says, in one line, what the rollout is doing or waiting for.
 	// +optional
+	// +kubebuilder:validation:MaxLength=1024
 	Message string `json:"message,omitempty"`
+
+	// RouteShapes are fingerprints of the managed routes' traffic-steering
+	// fields (everything but the weights), taken when a rollout starts or a
+	// person acts; a change is reported by the RoutesIntact condition.
+	// +optional
+	// +listType=map
+	// +listMapKey=route
+	// +kubebuilder:validation:MaxItems=32
+	RouteShapes []RouteShape `json:"routeShapes,omitempty"`
 
 	// Conditions: Ready, SubsetsReady, Analysis.
 	// +optional
@@ -138,6 +153,7 @@ type AnalysisStatus struct {
 	// RecentRounds are the latest rounds, newest last, bounded.
 	// +optional
 	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=10
 	RecentRounds []AnalysisRound `json:"recentRounds,omitempty"`
 }
 
@@ -153,6 +169,7 @@ type AnalysisRound struct {
 	// Metrics judged in the round.
 	// +optional
 	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=40
 	Metrics []MetricResult `json:"metrics,omitempty"`
 }
 
@@ -170,6 +187,7 @@ type MetricResult struct {
 	Baseline *float64 `json:"baseline,omitempty"`
 	// Threshold describes the bound the judge applied, for example "<= 300".
 	// +optional
+	// +kubebuilder:validation:MaxLength=256
 	Threshold string `json:"threshold,omitempty"`
 	// CandidateSamples in the window.
 	// +optional
@@ -193,6 +211,7 @@ type MetricResult struct {
 	SamplesNeeded *int64 `json:"samplesNeeded,omitempty"`
 	// Message says in one line why.
 	// +optional
+	// +kubebuilder:validation:MaxLength=512
 	Message string `json:"message,omitempty"`
 }
 
@@ -218,11 +237,26 @@ type HistoryEntry struct {
 	// Actor is the person or pipeline who asked, or "fulcrum" for the
 	// controller's own decisions.
 	// +optional
+	// +kubebuilder:validation:MaxLength=253
 	Actor string `json:"actor,omitempty"`
 	// Reason given by the actor, or the analysis verdict that decided.
 	// +optional
+	// +kubebuilder:validation:MaxLength=1024
 	Reason string `json:"reason,omitempty"`
 	// IntentID links the entry to the intent that caused it.
 	// +optional
 	IntentID string `json:"intentID,omitempty"`
+}
+
+// RouteShape fingerprints one managed route: a short hash per
+// traffic-steering field (match, mirror, fault, ...) that is set on it, and
+// whether the route was reachable (no route in front of it catches all of its
+// traffic) when the baseline was taken.
+type RouteShape struct {
+	// Route is the route's key: its name, or http[INDEX] when unnamed.
+	// +kubebuilder:validation:MaxLength=253
+	Route string `json:"route"`
+	// Fields maps each steering field set on the route to a hash of its value.
+	// +optional
+	Fields map[string]string `json:"fields,omitempty"`
 }
