@@ -105,6 +105,7 @@ type Env struct {
 	PrometheusURL string
 
 	opts     Options
+	mu       sync.Mutex // guards procs, replaced in place by the fault methods
 	procs    []*process // in start order
 	stopOnce sync.Once
 	stopErr  error
@@ -261,6 +262,8 @@ func (e *Env) LogPath(component string) string {
 // component name.
 func (e *Env) Pids() map[string]int {
 	out := map[string]int{}
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	for _, p := range e.procs {
 		out[p.name] = p.pid()
 	}
@@ -278,6 +281,8 @@ func (e *Env) Stop() error {
 	}
 	e.stopOnce.Do(func() {
 		var errs []error
+		e.mu.Lock()
+		defer e.mu.Unlock()
 		for i := len(e.procs) - 1; i >= 0; i-- {
 			if err := e.procs[i].stop(0); err != nil {
 				errs = append(errs, err)

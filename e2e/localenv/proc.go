@@ -19,6 +19,10 @@ type process struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error // Wait's result, set before done closes
+
+	// What started it, to start it again in place (see restart).
+	dir, bin string
+	args     []string
 }
 
 func startProcess(dir, name, bin string, args ...string) (*process, error) {
@@ -35,7 +39,7 @@ func startProcess(dir, name, bin string, args ...string) (*process, error) {
 		f.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &process{name: name, log: logPath, cmd: cmd, done: make(chan struct{})}
+	p := &process{name: name, log: logPath, cmd: cmd, done: make(chan struct{}), dir: dir, bin: bin, args: args}
 	go func() {
 		p.err = cmd.Wait()
 		f.Close()
@@ -45,6 +49,21 @@ func startProcess(dir, name, bin string, args ...string) (*process, error) {
 }
 
 func (p *process) pid() int { return p.cmd.Process.Pid }
+
+// again starts the same binary with the same flags, folder and log
+// (appended to) as p, which must have exited.
+func (p *process) again() (*process, error) {
+	return startProcess(p.dir, p.name, p.bin, p.args...)
+}
+
+// signal sends sig to the process group (SIGSTOP and SIGCONT pause and
+// resume every process of the component).
+func (p *process) signal(sig syscall.Signal) error {
+	if err := syscall.Kill(-p.pid(), sig); err != nil {
+		return fmt.Errorf("signal %s (pgid %d) with %s: %w", p.name, p.pid(), sig, err)
+	}
+	return nil
+}
 
 // exited reports whether the process ended, with a message naming its log.
 func (p *process) exited() error {

@@ -182,7 +182,9 @@ func (e *Env) run(name, bin string, args ...string) (*process, error) {
 	if err != nil {
 		return nil, err
 	}
+	e.mu.Lock()
 	e.procs = append(e.procs, p)
+	e.mu.Unlock()
 	return p, nil
 }
 
