@@ -11,13 +11,14 @@ import (
 	istiov1 "istio.io/client-go/pkg/apis/networking/v1"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
 	"github.com/fulcrum-ml/fulcrum/validation"
 )
 
-// GuardMode says what the VirtualService guard does with a weight edit of a
-// managed route by someone other than Fulcrum.
+// GuardMode says what the VirtualService guard does with an edit of a
+// managed route's weights or steering by someone other than Fulcrum.
 type GuardMode string
 
 const (
@@ -32,7 +33,7 @@ const (
 // each decodes into the v1 type.
 var guardedVersions = []string{"v1", "v1beta1", "v1alpha3"}
 
-// admitVirtualService guards the weights of managed routes.
+// admitVirtualService guards the weights and the steering of managed routes.
 func (s *Server) admitVirtualService(r *http.Request, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
 	if req.Operation != admissionv1.Update || s.isFulcrum(req.UserInfo.Username) {
 		return allow()
@@ -47,9 +48,17 @@ func (s *Server) admitVirtualService(r *http.Request, req *admissionv1.Admission
 	if err := json.Unmarshal(req.Object.Raw, &vs); err != nil {
 		return badRequest(fmt.Errorf("decode VirtualService: %w", err))
 	}
-	for _, o := range []*istiov1.VirtualService{&old, &vs} {
-		if o.Namespace == "" {
-			o.Namespace = req.Namespace
+	// The steering checks read the objects as written, like the router.
+	var oldU, vsU unstructured.Unstructured
+	if err := oldU.UnmarshalJSON(req.OldObject.Raw); err != nil {
+		return badRequest(fmt.Errorf("decode old VirtualService: %w", err))
+	}
+	if err := vsU.UnmarshalJSON(req.Object.Raw); err != nil {
+		return badRequest(fmt.Errorf("decode VirtualService: %w", err))
+	}
+	for _, o := range []metav1.Object{&old, &vs, &oldU, &vsU} {
+		if o.GetNamespace() == "" {
+			o.SetNamespace(req.Namespace)
 		}
 	}
 	rollouts, err := s.lookups.ModelRollouts(r.Context(), req.Namespace)
@@ -60,14 +69,46 @@ func (s *Server) admitVirtualService(r *http.Request, req *admissionv1.Admission
 		return allow("Fulcrum could not check whether this edit changes weights it manages: " + err.Error())
 	}
 	changes := validation.ManagedRouteChanges(&old, &vs, rollouts)
-	if len(changes) == 0 {
-		return allow()
+	var blocking, released []validation.SteeringChange
+	for _, c := range validation.ManagedRouteSteering(&oldU, &vsU, rollouts) {
+		if c.Blocks() {
+			blocking = append(blocking, c)
+		}
+		if len(c.Released) > 0 {
+			released = append(released, c)
+		}
 	}
-	msg := GuardMessage(&vs, changes)
+	var notes []string
+	if len(released) > 0 {
+		notes = append(notes, ReleaseMessage(&vs, released))
+	}
+	if len(changes) == 0 && len(blocking) == 0 {
+		return allow(notes...)
+	}
+	var msgs, warns []string
+	if len(changes) > 0 {
+		msg := GuardMessage(&vs, changes)
+		msgs = append(msgs, msg)
+		warns = append(warns, msg+" (allowed: the guard is in warn mode; Fulcrum will put its weights back)")
+	}
+	if len(blocking) > 0 {
+		msg := SteeringMessage(&vs, blocking)
+		msgs = append(msgs, msg)
+		warns = append(warns, msg+" (allowed: the guard is in warn mode; Fulcrum does not undo this change)")
+	}
 	if s.cfg.GuardMode == GuardWarn {
-		return allow(msg + " (allowed: the guard is in warn mode; Fulcrum will put its weights back)")
+		return allow(append(warns, notes...)...)
 	}
-	return deny(metav1.Status{Code: http.StatusForbidden, Reason: metav1.StatusReasonForbidden, Message: msg})
+	return deny(metav1.Status{Code: http.StatusForbidden, Reason: metav1.StatusReasonForbidden, Message: strings.Join(msgs, "; ")}, notes...)
+}
+
+// owner names the rollout that manages a route, with its phase.
+func owner(mr *v1alpha1.ModelRollout) string {
+	o := fmt.Sprintf("ModelRollout %s/%s", mr.Namespace, mr.Name)
+	if mr.Status.Phase != "" {
+		o += fmt.Sprintf(" (%s)", mr.Status.Phase)
+	}
+	return o
 }
 
 // GuardMessage explains which rollouts own the edited routes and which
@@ -76,19 +117,54 @@ func GuardMessage(vs *istiov1.VirtualService, changes []validation.RouteChange) 
 	var parts []string
 	for _, c := range changes {
 		mr := c.Rollout
-		owner := fmt.Sprintf("ModelRollout %s/%s", mr.Namespace, mr.Name)
-		if mr.Status.Phase != "" {
-			owner += fmt.Sprintf(" (%s)", mr.Status.Phase)
-		}
 		if c.Removed {
 			parts = append(parts, fmt.Sprintf(
 				"HTTP route %s of VirtualService %s/%s is managed by %s and this edit removes or renames it: keep the route, or delete the rollout first with `kubectl -n %s delete modelrollout %s`",
-				c.Route, vs.Namespace, vs.Name, owner, mr.Namespace, mr.Name))
+				c.Route, vs.Namespace, vs.Name, owner(mr), mr.Namespace, mr.Name))
 			continue
 		}
 		parts = append(parts, fmt.Sprintf(
 			"the weights of HTTP route %s of VirtualService %s/%s are managed by %s: to pin weights run `fulcrumctl -n %s split %s %s`, to end the rollout `fulcrumctl -n %s rollback %s`; other fields and routes of this VirtualService may be edited freely",
-			c.Route, vs.Namespace, vs.Name, owner, mr.Namespace, mr.Name, splitArgs(c.New, mr), mr.Namespace, mr.Name))
+			c.Route, vs.Namespace, vs.Name, owner(mr), mr.Namespace, mr.Name, splitArgs(c.New, mr), mr.Namespace, mr.Name))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// SteeringMessage explains, per managed route, which steering fields the
+// edit changes or which route in front now catches all of its traffic, who
+// manages the route, and the fix.
+func SteeringMessage(vs *istiov1.VirtualService, changes []validation.SteeringChange) string {
+	var parts []string
+	for _, c := range changes {
+		mr := c.Rollout
+		route := fmt.Sprintf("HTTP route %s of VirtualService %s/%s is managed by %s", c.Route, vs.Namespace, vs.Name, owner(mr))
+		if len(c.Fields) > 0 {
+			var what []string
+			for _, f := range c.Fields {
+				what = append(what, f.Field+" "+f.Change)
+			}
+			parts = append(parts, fmt.Sprintf(
+				"%s and this edit changes who gets its traffic or what they get back (%s): undo that change, put the new behaviour on a separate route with a narrower match in front of it, or delete the rollout first with `kubectl -n %s delete modelrollout %s`",
+				route, strings.Join(what, ", "), mr.Namespace, mr.Name))
+		}
+		if c.Shadow != nil {
+			parts = append(parts, fmt.Sprintf("%s and after this edit %s", route, c.Shadow))
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// ReleaseMessage tells that the edit removes steering fields that only
+// sent a managed route's traffic elsewhere, and that this is admitted.
+func ReleaseMessage(vs *istiov1.VirtualService, changes []validation.SteeringChange) string {
+	var parts []string
+	for _, c := range changes {
+		var what []string
+		for _, f := range c.Released {
+			what = append(what, f.Field)
+		}
+		parts = append(parts, fmt.Sprintf("this edit removes %s from HTTP route %s of VirtualService %s/%s, managed by %s: admitted, the route sends its traffic to its destinations again",
+			strings.Join(what, ", "), c.Route, vs.Namespace, vs.Name, owner(c.Rollout)))
 	}
 	return strings.Join(parts, "; ")
 }
