@@ -63,7 +63,10 @@ func (r *Reconciler) gather(ctx context.Context, mr *v1alpha1.ModelRollout) (*wo
 	for _, s := range dr.Spec.GetSubsets() {
 		w.observed.Subsets[s.GetName()] = true
 	}
-	if err := istio.CheckSubsets(dr, mr.Spec.Stable, mr.Spec.Candidate); err != nil {
+	// Only a missing stable subset stops the rollout: a missing candidate
+	// (or pinned) subset is the state machine's to handle, by holding its
+	// weight at 0 or draining it to stable.
+	if err := istio.CheckSubsets(dr, mr.Spec.Stable); err != nil {
 		w.observed.Problem = err.Error()
 		return w, nil
 	}
@@ -73,13 +76,16 @@ func (r *Reconciler) gather(ctx context.Context, mr *v1alpha1.ModelRollout) (*wo
 		return w, nil
 	}
 	w.observed.RouteWeights = rw
+	if w.observed.Conflict, err = r.routeConflict(ctx, mr, vs, w.target); err != nil {
+		return nil, err
+	}
 
 	sel, err := r.serviceSelector(ctx, mr, dr)
 	if err != nil {
 		return nil, err
 	}
 	w.observed.ReadyPods = map[string]int32{}
-	for _, subset := range rollout.DesiredSubsets(mr) {
+	for _, subset := range podSubsets(mr, rw) {
 		sl, ok := istio.SubsetLabels(dr, subset)
 		if !ok {
 			continue
@@ -91,6 +97,26 @@ func (r *Reconciler) gather(ctx context.Context, mr *v1alpha1.ModelRollout) (*wo
 		w.observed.ReadyPods[subset] = n
 	}
 	return w, nil
+}
+
+// podSubsets are the subsets whose Ready pods matter this reconcile: those
+// the rollout may send traffic to, and those carrying weight on a route now
+// (a new rollout adopts them).
+func podSubsets(mr *v1alpha1.ModelRollout, rw istio.RouteWeights) []string {
+	out := rollout.DesiredSubsets(mr)
+	seen := map[string]bool{}
+	for _, s := range out {
+		seen[s] = true
+	}
+	for _, route := range rw {
+		for s, w := range route {
+			if w > 0 && !seen[s] {
+				seen[s] = true
+				out = append(out, s)
+			}
+		}
+	}
+	return out
 }
 
 // serviceSelector returns the selector of the model's Service (spec.service,

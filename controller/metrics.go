@@ -19,6 +19,7 @@ type Metrics struct {
 	errors   *prometheus.CounterVec
 	writes   *prometheus.CounterVec
 	verdicts *prometheus.CounterVec
+	ready    *prometheus.GaugeVec
 }
 
 // NewMetrics creates the controller's metrics and registers them with reg
@@ -51,8 +52,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "fulcrum_analysis_verdicts_total",
 			Help: "Verdicts of analysis rounds per metric (Pass, Fail, Inconclusive, Error).",
 		}, []string{"namespace", "rollout", "metric", "verdict"}),
+		ready: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "fulcrum_rollout_ready_pods",
+			Help: "Ready pods the controller counted for a subset of a rollout (role stable, candidate or other); a stable at 0 holds every rollout on it.",
+		}, []string{"namespace", "rollout", "subset", "role"}),
 	}
-	for _, c := range []prometheus.Collector{m.weight, m.phase, m.duration, m.errors, m.writes, m.verdicts} {
+	for _, c := range []prometheus.Collector{m.weight, m.phase, m.duration, m.errors, m.writes, m.verdicts, m.ready} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -85,6 +90,25 @@ func (m *Metrics) forget(namespace, name string) {
 	m.weight.DeletePartialMatch(l)
 	m.phase.DeletePartialMatch(l)
 	m.verdicts.DeletePartialMatch(l)
+	m.ready.DeletePartialMatch(l)
+}
+
+// readyPods records the Ready pods counted per subset this reconcile.
+func (m *Metrics) readyPods(mr *v1alpha1.ModelRollout, pods map[string]int32) {
+	if m == nil || pods == nil {
+		return
+	}
+	m.ready.DeletePartialMatch(prometheus.Labels{"namespace": mr.Namespace, "rollout": mr.Name})
+	for subset, n := range pods {
+		role := "other"
+		switch subset {
+		case mr.Spec.Stable:
+			role = "stable"
+		case mr.Status.Candidate, mr.Spec.Candidate:
+			role = "candidate"
+		}
+		m.ready.WithLabelValues(mr.Namespace, mr.Name, subset, role).Set(float64(n))
+	}
 }
 
 // judged counts the verdict of every metric of an analysis round.

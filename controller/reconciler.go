@@ -100,14 +100,20 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, fmt.Errorf("get ModelRollout %s: %w", req.NamespacedName, err)
 	}
 	if !mr.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, nil
+		return r.finalize(ctx, mr)
+	}
+	if next, err := r.ensureFinalizer(ctx, mr); err != nil {
+		return r.conflictOr(ctx, err, "finalizer")
+	} else {
+		mr = next
 	}
 	w, err := r.gather(ctx, mr)
 	if err != nil {
 		r.metrics.failed("read")
 		return ctrl.Result{}, err
 	}
-	if w.observed.Problem == "" && rollout.AnalysisDue(mr, w.observed.Now) {
+	// A rollback waits for nothing: not for Prometheus either.
+	if w.observed.Problem == "" && !rollbackPending(mr) && rollout.AnalysisDue(mr, w.observed.Now) {
 		w.observed.Round = r.analyze(ctx, mr, w)
 	}
 	d := rollout.Decide(mr, w.observed)
@@ -128,10 +134,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		cur = next
 	}
 	if !equality.Semantic.DeepEqual(mr.Status, d.Status) {
-		upd := cur.DeepCopy()
-		upd.Status = d.Status
-		err := r.client.Status().Update(ctx, upd)
-		r.metrics.wrote("status", err)
+		upd, err := r.writeStatus(ctx, cur, d.Status)
 		if err != nil {
 			r.metrics.failed("status")
 			return r.conflictOr(ctx, err, "status")
@@ -146,7 +149,66 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	r.metrics.ended(d.Outcome, d.Duration.Seconds())
 	r.metrics.observe(cur)
+	r.metrics.readyPods(cur, w.observed.ReadyPods)
 	return ctrl.Result{RequeueAfter: d.RequeueAfter}, nil
+}
+
+// rollbackPending reports whether a rollback intent waits to be applied.
+func rollbackPending(mr *v1alpha1.ModelRollout) bool {
+	in := mr.Spec.Intent
+	return in != nil && in.ID != mr.Status.ObservedIntent && in.Action == v1alpha1.IntentRollback
+}
+
+// writeStatus writes the decided status. Should the API server refuse it as
+// invalid or too large (a bound the decider missed), it writes the same
+// decision with the bulky parts shrunk rather than not at all: an unwritten
+// rollback would be decided again, from stale status, on every reconcile.
+func (r *Reconciler) writeStatus(ctx context.Context, cur *v1alpha1.ModelRollout, st v1alpha1.ModelRolloutStatus) (*v1alpha1.ModelRollout, error) {
+	upd := cur.DeepCopy()
+	upd.Status = st
+	err := r.client.Status().Update(ctx, upd)
+	r.metrics.wrote("status", err)
+	if err != nil && (apierrors.IsInvalid(err) || apierrors.IsRequestEntityTooLargeError(err)) {
+		ctrl.LoggerFrom(ctx).Error(err, "status refused; writing it again with analysis messages and old history trimmed")
+		upd = cur.DeepCopy()
+		upd.Status = shrinkStatus(st)
+		err = r.client.Status().Update(ctx, upd)
+		r.metrics.wrote("status", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return upd, nil
+}
+
+// shrinkStatus keeps every decision (phase, weights, step, counts, newest
+// history) and drops the evidence text that made the status too big.
+func shrinkStatus(st v1alpha1.ModelRolloutStatus) v1alpha1.ModelRolloutStatus {
+	out := *st.DeepCopy()
+	if a := out.Analysis; a != nil {
+		if n := len(a.RecentRounds); n > 1 {
+			a.RecentRounds = a.RecentRounds[n-1:]
+		}
+		for i := range a.RecentRounds {
+			for j := range a.RecentRounds[i].Metrics {
+				m := &a.RecentRounds[i].Metrics[j]
+				m.Message = v1alpha1.CutText(m.Message, 64)
+			}
+		}
+	}
+	const keep = 20
+	if n := len(out.History); n > keep {
+		out.HistoryDropped += int64(n - keep)
+		out.History = out.History[n-keep:]
+	}
+	for i := range out.History {
+		out.History[i].Reason = v1alpha1.CutText(out.History[i].Reason, 256)
+	}
+	out.Message = v1alpha1.CutText(out.Message, 256)
+	for i := range out.Conditions {
+		out.Conditions[i].Message = v1alpha1.CutText(out.Conditions[i].Message, 256)
+	}
+	return out
 }
 
 // conflictRetryDelay spaces the re-decision after a conflict a little, so a

@@ -108,7 +108,8 @@ func readyPod(name, version string) *corev1.Pod {
 
 func testRollout() *v1alpha1.ModelRollout {
 	return &v1alpha1.ModelRollout{
-		ObjectMeta: metav1.ObjectMeta{Name: "fraud", Namespace: "ml"},
+		// An existing rollout: the finalizer was added by an earlier reconcile.
+		ObjectMeta: metav1.ObjectMeta{Name: "fraud", Namespace: "ml", Finalizers: []string{Finalizer}},
 		Spec: v1alpha1.ModelRolloutSpec{
 			VirtualService:  v1alpha1.VirtualServiceRef{Name: "fraud", Routes: []string{"predict"}},
 			DestinationRule: "fraud", Stable: "v1", Candidate: "v2",
@@ -158,7 +159,7 @@ func vsWeights(t *testing.T, c client.Client) map[string]int32 {
 func TestVirtualServiceConflictRetriesOnFreshRead(t *testing.T) {
 	ctx := context.Background()
 	vsUpdates := 0
-	base := fake.NewClientBuilder().WithScheme(testScheme(t)).
+	base := fake.NewClientBuilder().WithScheme(testScheme(t)).WithIndex(&v1alpha1.ModelRollout{}, IndexVirtualService, indexVirtualService).
 		WithObjects(append(istioObjects(t), testRollout(), readyPod("a", "v1"), readyPod("b", "v2"))...).
 		WithStatusSubresource(&v1alpha1.ModelRollout{}).Build()
 	c := interceptor.NewClient(base, interceptor.Funcs{
@@ -218,7 +219,7 @@ func TestVirtualServiceConflictRetriesOnFreshRead(t *testing.T) {
 func TestStatusConflictDecidesAgain(t *testing.T) {
 	ctx := context.Background()
 	conflicts := 0
-	base := fake.NewClientBuilder().WithScheme(testScheme(t)).
+	base := fake.NewClientBuilder().WithScheme(testScheme(t)).WithIndex(&v1alpha1.ModelRollout{}, IndexVirtualService, indexVirtualService).
 		WithObjects(append(istioObjects(t), testRollout(), readyPod("a", "v1"), readyPod("b", "v2"))...).
 		WithStatusSubresource(&v1alpha1.ModelRollout{}).Build()
 	c := interceptor.NewClient(base, interceptor.Funcs{
@@ -254,7 +255,7 @@ func TestStatusConflictDecidesAgain(t *testing.T) {
 func TestMissingDestinationRuleFailsWithoutWrites(t *testing.T) {
 	ctx := context.Background()
 	objs := istioObjects(t)[:1]
-	base := fake.NewClientBuilder().WithScheme(testScheme(t)).
+	base := fake.NewClientBuilder().WithScheme(testScheme(t)).WithIndex(&v1alpha1.ModelRollout{}, IndexVirtualService, indexVirtualService).
 		WithObjects(append(objs, testRollout())...).
 		WithStatusSubresource(&v1alpha1.ModelRollout{}).Build()
 	c := interceptor.NewClient(base, interceptor.Funcs{

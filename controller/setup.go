@@ -86,9 +86,7 @@ func trimPod(obj any) (any, error) {
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	ctx := context.Background()
 	idx := mgr.GetFieldIndexer()
-	if err := idx.IndexField(ctx, &v1alpha1.ModelRollout{}, IndexVirtualService, func(o client.Object) []string {
-		return []string{o.(*v1alpha1.ModelRollout).Spec.VirtualService.Name}
-	}); err != nil {
+	if err := idx.IndexField(ctx, &v1alpha1.ModelRollout{}, IndexVirtualService, indexVirtualService); err != nil {
 		return fmt.Errorf("index ModelRollouts by VirtualService: %w", err)
 	}
 	if err := idx.IndexField(ctx, &v1alpha1.ModelRollout{}, IndexDestinationRule, func(o client.Object) []string {
@@ -101,12 +99,52 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(ControllerName).
-		For(&v1alpha1.ModelRollout{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(&v1alpha1.ModelRollout{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionStarted()))).
+		// A deleted rollout frees its routes: a later rollout on them that
+		// waited in RouteConflict takes over without waiting for a requeue.
+		Watches(&v1alpha1.ModelRollout{}, handler.EnqueueRequestsFromMapFunc(r.peersOnVirtualService), builder.WithPredicates(predicate.Funcs{
+			CreateFunc: func(event.CreateEvent) bool { return false },
+			UpdateFunc: func(event.UpdateEvent) bool { return false },
+			DeleteFunc: func(event.DeleteEvent) bool { return true },
+		})).
 		Watches(r.newIstio("VirtualService"), handler.EnqueueRequestsFromMapFunc(r.byIndex(IndexVirtualService))).
 		Watches(r.newIstio("DestinationRule"), handler.EnqueueRequestsFromMapFunc(r.byIndex(IndexDestinationRule))).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.podToRollouts), builder.WithPredicates(podReadinessChanged())).
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles, SkipNameValidation: &opts.SkipNameValidation}).
 		Complete(r)
+}
+
+func indexVirtualService(o client.Object) []string {
+	return []string{o.(*v1alpha1.ModelRollout).Spec.VirtualService.Name}
+}
+
+// deletionStarted passes the update that sets deletionTimestamp, so the
+// finalizer runs at once whatever the generation did.
+func deletionStarted() predicate.Funcs {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		return e.ObjectOld.GetDeletionTimestamp() == nil && e.ObjectNew.GetDeletionTimestamp() != nil
+	}}
+}
+
+// peersOnVirtualService maps a ModelRollout to the other rollouts of its
+// VirtualService.
+func (r *Reconciler) peersOnVirtualService(ctx context.Context, o client.Object) []reconcile.Request {
+	mr, ok := o.(*v1alpha1.ModelRollout)
+	if !ok {
+		return nil
+	}
+	var list v1alpha1.ModelRolloutList
+	if err := r.client.List(ctx, &list, client.InNamespace(mr.Namespace), client.MatchingFields{IndexVirtualService: mr.Spec.VirtualService.Name}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "map to ModelRollouts on the same VirtualService", "modelrollout", mr.Namespace+"/"+mr.Name)
+		return nil
+	}
+	var out []reconcile.Request
+	for i := range list.Items {
+		if p := &list.Items[i]; p.UID != mr.UID {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(p)})
+		}
+	}
+	return out
 }
 
 func (r *Reconciler) byIndex(index string) handler.MapFunc {

@@ -19,10 +19,12 @@ type decider struct {
 	d   Decision
 	now metav1.Time
 
-	applied map[string]int32 // weights the controller wrote last (status)
-	waiting string           // why traffic is held for pods, if it is
-	pending string           // why the current intent is not applied yet
-	drift   []string         // routes found with foreign weights
+	applied    map[string]int32 // weights the controller wrote last (status)
+	waiting    string           // why traffic is held for pods, if it is
+	pending    string           // why the current intent is not applied yet
+	drift      []string         // routes found with foreign weights
+	stableDown string           // why the stable subset cannot take traffic, if so
+	restored   []string         // subsets drained to stable this round, and why
 }
 
 // Decide evaluates a rollout against what was observed. It never modifies r.
@@ -30,14 +32,22 @@ func Decide(r *v1alpha1.ModelRollout, o Observed) Decision {
 	x := &decider{r: r, o: o, st: r.Status.DeepCopy(), now: metav1.NewTime(o.Now)}
 	x.st.ObservedGeneration = r.Generation
 	x.applied = toMap(r.Status.Weights)
-	if o.Problem != "" {
+	if x.o.Problem == "" {
+		x.o.Problem = x.o.Conflict
+	}
+	if x.o.Problem == "" {
+		x.o.Problem = x.adoptionProblem()
+	}
+	if x.o.Problem != "" {
 		x.fail()
 		return x.finish(nil)
 	}
 	x.recover()
+	x.adopt()
 	x.completePromotion()
 	x.judgeRound()
 	x.applySpecAndIntent()
+	x.protect()
 	return x.finish(x.run())
 }
 
@@ -91,10 +101,13 @@ func (x *decider) recover() {
 }
 
 // completePromotion finishes a promotion whose spec update landed but whose
-// status update did not (the controller stopped in between).
+// status update did not (the controller stopped in between). A promotion
+// already recorded since the rollout started is complete: what came after
+// it (a split of the promoted version and the old one, say) is a person's
+// intent, which this must never undo.
 func (x *decider) completePromotion() {
 	c := x.st.Candidate
-	if c == "" || x.r.Spec.Stable != c || x.r.Spec.Candidate != "" {
+	if c == "" || x.r.Spec.Stable != c || x.r.Spec.Candidate != "" || x.promotionRecorded() {
 		return
 	}
 	switch x.st.Phase {
@@ -103,13 +116,27 @@ func (x *decider) completePromotion() {
 	}
 }
 
+// promotionRecorded reports whether history has a Promoted entry since the
+// latest start.
+func (x *decider) promotionRecorded() bool {
+	for i := len(x.st.History) - 1; i >= 0; i-- {
+		switch x.st.History[i].Type {
+		case HistoryPromoted:
+			return true
+		case HistoryStarted, HistoryAdopted:
+			return false
+		}
+	}
+	return false
+}
+
 // judgeRound applies an analysis round to the current step.
 func (x *decider) judgeRound() {
 	round := x.o.Round
 	if round == nil || x.st.Phase != v1alpha1.PhaseProgressing || x.st.StepStartedAt == nil {
 		return
 	}
-	rd := *round.DeepCopy()
+	rd := boundRound(*round.DeepCopy())
 	rd.Step = x.step()
 	if rd.Time.IsZero() {
 		rd.Time = x.now
@@ -192,6 +219,12 @@ func (x *decider) progress(mayAdvance bool) map[string]int32 {
 	steps := steps(x.r)
 	i := x.step()
 	target := x.stepWeights(steps[i])
+	if x.stableDown != "" {
+		// Nothing moves while stable cannot take traffic back: a step
+		// would pour more onto the candidate with no way to undo it.
+		x.waiting = x.stableDown
+		return x.hold()
+	}
 	if x.st.StepStartedAt == nil {
 		if msg := x.gate(target); msg != "" {
 			x.waiting = msg
@@ -299,6 +332,9 @@ func (x *decider) gate(want map[string]int32) string {
 		if want[s] <= x.currentWeight(s) {
 			continue
 		}
+		if x.o.Subsets != nil && !x.o.Subsets[s] {
+			return fmt.Sprintf("subset %s is not in DestinationRule %s: add it before it gets traffic", s, x.r.Spec.DestinationRule)
+		}
 		if n := x.o.ReadyPods[s]; n < min {
 			return fmt.Sprintf("subset %s has %d Ready pod(s), needs %d before it gets traffic (spec.readiness.minReadyPods)", s, n, min)
 		}
@@ -341,4 +377,19 @@ func (x *decider) analysis() *v1alpha1.AnalysisStatus {
 		x.st.Analysis = &v1alpha1.AnalysisStatus{}
 	}
 	return x.st.Analysis
+}
+
+// boundRound cuts a round's free text and metric count to the CRD's limits,
+// so that a round full of long provider errors still fits in a status write.
+func boundRound(rd v1alpha1.AnalysisRound) v1alpha1.AnalysisRound {
+	if len(rd.Metrics) > maxRoundMetrics {
+		rd.Metrics = rd.Metrics[:maxRoundMetrics]
+	}
+	for i := range rd.Metrics {
+		m := &rd.Metrics[i]
+		m.Name = v1alpha1.CutText(m.Name, 63)
+		m.Message = v1alpha1.CutText(m.Message, v1alpha1.MaxMetricMessage)
+		m.Threshold = v1alpha1.CutText(m.Threshold, v1alpha1.MaxThreshold)
+	}
+	return rd
 }

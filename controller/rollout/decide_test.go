@@ -23,8 +23,11 @@ type sim struct {
 	clk    *clocktesting.FakeClock
 	ready  map[string]int32
 	routes map[string]map[string]int32
-	events []Event
-	last   Decision
+	// subsets of the DestinationRule; conflict as the reconciler reports it.
+	subsets  map[string]bool
+	conflict string
+	events   []Event
+	last     Decision
 }
 
 func newSim(t *testing.T, mutate ...func(*v1alpha1.ModelRollout)) *sim {
@@ -47,7 +50,8 @@ func newSim(t *testing.T, mutate ...func(*v1alpha1.ModelRollout)) *sim {
 	return &sim{
 		t: t, r: r, clk: clocktesting.NewFakeClock(t0),
 		ready:  map[string]int32{"v1": 2, "v2": 2, "v3": 2},
-		routes: map[string]map[string]int32{"predict": {"v1": 100, "v2": 0}},
+		routes:  map[string]map[string]int32{"predict": {"v1": 100, "v2": 0}},
+		subsets: map[string]bool{"v1": true, "v2": true, "v3": true},
 	}
 }
 
@@ -63,7 +67,7 @@ func (s *sim) reconcile(round *v1alpha1.AnalysisRound) Decision {
 	before := s.r.DeepCopy()
 	d := Decide(s.r, Observed{
 		Now: s.clk.Now(), RouteWeights: s.routes, ReadyPods: s.ready,
-		Subsets: map[string]bool{"v1": true, "v2": true, "v3": true}, Round: round,
+		Subsets: s.subsets, Conflict: s.conflict, Round: round,
 	})
 	if !equality.Semantic.DeepEqual(before, s.r) {
 		s.t.Fatalf("Decide modified its input")
@@ -418,13 +422,15 @@ func TestReadinessGate(t *testing.T) {
 	if !s.r.Status.StepStartedAt.Time.Equal(s.clk.Now()) {
 		t.Fatal("step clock did not start when weights were applied")
 	}
-	// Pods go away mid-step: the next step waits, the current weight stays.
+	// Pods go away mid-step: traffic leaves the podless candidate at once
+	// and the rollout ends (invariant 1).
 	s.ready["v2"] = 0
 	s.clk.Step(time.Minute)
 	s.reconcile(nil)
-	s.wantWeights(map[string]int32{"v1": 95, "v2": 5})
-	if *s.r.Status.Step != 1 || s.r.Status.StepStartedAt != nil {
-		t.Fatalf("step %d startedAt %v", *s.r.Status.Step, s.r.Status.StepStartedAt)
+	s.wantWeights(map[string]int32{"v1": 100, "v2": 0})
+	s.wantPhase(v1alpha1.PhaseRolledBack)
+	if h := s.r.Status.History[len(s.r.Status.History)-1]; h.Actor != ActorController || !strings.Contains(h.Reason, "subset v2 has 0 Ready pod(s)") {
+		t.Fatalf("rollback history %+v", h)
 	}
 }
 

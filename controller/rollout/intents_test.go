@@ -88,7 +88,7 @@ func TestPauseResumeAndIntentOnce(t *testing.T) {
 	}
 	s.intent("p2", v1alpha1.IntentResume)
 	s.reconcile(nil)
-	if e := s.wantEvent(ReasonIntentIgnored); !strings.Contains(e.Message, "phase is Progressing") {
+	if e := s.wantEvent(ReasonIntentIgnored); !strings.Contains(e.Message, "it is Progressing") {
 		t.Fatalf("event %+v", e)
 	}
 }

@@ -24,7 +24,7 @@ func (x *decider) finish(desired map[string]int32) Decision {
 		x.settleWeights(desired)
 	}
 	x.conditions()
-	x.st.Message = x.message()
+	x.st.Message = v1alpha1.CutText(x.message(), v1alpha1.MaxStatusMessage)
 	if x.st.Phase == v1alpha1.PhaseProgressing && !hasMetrics(x.r) {
 		if x.st.Analysis == nil || x.st.Analysis.Ran {
 			x.st.Analysis = &v1alpha1.AnalysisStatus{Ran: false}
@@ -71,18 +71,28 @@ func (x *decider) conditions() {
 	gen := x.r.Generation
 	set := func(typ string, status metav1.ConditionStatus, reason, msg string) {
 		meta.SetStatusCondition(&x.st.Conditions, metav1.Condition{
-			Type: typ, Status: status, Reason: reason, Message: msg,
+			Type: typ, Status: status, Reason: reason, Message: v1alpha1.CutText(msg, v1alpha1.MaxConditionText),
 			ObservedGeneration: gen, LastTransitionTime: x.now,
 		})
 	}
 	if x.o.Problem != "" {
-		set(v1alpha1.ConditionReady, metav1.ConditionFalse, CondReasonInvalidRef, x.o.Problem)
+		reason := CondReasonInvalidRef
+		if x.o.Conflict != "" {
+			reason = CondReasonRouteConflict
+		}
+		set(v1alpha1.ConditionReady, metav1.ConditionFalse, reason, x.o.Problem)
 		return
 	}
 	set(v1alpha1.ConditionReady, metav1.ConditionTrue, CondReasonReconciled, "references resolved; weights are managed")
-	if x.waiting != "" {
+	x.routeCondition(set)
+	switch {
+	case x.stableDown != "":
+		set(v1alpha1.ConditionSubsetsReady, metav1.ConditionFalse, CondReasonStableNotReady, x.stableDown)
+	case len(x.restored) > 0:
+		set(v1alpha1.ConditionSubsetsReady, metav1.ConditionFalse, CondReasonSubsetGone, strings.Join(x.restored, "; ")+": its weight went to stable")
+	case x.waiting != "":
 		set(v1alpha1.ConditionSubsetsReady, metav1.ConditionFalse, CondReasonPodsNotReady, x.waiting)
-	} else {
+	default:
 		set(v1alpha1.ConditionSubsetsReady, metav1.ConditionTrue, CondReasonPodsReady, "every subset with traffic has enough Ready pods")
 	}
 	switch a := x.st.Analysis; {
@@ -135,6 +145,9 @@ func (x *decider) message() string {
 	if x.waiting != "" {
 		m += "; holding: " + x.waiting
 	}
+	if issue := x.routeIssue(); issue != "" {
+		m += "; " + issue
+	}
 	return m
 }
 
@@ -154,7 +167,7 @@ func (x *decider) requeue() time.Duration {
 	switch {
 	case x.o.Problem != "":
 		return retryWhileFailed
-	case x.waiting != "" || x.pending != "":
+	case x.waiting != "" || x.pending != "" || x.stableDown != "":
 		return retryWhileWaiting
 	case x.st.Phase != v1alpha1.PhaseProgressing || x.st.StepStartedAt == nil:
 		return 0

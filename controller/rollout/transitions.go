@@ -34,17 +34,28 @@ func (x *decider) applySpecCandidate() {
 }
 
 func (x *decider) applyIntent(in *v1alpha1.Intent) {
-	actor := in.Actor
-	if actor == "" {
-		actor = "unknown"
-	}
+	actor := actorOf(in)
 	reason := in.Reason
 	ignore := func(why string) {
 		x.st.ObservedIntent = in.ID
 		x.history(HistoryIntentIgnored, x.st.Phase, x.st.Phase, actor, fmt.Sprintf("%s ignored: %s", in.Action, why), in.ID, nil)
 		x.event(EventTypeWarning, ReasonIntentIgnored, fmt.Sprintf("%s by %s ignored: %s", in.Action, actor, why))
 	}
-	phase := x.st.Phase
+	x.recordSuperseded(in)
+	// The phase/action table the admin API answers with (api/v1alpha1
+	// lifecycle.go) decides here too, so what was accepted is what applies.
+	state := v1alpha1.ActionState{Phase: x.st.Phase, Candidate: x.r.Spec.Candidate,
+		StableServesAll: len(x.applied) == 0 || x.applied[x.r.Spec.Stable] == 100}
+	if why := v1alpha1.ActionAllowed(in.Action, state); why != "" {
+		if in.Action == v1alpha1.IntentRollback && in.Supersedes != nil {
+			// A rollback that cancelled a pending start: the superseded
+			// entry says it all.
+			x.st.ObservedIntent = in.ID
+			return
+		}
+		ignore(why)
+		return
+	}
 	switch in.Action {
 	case v1alpha1.IntentStart:
 		if x.r.Spec.Candidate == "" {
@@ -54,16 +65,12 @@ func (x *decider) applyIntent(in *v1alpha1.Intent) {
 		x.st.ObservedIntent = in.ID
 		x.start(actor, reason, in.ID)
 	case v1alpha1.IntentPause:
-		if phase != v1alpha1.PhaseProgressing {
-			ignore(fmt.Sprintf("only a progressing rollout can pause (phase is %s)", phase))
-			return
-		}
 		x.st.ObservedIntent = in.ID
 		x.pause(actor, reason, in.ID)
 	case v1alpha1.IntentResume:
 		x.resume(in, actor, ignore)
 	case v1alpha1.IntentPromote:
-		if x.r.Spec.Candidate == "" || x.st.Candidate != x.r.Spec.Candidate {
+		if x.st.Candidate != x.r.Spec.Candidate {
 			ignore("no candidate to promote: set spec.candidate")
 			return
 		}
@@ -75,16 +82,10 @@ func (x *decider) applyIntent(in *v1alpha1.Intent) {
 		x.st.ObservedIntent = in.ID
 		x.promote(actor, reason, in.ID, true)
 	case v1alpha1.IntentRollback:
-		if !active(phase) && x.applied[x.r.Spec.Stable] == 100 {
-			ignore(fmt.Sprintf("nothing to roll back: %s already serves 100%% (phase %s)", x.r.Spec.Stable, phase))
-			return
-		}
 		x.st.ObservedIntent = in.ID
 		x.rollback(actor, reason, in.ID)
 	case v1alpha1.IntentSplit:
 		x.split(in, actor, ignore)
-	default:
-		ignore("unknown action")
 	}
 }
 
@@ -200,7 +201,8 @@ func (x *decider) transition(typ string, to v1alpha1.Phase, actor, reason, inten
 func (x *decider) history(typ string, from, to v1alpha1.Phase, actor, reason, intentID string, w map[string]int32) {
 	h := v1alpha1.HistoryEntry{
 		Time: x.now, Type: typ, From: from, To: to,
-		Actor: actor, Reason: reason, IntentID: intentID,
+		Actor:  v1alpha1.CutText(actor, v1alpha1.MaxActorLength),
+		Reason: v1alpha1.CutText(reason, v1alpha1.MaxHistoryReason), IntentID: intentID,
 	}
 	if to == v1alpha1.PhaseProgressing || to == v1alpha1.PhasePaused {
 		s := x.step()
@@ -217,7 +219,7 @@ func (x *decider) history(typ string, from, to v1alpha1.Phase, actor, reason, in
 }
 
 func (x *decider) event(typ, reason, msg string) {
-	x.d.Events = append(x.d.Events, Event{Type: typ, Reason: reason, Message: msg})
+	x.d.Events = append(x.d.Events, Event{Type: typ, Reason: reason, Message: v1alpha1.CutText(msg, maxEventNote)})
 }
 
 func active(p v1alpha1.Phase) bool {

@@ -22,8 +22,13 @@ const (
 
 // Bounds that keep the status object small.
 const (
-	MaxHistory      = 100
-	MaxRecentRounds = 10
+	MaxHistory      = v1alpha1.MaxHistoryEntries
+	MaxRecentRounds = v1alpha1.MaxRecentRounds
+	// maxRoundMetrics bounds the metric results kept per round (the CRD's
+	// limit); the spec allows 32 metrics plus the engine's own checks.
+	maxRoundMetrics = 40
+	// maxEventNote keeps an Event's note under the API server's 1 KiB limit.
+	maxEventNote = 1000
 )
 
 // Defaults applied when a field is zero (the CRD defaults them too; these
@@ -47,6 +52,16 @@ const (
 	HistoryRecovered     = "Recovered"
 	HistoryStableChanged = "StableChanged"
 	HistoryIntentIgnored = "IntentIgnored"
+	// HistoryIntentSuperseded records a pending intent that a newer one
+	// (a rollback) replaced before it was applied.
+	HistoryIntentSuperseded = "IntentSuperseded"
+	// HistoryAdopted records the weights found on the VirtualService when
+	// the rollout was created, taken over as a manual split.
+	HistoryAdopted = "Adopted"
+	// HistoryTrafficRestored records weight moved to stable from a subset
+	// that lost its DestinationRule entry or its Ready pods, when that did
+	// not end a rollout (a pinned subset other than the candidate).
+	HistoryTrafficRestored = "TrafficRestored"
 )
 
 // Event reasons, constant so alerts and dashboards can select on them.
@@ -67,6 +82,14 @@ const (
 	ReasonAnalysisFailed      = "AnalysisFailed"
 	ReasonAnalysisError       = "AnalysisError"
 	ReasonInconclusive        = "AnalysisInconclusive"
+	ReasonIntentSuperseded    = "IntentSuperseded"
+	ReasonAdopted             = "WeightsAdopted"
+	ReasonSubsetUnavailable   = "SubsetUnavailable"
+	ReasonStableUnavailable   = "StableUnavailable"
+	ReasonRouteConflict       = "RouteConflict"
+	ReasonRoutesChanged       = "ManagedRouteChanged"
+	ReasonRestoredStable      = "RestoredStable"
+	ReasonDeletionKeptWeights = "DeletionKeptWeights"
 )
 
 // Condition reasons.
@@ -78,6 +101,12 @@ const (
 	CondReasonNoMetrics      = "NoMetrics"
 	CondReasonNoRoundYet     = "NoRoundYet"
 	CondReasonNotProgressing = "NotProgressing"
+	CondReasonStableNotReady = "StableNotReady"
+	CondReasonSubsetGone     = "SubsetUnavailable"
+	CondReasonRouteConflict  = "RouteConflict"
+	CondReasonRoutesIntact   = "RoutesIntact"
+	CondReasonRouteShadowed  = "RouteShadowed"
+	CondReasonRouteChanged   = "RouteChanged"
 )
 
 // Outcomes of a rollout, the label of fulcrum_rollout_duration_seconds.
@@ -97,9 +126,22 @@ type Observed struct {
 	// Now is the injected clock's time.
 	Now time.Time
 	// Problem, when set, is a configuration problem (a missing VirtualService,
-	// DestinationRule, subset or route) phrased as what to create or fix.
-	// The rollout goes to Failed and no weight is written.
+	// DestinationRule, stable subset or route) phrased as what to create or
+	// fix. The rollout goes to Failed and no weight is written.
 	Problem string
+	// Conflict, when set, says which older ModelRollout already manages one
+	// of this rollout's routes. Like a Problem, nothing is written: two
+	// controllers of one weight would fight.
+	Conflict string
+	// Shadowed says which managed routes a route in front of them catches
+	// all the traffic of, one message each.
+	Shadowed []string
+	// RouteChanges says which steering fields of the managed routes changed
+	// since the baseline in status.routeShapes, one message each.
+	RouteChanges []string
+	// RouteShapes are the managed routes' shapes now; they become the
+	// baseline when a rollout starts or a person acts.
+	RouteShapes []v1alpha1.RouteShape
 	// Subsets are the DestinationRule's subset names (to validate Split
 	// intents).
 	Subsets map[string]bool

@@ -1,0 +1,134 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
+	"github.com/fulcrum-ml/fulcrum/controller/istio"
+	"github.com/fulcrum-ml/fulcrum/controller/rollout"
+)
+
+// Finalizer holds a ModelRollout with spec.onDelete RestoreStable (the
+// default) until its managed routes are back at stable 100%. Deleting a
+// rollout mid-canary must not leave traffic on a version nobody manages.
+const Finalizer = "fulcrum.dev/restore-stable"
+
+// ensureFinalizer adds the finalizer when the rollout restores stable on
+// deletion, and removes it when the user switched to Keep.
+func (r *Reconciler) ensureFinalizer(ctx context.Context, mr *v1alpha1.ModelRollout) (*v1alpha1.ModelRollout, error) {
+	want := mr.Spec.OnDelete != v1alpha1.OnDeleteKeep
+	if controllerutil.ContainsFinalizer(mr, Finalizer) == want {
+		return mr, nil
+	}
+	upd := mr.DeepCopy()
+	if want {
+		controllerutil.AddFinalizer(upd, Finalizer)
+	} else {
+		controllerutil.RemoveFinalizer(upd, Finalizer)
+	}
+	err := r.client.Update(ctx, upd)
+	r.metrics.wrote("spec", err)
+	if err != nil {
+		return nil, err
+	}
+	return upd, nil
+}
+
+// finalize runs when the rollout is being deleted: it puts stable back at
+// 100% on the managed routes (spec.onDelete RestoreStable), then lets the
+// object go. What cannot be restored never blocks deletion: a VirtualService,
+// DestinationRule or stable subset that is gone, routes another rollout owns,
+// or routes that no longer resolve. Only a failed API call is retried. It is
+// idempotent, so a controller killed halfway simply runs it again.
+func (r *Reconciler) finalize(ctx context.Context, mr *v1alpha1.ModelRollout) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(mr, Finalizer) {
+		r.metrics.forget(mr.Namespace, mr.Name)
+		return ctrl.Result{}, nil
+	}
+	log := ctrl.LoggerFrom(ctx)
+	reason, note := rollout.ReasonRestoredStable, ""
+	if mr.Spec.OnDelete == v1alpha1.OnDeleteKeep {
+		reason, note = rollout.ReasonDeletionKeptWeights, "spec.onDelete is Keep: the weights stay as they are"
+	} else {
+		n, err := r.restoreStable(ctx, mr)
+		if err != nil {
+			r.metrics.failed("virtualservice")
+			return ctrl.Result{}, err
+		}
+		note = n
+		if n == "" {
+			note = fmt.Sprintf("deleted: %s serves 100%% on the managed routes again", mr.Spec.Stable)
+		} else {
+			reason = rollout.ReasonDeletionKeptWeights
+		}
+	}
+	upd := mr.DeepCopy()
+	controllerutil.RemoveFinalizer(upd, Finalizer)
+	err := r.client.Update(ctx, upd)
+	r.metrics.wrote("spec", err)
+	if apierrors.IsNotFound(err) {
+		err = nil
+	}
+	if err != nil {
+		return r.conflictOr(ctx, err, "finalizer")
+	}
+	typ := rollout.EventTypeNormal
+	if reason == rollout.ReasonDeletionKeptWeights && mr.Spec.OnDelete != v1alpha1.OnDeleteKeep {
+		typ = rollout.EventTypeWarning
+	}
+	if r.recorder != nil {
+		r.recorder.Eventf(mr, nil, typ, reason, "Delete", "%s", note)
+	}
+	log.Info(note, "reason", reason)
+	r.metrics.forget(mr.Namespace, mr.Name)
+	return ctrl.Result{}, nil
+}
+
+// restoreStable writes stable 100% to the managed routes. It returns a note
+// when there was nothing it could or should write, and an error only for
+// failed API calls.
+func (r *Reconciler) restoreStable(ctx context.Context, mr *v1alpha1.ModelRollout) (string, error) {
+	ns := mr.Namespace
+	vs := r.newIstio("VirtualService")
+	if err := r.client.Get(ctx, types.NamespacedName{Namespace: ns, Name: mr.Spec.VirtualService.Name}, vs); err != nil {
+		if apierrors.IsNotFound(err) {
+			return fmt.Sprintf("deleted: VirtualService %s/%s is gone, nothing to restore", ns, mr.Spec.VirtualService.Name), nil
+		}
+		return "", fmt.Errorf("get VirtualService %s/%s: %w", ns, mr.Spec.VirtualService.Name, err)
+	}
+	dru := r.newIstio("DestinationRule")
+	if err := r.client.Get(ctx, types.NamespacedName{Namespace: ns, Name: mr.Spec.DestinationRule}, dru); err != nil {
+		if apierrors.IsNotFound(err) {
+			return fmt.Sprintf("deleted: DestinationRule %s/%s is gone, so the weights were left as they are", ns, mr.Spec.DestinationRule), nil
+		}
+		return "", fmt.Errorf("get DestinationRule %s/%s: %w", ns, mr.Spec.DestinationRule, err)
+	}
+	dr, err := istio.DecodeDestinationRule(dru)
+	if err != nil {
+		return "deleted: the weights were left as they are: " + err.Error(), nil
+	}
+	w := &world{vs: vs, dr: dr, target: istio.Target{Routes: mr.Spec.VirtualService.Routes, DestinationRule: dr}}
+	if err := istio.CheckSubsets(dr, mr.Spec.Stable); err != nil {
+		return "deleted: the weights were left as they are: " + err.Error(), nil
+	}
+	conflict, err := r.routeConflict(ctx, mr, vs, w.target)
+	if err != nil {
+		return "", err
+	}
+	if conflict != "" {
+		return "deleted without touching the routes: " + conflict, nil
+	}
+	if _, err := istio.ReadWeights(vs, w.target); err != nil {
+		return "deleted: the weights were left as they are: " + err.Error(), nil
+	}
+	if err := r.writeWeights(ctx, mr, w, []v1alpha1.SubsetWeight{{Subset: mr.Spec.Stable, Weight: 100}}); err != nil {
+		return "", err
+	}
+	return "", nil
+}
