@@ -49,7 +49,7 @@ func newSim(t *testing.T, mutate ...func(*v1alpha1.ModelRollout)) *sim {
 	}
 	return &sim{
 		t: t, r: r, clk: clocktesting.NewFakeClock(t0),
-		ready:  map[string]int32{"v1": 2, "v2": 2, "v3": 2},
+		ready:   map[string]int32{"v1": 2, "v2": 2, "v3": 2},
 		routes:  map[string]map[string]int32{"predict": {"v1": 100, "v2": 0}},
 		subsets: map[string]bool{"v1": true, "v2": true, "v3": true},
 	}
