@@ -76,6 +76,13 @@ func (r *Reconciler) gather(ctx context.Context, mr *v1alpha1.ModelRollout) (*wo
 		return w, nil
 	}
 	w.observed.RouteWeights = rw
+	// Routes stay the user's: a route shadowed or re-steered is reported,
+	// not undone (status.routeShapes is the baseline).
+	if shapes, err := istio.Shapes(vs, w.target); err == nil {
+		w.observed.RouteShapes = shapes
+		w.observed.RouteChanges = istio.ShapeChanges(mr.Status.RouteShapes, shapes)
+	}
+	w.observed.Shadowed = istio.Shadowed(vs, w.target)
 	if w.observed.Conflict, err = r.routeConflict(ctx, mr, vs, w.target); err != nil {
 		return nil, err
 	}

@@ -26,6 +26,8 @@ type sim struct {
 	// subsets of the DestinationRule; conflict as the reconciler reports it.
 	subsets  map[string]bool
 	conflict string
+	// shadowed and changes are the route issues the reconciler reports.
+	shadowed, changes []string
 	events   []Event
 	last     Decision
 }
@@ -68,6 +70,8 @@ func (s *sim) reconcile(round *v1alpha1.AnalysisRound) Decision {
 	d := Decide(s.r, Observed{
 		Now: s.clk.Now(), RouteWeights: s.routes, ReadyPods: s.ready,
 		Subsets: s.subsets, Conflict: s.conflict, Round: round,
+		Shadowed: s.shadowed, RouteChanges: s.changes,
+		RouteShapes: []v1alpha1.RouteShape{{Route: "predict", Fields: map[string]string{"match": "abc"}}},
 	})
 	if !equality.Semantic.DeepEqual(before, s.r) {
 		s.t.Fatalf("Decide modified its input")
