@@ -103,8 +103,12 @@ func ActionAllowed(a IntentAction, s ActionState) string {
 	case IntentSplit:
 		hint = ": fix the references the Ready condition names first"
 	}
-	return fmt.Sprintf("%s is allowed only while %s, and the rollout is %s%s",
-		strings.ToLower(string(a)), strings.Join(names, ", "), s.Phase, hint)
+	list := strings.Join(names, ", ")
+	if n := len(names); n > 1 {
+		list = strings.Join(names[:n-1], ", ") + " or " + names[n-1]
+	}
+	return fmt.Sprintf("%s is allowed only while the rollout is %s; it is %s%s",
+		strings.ToLower(string(a)), list, s.Phase, hint)
 }
 
 // SupersedesPending reports whether a new request for action replaces an

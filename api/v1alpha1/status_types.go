@@ -249,9 +249,8 @@ type HistoryEntry struct {
 }
 
 // RouteShape fingerprints one managed route: a short hash per
-// traffic-steering field (match, mirror, fault, ...) that is set on it, and
-// whether the route was reachable (no route in front of it catches all of its
-// traffic) when the baseline was taken.
+// traffic-steering field (match, mirror, fault, ...) that is set on it when
+// the baseline was taken.
 type RouteShape struct {
 	// Route is the route's key: its name, or http[INDEX] when unnamed.
 	// +kubebuilder:validation:MaxLength=253

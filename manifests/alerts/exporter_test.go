@@ -31,6 +31,9 @@ func (e *exporter) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 			p(`fulcrum_rollout_phase{namespace=%q,rollout=%q,phase=%q} %d`, r.ns, r.name, ph, v)
 		}
 	}
+	p("# TYPE fulcrum_rollout_ready_pods gauge")
+	p(`fulcrum_rollout_ready_pods{namespace="ml",rollout="fraud",subset="v1",role="stable"} 0`)
+	p(`fulcrum_rollout_ready_pods{namespace="ml",rollout="fraud",subset="v2",role="candidate"} 2`)
 	p("# TYPE fulcrum_analysis_verdicts_total counter")
 	p(`fulcrum_analysis_verdicts_total{namespace="ml",rollout="fraud",metric="error-rate",verdict="Inconclusive"} %d`, 2*n)
 	p(`fulcrum_analysis_verdicts_total{namespace="ml",rollout="fraud",metric="error-rate",verdict="Pass"} %d`, n/2)
