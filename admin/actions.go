@@ -60,14 +60,15 @@ func (s *Server) act(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.cfg.Clock.Now()
-	id, keyed := intent.NewID(action, now), false
-	if k := r.Header.Get(IdempotencyKeyHeader); k != "" {
-		if len(k) > 255 || strings.ContainsFunc(k, func(c rune) bool { return c > unicode.MaxASCII || !unicode.IsPrint(c) }) {
+	id := intent.NewID(action, now)
+	idemKey := r.Header.Get(IdempotencyKeyHeader)
+	if idemKey != "" {
+		if len(idemKey) > 255 || strings.ContainsFunc(idemKey, func(c rune) bool { return c > unicode.MaxASCII || !unicode.IsPrint(c) }) {
 			s.problem(w, r, problem{Status: 400, Title: "Malformed request", Field: IdempotencyKeyHeader,
 				Detail: "Idempotency-Key must be printable ASCII of at most 255 characters, e.g. a UUID or a CI job id"})
 			return
 		}
-		id, keyed = intent.KeyedID(key.Namespace, key.Name, user.Name, k), true
+		id = intent.KeyedID(key.Namespace, key.Name, user.Name, idemKey)
 	}
 
 	var subsets []string
@@ -82,7 +83,7 @@ func (s *Server) act(w http.ResponseWriter, r *http.Request) {
 			subsets, err = s.cfg.Subsets.Subsets(r.Context(), key.Namespace, mr.Spec.DestinationRule)
 			if err != nil {
 				if apierrors.IsNotFound(err) {
-					s.problem(w, r, problem{Status: 409, Title: "DestinationRule missing", Phase: intent.Phase(&mr), Current: &mr,
+					s.problem(w, r, problem{Status: 409, Title: "DestinationRule missing", Phase: v1alpha1.StateOf(&mr).Phase, Current: present(&mr),
 						Detail: fmt.Sprintf("DestinationRule %s/%s named by spec.destinationRule does not exist: create it with a subset per model version", key.Namespace, mr.Spec.DestinationRule)})
 					return
 				}
@@ -91,7 +92,7 @@ func (s *Server) act(w http.ResponseWriter, r *http.Request) {
 			}
 			subsetsRead = true
 		}
-		res, err := intent.Plan(&mr, req, intent.Inputs{Subsets: subsets, Actor: user.Name, ID: id, Keyed: keyed, Now: now})
+		res, err := intent.Plan(&mr, req, intent.Inputs{Subsets: subsets, Actor: user.Name, ID: id, Key: idemKey, Now: now})
 		if err != nil {
 			s.refuse(w, r, action, err, &mr)
 			return
@@ -99,7 +100,7 @@ func (s *Server) act(w http.ResponseWriter, r *http.Request) {
 		if res.NoOp {
 			s.metrics.actions.WithLabelValues(intent.Verb(action), "replayed").Inc()
 			s.cfg.Logger.Info("action already requested; not repeating it", "rollout", key.String(), "action", action,
-				"actor", user.Name, "intent", mr.Spec.Intent.ID, "requestID", info(r.Context()).id)
+				"actor", user.Name, "intent", res.IntentID, "requestID", info(r.Context()).id)
 			w.Header().Set("Idempotent-Replayed", "true")
 			writeJSON(w, http.StatusAccepted, present(&mr))
 			return
@@ -109,7 +110,7 @@ func (s *Server) act(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		if apierrors.IsConflict(err) {
-			s.problem(w, r, problem{Status: 409, Title: "Rollout keeps changing", Phase: intent.Phase(&mr), Current: &mr,
+			s.problem(w, r, problem{Status: 409, Title: "Rollout keeps changing", Phase: v1alpha1.StateOf(&mr).Phase, Current: present(&mr),
 				Detail: fmt.Sprintf("%s/%s changed %d times while this %s was being recorded: retry", key.Namespace, key.Name, attempt, intent.Verb(action))})
 			return
 		}
@@ -141,8 +142,8 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, action v1alpha1.
 		return
 	}
 	p := problem{Status: e.Status, Title: e.Title, Detail: e.Detail, Field: e.Field, Phase: e.Phase, retryAfter: int(e.RetryAfter.Seconds())}
-	if e.Status == http.StatusConflict {
-		p.Current = current
+	if e.Status == http.StatusConflict && current != nil {
+		p.Current = present(current)
 	}
 	s.problem(w, r, p)
 }
@@ -153,7 +154,7 @@ func (s *Server) audit(r *http.Request, user auth.User, mr *v1alpha1.ModelRollou
 	in := mr.Spec.Intent
 	s.cfg.Logger.Info("action requested", "rollout", mr.Namespace+"/"+mr.Name, "action", in.Action,
 		"actor", user.Name, "groups", user.Groups, "reason", in.Reason, "intent", in.ID,
-		"candidate", mr.Spec.Candidate, "weights", in.Weights, "requestID", info(r.Context()).id)
+		"candidate", mr.Spec.Candidate, "weights", in.Weights, "supersedes", in.Supersedes, "requestID", info(r.Context()).id)
 	if s.cfg.Recorder == nil {
 		return
 	}
@@ -168,6 +169,9 @@ func (s *Server) audit(r *http.Request, user auth.User, mr *v1alpha1.ModelRollou
 		}
 		note += " with weights " + strings.Join(parts, " ")
 	}
+	if old := in.Supersedes; old != nil {
+		note += fmt.Sprintf(", superseding the pending %s by %s (intent %s)", strings.ToLower(string(old.Action)), old.Actor, old.ID)
+	}
 	if in.Reason != "" {
 		note += ": " + in.Reason
 	}
@@ -176,9 +180,4 @@ func (s *Server) audit(r *http.Request, user auth.User, mr *v1alpha1.ModelRollou
 }
 
 // truncateNote keeps an Event's note under the API server's 1 KiB limit.
-func truncateNote(s string) string {
-	if len(s) <= 1000 {
-		return s
-	}
-	return s[:997] + "..."
-}
+func truncateNote(s string) string { return v1alpha1.CutText(s, 1000) }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/fulcrum-ml/fulcrum/admin/intent"
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
 )
 
@@ -25,7 +26,7 @@ type problem struct {
 	// Phase is the rollout's phase when it refused the action.
 	Phase v1alpha1.Phase `json:"phase,omitempty"`
 	// Current is the rollout as it is now, on 409.
-	Current *v1alpha1.ModelRollout `json:"current,omitempty"`
+	Current *rolloutView `json:"current,omitempty"`
 
 	retryAfter int
 }
@@ -56,9 +57,6 @@ func (s *Server) problem(w http.ResponseWriter, r *http.Request, p problem) {
 	}
 	p.Instance = r.URL.Path
 	p.RequestID = info(r.Context()).id
-	if p.Current != nil {
-		p.Current = present(p.Current)
-	}
 	h := w.Header()
 	h.Set("Content-Type", ProblemContentType)
 	h.Set("Cache-Control", "no-store")
@@ -79,12 +77,21 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// present is a rollout as the API shows it: kind and apiVersion set (the
-// typed cache drops them) and managedFields left out as noise.
-func present(mr *v1alpha1.ModelRollout) *v1alpha1.ModelRollout {
+// rolloutView is a rollout as the API shows it: the object with kind and
+// apiVersion set (the typed cache drops them) and managedFields left out as
+// noise, plus the actions the phase/action table allows on it now, so that
+// clients offer only what would be accepted without rules of their own.
+type rolloutView struct {
+	*v1alpha1.ModelRollout
+	// Actions maps each action's verb to whether it may be asked for now
+	// and, when not, the reason a request would get in its 409.
+	Actions map[string]intent.ActionStatus `json:"actions"`
+}
+
+func present(mr *v1alpha1.ModelRollout) *rolloutView {
 	out := mr.DeepCopy()
 	out.APIVersion = v1alpha1.GroupVersion.String()
 	out.Kind = "ModelRollout"
 	out.ManagedFields = nil
-	return out
+	return &rolloutView{ModelRollout: out, Actions: intent.ActionsFor(out)}
 }

@@ -131,14 +131,14 @@ func (s *Server) listRollouts(w http.ResponseWriter, r *http.Request) {
 		s.kubeError(w, r, err, "list rollouts")
 		return
 	}
-	items := make([]*v1alpha1.ModelRollout, 0, len(list.Items))
+	items := make([]*rolloutView, 0, len(list.Items))
 	for i := range list.Items {
 		items = append(items, present(&list.Items[i]))
 	}
-	slices.SortFunc(items, func(a, b *v1alpha1.ModelRollout) int {
+	slices.SortFunc(items, func(a, b *rolloutView) int {
 		return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
 	})
-	writeJSON(w, http.StatusOK, itemList[*v1alpha1.ModelRollout]{Items: items})
+	writeJSON(w, http.StatusOK, itemList[*rolloutView]{Items: items})
 }
 
 func (s *Server) getRollout(w http.ResponseWriter, r *http.Request) {

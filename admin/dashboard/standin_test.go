@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/fulcrum-ml/fulcrum/admin/dashboard"
+	"github.com/fulcrum-ml/fulcrum/admin/intent"
 	fulcrumv1 "github.com/fulcrum-ml/fulcrum/api/v1alpha1"
 )
 
@@ -68,7 +69,7 @@ func (s *standIn) update(ns, name string, change func(r *fulcrumv1.ModelRollout)
 	r := s.rollouts[ns+"/"+name].DeepCopy()
 	change(r)
 	s.put(r)
-	data, _ := json.Marshal(r)
+	data, _ := json.Marshal(view(r))
 	s.broadcastLocked(ns, name, "event: rollout\ndata: "+string(data)+"\n\n")
 }
 
@@ -134,7 +135,11 @@ func (s *standIn) handler() http.Handler {
 			}
 		}
 		sort.Slice(items, func(i, j int) bool { return items[i].Name < items[j].Name })
-		writeJSON(w, 200, map[string]any{"items": items})
+		views := make([]any, len(items))
+		for i, ro := range items {
+			views[i] = view(ro)
+		}
+		writeJSON(w, 200, map[string]any{"items": views})
 	})
 	api.HandleFunc("GET /api/v1/namespaces/{ns}/rollouts/{name}", func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
@@ -144,7 +149,7 @@ func (s *standIn) handler() http.Handler {
 			problem(w, 404, "no such rollout")
 			return
 		}
-		writeJSON(w, 200, ro)
+		writeJSON(w, 200, view(ro))
 	})
 	api.HandleFunc("POST /api/v1/namespaces/{ns}/rollouts/{name}/{verb}", s.action)
 	api.HandleFunc("GET /api/v1/events", s.events)
@@ -211,7 +216,16 @@ func (s *standIn) action(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	ro := s.rollouts[ns+"/"+name]
 	s.mu.Unlock()
-	writeJSON(w, http.StatusAccepted, ro)
+	writeJSON(w, http.StatusAccepted, view(ro))
+}
+
+// view is a rollout as the admin API shows it: with the actions the
+// phase/action table allows now.
+func view(r *fulcrumv1.ModelRollout) any {
+	return struct {
+		*fulcrumv1.ModelRollout
+		Actions map[string]intent.ActionStatus `json:"actions"`
+	}{r, intent.ActionsFor(r)}
 }
 
 func (s *standIn) events(w http.ResponseWriter, r *http.Request) {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,10 +28,11 @@ type Inputs struct {
 	Actor string
 	// ID of the new intent, from NewID or KeyedID.
 	ID string
-	// Keyed is true when ID came from an Idempotency-Key: an intent with the
-	// same id already requested or applied makes the request a no-op.
-	Keyed bool
-	Now   time.Time
+	// Key is the client's Idempotency-Key when ID came from one (KeyedID):
+	// an intent with the same id already requested or applied makes the
+	// request a no-op (same payload) or a 422 (another payload).
+	Key string
+	Now time.Time
 }
 
 // Result of Plan: either Updated (a modified copy to write) or NoOp (the same
@@ -38,25 +40,8 @@ type Inputs struct {
 type Result struct {
 	Updated *v1alpha1.ModelRollout
 	NoOp    bool
-}
-
-// Allowed lists the phases in which each action may be requested. A rollout
-// the controller has not seen yet (no phase) counts as Stable.
-var Allowed = map[v1alpha1.IntentAction][]v1alpha1.Phase{
-	v1alpha1.IntentStart:    {v1alpha1.PhaseStable, v1alpha1.PhasePromoted, v1alpha1.PhaseRolledBack, v1alpha1.PhaseFailed},
-	v1alpha1.IntentSplit:    {v1alpha1.PhaseStable, v1alpha1.PhaseProgressing, v1alpha1.PhasePaused, v1alpha1.PhaseManualSplit, v1alpha1.PhasePromoted, v1alpha1.PhaseRolledBack},
-	v1alpha1.IntentPromote:  {v1alpha1.PhaseProgressing, v1alpha1.PhasePaused, v1alpha1.PhaseManualSplit},
-	v1alpha1.IntentRollback: {v1alpha1.PhaseProgressing, v1alpha1.PhasePaused, v1alpha1.PhaseManualSplit},
-	v1alpha1.IntentPause:    {v1alpha1.PhaseProgressing, v1alpha1.PhasePaused, v1alpha1.PhaseManualSplit},
-	v1alpha1.IntentResume:   {v1alpha1.PhasePaused, v1alpha1.PhaseManualSplit},
-}
-
-// Phase is the rollout's phase, Stable when the controller has not set one.
-func Phase(mr *v1alpha1.ModelRollout) v1alpha1.Phase {
-	if mr.Status.Phase == "" {
-		return v1alpha1.PhaseStable
-	}
-	return mr.Status.Phase
+	// IntentID is the intent that already covers a NoOp request.
+	IntentID string
 }
 
 // Pending reports whether the rollout carries an intent the controller has
@@ -65,49 +50,72 @@ func Pending(mr *v1alpha1.ModelRollout) bool {
 	return mr.Spec.Intent != nil && mr.Spec.Intent.ID != mr.Status.ObservedIntent
 }
 
+// Refusal returns why action a may not be asked of mr in its current state,
+// or "" when it may. It is the phase/action table (v1alpha1.ActionAllowed)
+// with one addition: a rollback over a pending intent is accepted even when
+// stable already serves 100%, because it cancels that intent (a start not
+// yet applied, a split about to move traffic).
+func Refusal(mr *v1alpha1.ModelRollout, a v1alpha1.IntentAction) string {
+	if v1alpha1.SupersedesPending(a) && Pending(mr) {
+		return ""
+	}
+	return v1alpha1.ActionAllowed(a, v1alpha1.StateOf(mr))
+}
+
+// Actions lists every action, in the order clients show them.
+var Actions = []v1alpha1.IntentAction{
+	v1alpha1.IntentStart, v1alpha1.IntentSplit, v1alpha1.IntentPromote,
+	v1alpha1.IntentRollback, v1alpha1.IntentPause, v1alpha1.IntentResume,
+}
+
+// ActionStatus says whether an action may be asked of a rollout now and,
+// when not, why: the reason Plan's 409 would give.
+type ActionStatus struct {
+	Allowed bool   `json:"allowed"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// ActionsFor answers Refusal for every action, keyed by its URL verb, so that
+// clients (the dashboard) offer only what the API would accept, without
+// rules of their own.
+func ActionsFor(mr *v1alpha1.ModelRollout) map[string]ActionStatus {
+	out := make(map[string]ActionStatus, len(Actions))
+	for _, a := range Actions {
+		why := Refusal(mr, a)
+		out[Verb(a)] = ActionStatus{Allowed: why == "", Reason: why}
+	}
+	return out
+}
+
 // Plan decides what req does to mr. It never mutates mr.
 func Plan(mr *v1alpha1.ModelRollout, req Request, in Inputs) (Result, error) {
-	cur := mr.Spec.Intent
-	if in.Keyed && cur != nil && cur.ID == in.ID {
-		if samePayload(cur, req) {
-			return Result{NoOp: true}, nil
-		}
-		return Result{}, &Error{Status: 422, Title: "Idempotency-Key reused", Field: "Idempotency-Key",
-			Detail: fmt.Sprintf("this Idempotency-Key was already used for a different %s request on %s/%s: use a new key for a new request", Verb(cur.Action), mr.Namespace, mr.Name)}
-	}
-	if in.Keyed && appliedBefore(mr, in.ID) {
-		return Result{NoOp: true}, nil
-	}
-	if Pending(mr) {
-		if samePayload(cur, req) {
-			return Result{NoOp: true}, nil
-		}
-		e := conflict("Previous action pending",
-			fmt.Sprintf("%s requested by %s (intent %s) on %s/%s has not been applied by the controller yet: retry in a few seconds",
-				Verb(cur.Action), orUnknown(cur.Actor), cur.ID, mr.Namespace, mr.Name), Phase(mr))
-		e.RetryAfter = PendingRetryAfter
-		return Result{}, e
-	}
-	phase := Phase(mr)
-	if !slices.Contains(Allowed[req.Action], phase) {
-		return Result{}, conflict("Action not allowed in this phase", phaseDetail(mr, req.Action, phase), phase)
-	}
-	switch req.Action {
-	case v1alpha1.IntentStart:
-		if req.Candidate == mr.Spec.Stable {
-			return Result{}, invalid("candidate", fmt.Sprintf("candidate %q is already the stable version of %s/%s: name a different subset", req.Candidate, mr.Namespace, mr.Name))
-		}
-		if !slices.Contains(in.Subsets, req.Candidate) {
-			return Result{}, invalid("candidate", fmt.Sprintf("candidate %q is not a subset of DestinationRule %s/%s (subsets: %s): add the subset or name an existing one",
-				req.Candidate, mr.Namespace, mr.Spec.DestinationRule, list(in.Subsets)))
-		}
-	case v1alpha1.IntentSplit:
-		for i, w := range req.Weights {
-			if !slices.Contains(in.Subsets, w.Subset) {
-				return Result{}, invalid(fmt.Sprintf("weights[%d].subset", i), fmt.Sprintf("subset %q is not in DestinationRule %s/%s (subsets: %s): add the subset or name an existing one",
-					w.Subset, mr.Namespace, mr.Spec.DestinationRule, list(in.Subsets)))
+	if in.Key != "" {
+		if p, found := earlier(mr, in.ID); found {
+			if p.covers(req) {
+				return Result{NoOp: true, IntentID: in.ID}, nil
 			}
+			return Result{}, &Error{Status: http.StatusUnprocessableEntity, Title: "Idempotency-Key reused", Field: "Idempotency-Key",
+				Detail: fmt.Sprintf("Idempotency-Key %q was already used on %s/%s for %s (intent %s), not %s: use a new key for a new request",
+					in.Key, mr.Namespace, mr.Name, p.describe(), in.ID, Verb(req.Action))}
 		}
+	}
+	var supersedes *v1alpha1.SupersededIntent
+	if Pending(mr) {
+		cur := mr.Spec.Intent
+		switch {
+		case current(mr).covers(req):
+			return Result{NoOp: true, IntentID: cur.ID}, nil
+		case v1alpha1.SupersedesPending(req.Action):
+			supersedes = &v1alpha1.SupersededIntent{ID: cur.ID, Action: cur.Action, Actor: cur.Actor}
+		default:
+			return Result{}, pendingConflict(mr, req)
+		}
+	}
+	if why := Refusal(mr, req.Action); why != "" {
+		return Result{}, conflict("Action not allowed in this phase", fmt.Sprintf("%s/%s: %s", mr.Namespace, mr.Name, why), v1alpha1.StateOf(mr).Phase)
+	}
+	if err := checkSubsets(mr, req, in.Subsets); err != nil {
+		return Result{}, err
 	}
 	out := mr.DeepCopy()
 	now := metav1.NewTime(in.Now)
@@ -115,58 +123,71 @@ func Plan(mr *v1alpha1.ModelRollout, req Request, in Inputs) (Result, error) {
 		ID:          in.ID,
 		Action:      req.Action,
 		Weights:     slices.Clone(req.Weights),
-		Actor:       truncate(in.Actor, 253),
+		Actor:       v1alpha1.CutText(in.Actor, v1alpha1.MaxActorLength),
 		Reason:      req.Reason,
 		RequestedAt: &now,
+		Supersedes:  supersedes,
 	}
-	if req.Action == v1alpha1.IntentStart {
+	switch {
+	case req.Action == v1alpha1.IntentStart:
 		out.Spec.Candidate = req.Candidate
+	case supersedes != nil && supersedes.Action == v1alpha1.IntentStart:
+		// The start had set spec.candidate; left there, the controller would
+		// start that candidate from the spec. Put back what it knows.
+		out.Spec.Candidate = knownCandidate(mr)
 	}
 	return Result{Updated: out}, nil
 }
 
-func phaseDetail(mr *v1alpha1.ModelRollout, a v1alpha1.IntentAction, p v1alpha1.Phase) string {
-	allowed := make([]string, 0, len(Allowed[a]))
-	for _, ph := range Allowed[a] {
-		allowed = append(allowed, string(ph))
+// pendingConflict is the 409 for a request that waits behind a pending
+// intent. A start of another candidate would not succeed by retrying (the
+// pending start makes the rollout progress), so it names what to do instead.
+func pendingConflict(mr *v1alpha1.ModelRollout, req Request) *Error {
+	cur := mr.Spec.Intent
+	phase := v1alpha1.StateOf(mr).Phase
+	if req.Action == v1alpha1.IntentStart && cur.Action == v1alpha1.IntentStart {
+		return conflict("Previous action pending", fmt.Sprintf(
+			"%s/%s: start of candidate %q requested by %s (intent %s) has not been applied by the controller yet: to start %q instead, roll back first (a rollback cancels the pending start), then start %q",
+			mr.Namespace, mr.Name, mr.Spec.Candidate, orUnknown(cur.Actor), cur.ID, req.Candidate, req.Candidate), phase)
 	}
-	hint := ""
-	switch a {
+	e := conflict("Previous action pending", fmt.Sprintf(
+		"%s/%s: %s requested by %s (intent %s) has not been applied by the controller yet: retry in a few seconds",
+		mr.Namespace, mr.Name, Verb(cur.Action), orUnknown(cur.Actor), cur.ID), phase)
+	e.RetryAfter = PendingRetryAfter
+	return e
+}
+
+// knownCandidate is the candidate the controller is rolling out, or "" when
+// no rollout is active.
+func knownCandidate(mr *v1alpha1.ModelRollout) string {
+	switch mr.Status.Phase {
+	case v1alpha1.PhaseProgressing, v1alpha1.PhasePaused, v1alpha1.PhaseManualSplit:
+		return mr.Status.Candidate
+	}
+	return ""
+}
+
+// checkSubsets refuses a start or split that names a subset the
+// DestinationRule does not have (or a candidate that is already stable).
+func checkSubsets(mr *v1alpha1.ModelRollout, req Request, subsets []string) error {
+	switch req.Action {
 	case v1alpha1.IntentStart:
-		hint = ": promote or roll back the current rollout first"
-		if c := mr.Spec.Candidate; c != "" {
-			hint = fmt.Sprintf(": candidate %q is still rolling out; promote or roll it back first", c)
+		if req.Candidate == mr.Spec.Stable {
+			return invalid("candidate", fmt.Sprintf("candidate %q is already the stable version of %s/%s: name a different subset", req.Candidate, mr.Namespace, mr.Name))
 		}
-	case v1alpha1.IntentResume:
-		hint = ": only a paused or manually split rollout can resume"
-	default:
-		hint = ": start a rollout first"
-	}
-	return fmt.Sprintf("%s/%s is %s; %s is allowed only while %s%s", mr.Namespace, mr.Name, p, Verb(a), strings.Join(allowed, ", "), hint)
-}
-
-// samePayload reports whether req asks for exactly what cur asked for
-// (reason aside: retrying with a reworded reason is still the same action).
-func samePayload(cur *v1alpha1.Intent, req Request) bool {
-	if cur == nil || cur.Action != req.Action {
-		return false
-	}
-	if req.Action == v1alpha1.IntentSplit {
-		return slices.Equal(cur.Weights, req.Weights)
-	}
-	return true
-}
-
-func appliedBefore(mr *v1alpha1.ModelRollout, id string) bool {
-	if mr.Status.ObservedIntent == id {
-		return true
-	}
-	for _, h := range mr.Status.History {
-		if h.IntentID == id {
-			return true
+		if !slices.Contains(subsets, req.Candidate) {
+			return invalid("candidate", fmt.Sprintf("candidate %q is not a subset of DestinationRule %s/%s (subsets: %s): add the subset or name an existing one",
+				req.Candidate, mr.Namespace, mr.Spec.DestinationRule, list(subsets)))
+		}
+	case v1alpha1.IntentSplit:
+		for i, w := range req.Weights {
+			if !slices.Contains(subsets, w.Subset) {
+				return invalid(fmt.Sprintf("weights[%d].subset", i), fmt.Sprintf("subset %q is not in DestinationRule %s/%s (subsets: %s): add the subset or name an existing one",
+					w.Subset, mr.Namespace, mr.Spec.DestinationRule, list(subsets)))
+			}
 		}
 	}
-	return false
+	return nil
 }
 
 // KeyedID derives an intent id from a client's Idempotency-Key, scoped to
@@ -196,11 +217,4 @@ func orUnknown(s string) string {
 		return "an unknown actor"
 	}
 	return s
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }

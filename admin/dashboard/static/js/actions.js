@@ -8,15 +8,16 @@ import { h, subsetStyle } from './format.js';
 import { subsetOrder } from './chart.js';
 import { rebalance, remove, even, normalize } from './split.js';
 
-// ACTIONS lists each verb with the permission it needs and the phases where
-// it applies (null: any phase).
+// ACTIONS lists each verb with the permission it needs. Whether it applies
+// to a rollout now is the server's answer (r.actions, computed from the
+// phase/action table the controller applies too), never a rule of our own.
 const ACTIONS = [
-  { verb: 'promote', label: 'Promote', perm: 'promote', phases: ['Progressing', 'Paused', 'ManualSplit'], destructive: true },
-  { verb: 'rollback', label: 'Roll back', perm: 'rollback', phases: ['Progressing', 'Paused', 'ManualSplit'], destructive: true },
-  { verb: 'pause', label: 'Pause', perm: 'pause', phases: ['Progressing'] },
-  { verb: 'resume', label: 'Resume', perm: 'resume', phases: ['Paused', 'ManualSplit'] },
-  { verb: 'split', label: 'Split traffic…', perm: 'split', phases: null },
-  { verb: 'start', label: 'Start rollout…', perm: 'start', phases: ['Stable', 'Promoted', 'RolledBack', ''] },
+  { verb: 'promote', label: 'Promote', perm: 'promote', destructive: true },
+  { verb: 'rollback', label: 'Roll back', perm: 'rollback', destructive: true },
+  { verb: 'pause', label: 'Pause', perm: 'pause' },
+  { verb: 'resume', label: 'Resume', perm: 'resume' },
+  { verb: 'split', label: 'Split traffic…', perm: 'split' },
+  { verb: 'start', label: 'Start rollout…', perm: 'start' },
 ];
 
 // allowed says whether can (from whoami) grants perm. Resume is guarded by
@@ -28,8 +29,14 @@ function allowed(can, perm) {
 }
 
 export function availableActions(r, can) {
-  const phase = r.status?.phase || '';
-  return ACTIONS.filter((a) => allowed(can, a.perm) && (!a.phases || a.phases.includes(phase)));
+  return ACTIONS.filter((a) => allowed(can, a.perm) && r.actions?.[a.verb]?.allowed === true);
+}
+
+// pendingNote says which pending request a rollback cancels, if any.
+function pendingNote(r) {
+  const i = r.spec?.intent;
+  if (!i || i.id === r.status?.observedIntent) return '';
+  return ` It cancels the pending ${String(i.action).toLowerCase()} requested by ${i.actor || 'an unknown actor'}.`;
 }
 
 function describe(r, verb) {
@@ -37,7 +44,7 @@ function describe(r, verb) {
   const candidate = r.spec?.candidate || r.status?.candidate;
   switch (verb) {
     case 'promote': return `All traffic moves to ${candidate} now, which becomes the stable version. Remaining steps and analysis are skipped.`;
-    case 'rollback': return `All traffic returns to ${stable} now. The rollout of ${candidate} stops.`;
+    case 'rollback': return `All traffic returns to ${stable} now. The rollout of ${candidate} stops.${pendingNote(r)}`;
     case 'pause': return 'Traffic stays where it is; no further steps until someone resumes.';
     case 'resume': return 'Automatic progression continues from the current step.';
     case 'split': return 'Pin these weights. Automatic progression stops until resume or rollback.';
