@@ -169,6 +169,14 @@ func (f *Fulcrum) Done() <-chan struct{} { return f.done }
 // Kill sends SIGKILL (no graceful shutdown, no Lease release) and waits.
 func (f *Fulcrum) Kill() { f.signal(syscall.SIGKILL) }
 
+// Freeze stops the process with SIGSTOP: it keeps its connections, Lease
+// and caches but does nothing, as a process stalled by the node would.
+// Thaw continues it; Kill works on a frozen process (Stop waits for Thaw).
+func (f *Fulcrum) Freeze() error { return f.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Thaw continues a frozen process (SIGCONT).
+func (f *Fulcrum) Thaw() error { return f.cmd.Process.Signal(syscall.SIGCONT) }
+
 // Stop sends SIGTERM and waits (a graceful shutdown).
 func (f *Fulcrum) Stop() { f.signal(syscall.SIGTERM) }
 

@@ -42,6 +42,10 @@ type ModelConfig struct {
 	Scrape *Scrape
 	// Seed of the proxy's weighted draws and the servers.
 	Seed uint64
+	// Reporters of the proxy's Istio metrics ("destination" when nil). Add
+	// "source" to have the proxy count its own answers too (UH: the drawn
+	// subset had no Ready pod; NC: no such subset), as fault tests do.
+	Reporters []string
 }
 
 // Model is a running model: namespace, servers, proxy, Kubernetes objects.
@@ -96,7 +100,7 @@ func (e *Env) NewModel(ctx context.Context, c Cleaner, cfg ModelConfig) (*Model,
 		addrs = append(addrs, s.Addr)
 	}
 	m.Proxy, err = dataplane.Start(ctx, dataplane.StartConfig{
-		Proxy:     dataplane.Config{Namespace: ns, Seed: cfg.Seed + 42},
+		Proxy:     dataplane.Config{Namespace: ns, Seed: cfg.Seed + 42, Reporters: cfg.Reporters},
 		Rest:      e.Kube.Config,
 		Watch:     dataplane.WatchConfig{Namespace: ns},
 		Listeners: []dataplane.Listener{{Addr: "127.0.0.1:0", Host: m.Host}},

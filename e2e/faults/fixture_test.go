@@ -1,0 +1,412 @@
+package faults
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/fulcrum-ml/fulcrum/admin/client"
+	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
+	"github.com/fulcrum-ml/fulcrum/e2e/loadgen"
+	"github.com/fulcrum-ml/fulcrum/e2e/modelserver"
+	"github.com/fulcrum-ml/fulcrum/e2e/rig"
+)
+
+// rate is the live load of a case, requests per second: at 30% on the
+// candidate that is a request to it every ~17 ms, fine enough to time when
+// the last one went, and light enough for two cases at once on 2 cores.
+const rate = 200
+
+var healthy = modelserver.Behavior{
+	Latency: modelserver.Latency{Median: 2 * time.Millisecond, P99: 10 * time.Millisecond},
+	Score:   modelserver.Score{Dist: "beta", A: 2, B: 5},
+}
+
+// faultCase is one model (v1 stable, v2 candidate) behind the proxy, with
+// live load, the data plane's counts sampled over time, and fulcrum
+// processes of its own.
+type faultCase struct {
+	t       testing.TB
+	ctx     context.Context
+	model   *rig.Model
+	traffic *Traffic
+	load    *loadgen.Generator // nil without load
+	prom    *ownProm           // the case's own Prometheus, if any
+	fulcrum *rig.Fulcrum       // the one whose admin API the case talks to
+}
+
+// caseConfig says what a case needs beyond the defaults.
+type caseConfig struct {
+	// noLoad runs the case without live load (it asserts on objects only).
+	noLoad bool
+	// prom is a Prometheus of the case's own that scrapes the model.
+	prom *ownProm
+}
+
+// given runs the case in parallel with the others and sets it up.
+func given(t *testing.T, cfg caseConfig) *faultCase {
+	t.Helper()
+	if env == nil {
+		t.Skip("needs the local Kubernetes environment (not under -short)")
+	}
+	t.Parallel()
+	return setup(t, cfg)
+}
+
+// givenAlone sets a case up without t.Parallel: for faults of the shared
+// environment (see TestMain).
+func givenAlone(t *testing.T, cfg caseConfig) *faultCase {
+	t.Helper()
+	if env == nil {
+		t.Skip("needs the local Kubernetes environment (not under -short)")
+	}
+	return setup(t, cfg)
+}
+
+// setup starts the model with Ready backends for v1 and v2, the load, and
+// the traffic recorder.
+func setup(tb testing.TB, cfg caseConfig) *faultCase {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	tb.Cleanup(cancel)
+	var scrape *rig.Scrape
+	if cfg.prom != nil {
+		scrape = cfg.prom.scrape
+	}
+	m, err := env.NewModel(ctx, tb, rig.ModelConfig{NamespacePrefix: "fault", Scrape: scrape,
+		Reporters: []string{"destination", "source"},
+		Versions:  []rig.Version{{Name: "v1", Behavior: healthy}, {Name: "v2", Behavior: healthy}}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := m.WaitBackends(ctx, waitLimit(), "v1", "v2"); err != nil {
+		tb.Fatal(err)
+	}
+	c := &faultCase{t: tb, ctx: ctx, model: m, prom: cfg.prom}
+	c.traffic = RecordTraffic(ctx, m.Proxy.MetricsHandler(), 25*time.Millisecond)
+	tb.Cleanup(c.traffic.Stop)
+	if !cfg.noLoad {
+		if c.load, err = m.Load(ctx, tb, rate, 6*time.Minute); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	tb.Logf("namespace %s, proxy %s", m.NS, m.Proxy.Addrs[0])
+	return c
+}
+
+// startFulcrum runs a fulcrum process (controller and admin API unless mut
+// says otherwise) for the case's namespace.
+func (c *faultCase) startFulcrum(name string, mut ...func(*rig.FulcrumConfig)) *rig.Fulcrum {
+	c.t.Helper()
+	cfg := rig.FulcrumConfig{Name: c.model.NS + "-" + name, Namespaces: []string{c.model.NS}, Controller: true, Admin: true}
+	for _, f := range mut {
+		f(&cfg)
+	}
+	f, err := env.StartFulcrum(c.ctx, c.t, cfg)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if c.fulcrum == nil && cfg.Admin {
+		c.fulcrum = f
+	}
+	c.t.Logf("fulcrum %s: admin %s, log %s", name, f.AdminURL, f.Log)
+	return f
+}
+
+// act asks for an action through the admin API as the ML engineer alice.
+func (c *faultCase) act(f *rig.Fulcrum, action string, req client.ActionRequest) (*v1alpha1.ModelRollout, error) {
+	tok, err := env.Kube.UserToken(rig.EngineerUser)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	cl := &client.Client{Server: f.AdminURL, Token: tok}
+	return cl.Act(c.ctx, c.model.NS, c.model.Name, action, req)
+}
+
+// mustAct is act that fails the case unless the action is accepted.
+func (c *faultCase) mustAct(f *rig.Fulcrum, action string, req client.ActionRequest) *v1alpha1.ModelRollout {
+	c.t.Helper()
+	mr, err := c.act(f, action, req)
+	if err != nil {
+		c.t.Fatalf("%s: %v", action, err)
+	}
+	return mr
+}
+
+// canary creates the rollout (mut may change it) and waits until the
+// VirtualService has want and the proxy routes by it.
+func (c *faultCase) canary(cfg rig.RolloutConfig, want map[string]int32, mut ...func(*v1alpha1.ModelRollout)) {
+	c.t.Helper()
+	mr := c.model.NewRollout(cfg)
+	for _, f := range mut {
+		f(mr)
+	}
+	if err := env.Client.Create(c.ctx, mr); err != nil {
+		c.t.Fatalf("create ModelRollout: %v", err)
+	}
+	c.waitWeights(want)
+	c.waitProxy()
+}
+
+// at30 is a canary of v2 held at 30%: one step before 100 that lasts an
+// hour, and no metrics, so nothing but the fault moves it.
+func at30() rig.RolloutConfig {
+	return rig.RolloutConfig{Candidate: "v2", Steps: []int32{30, 100}, MinStepDuration: time.Hour, Metrics: []v1alpha1.Metric{}}
+}
+
+var split70 = map[string]int32{"v1": 70, "v2": 30}
+
+func (c *faultCase) rollout() *v1alpha1.ModelRollout {
+	c.t.Helper()
+	mr, err := c.model.Rollout(c.ctx)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return mr
+}
+
+func (c *faultCase) weights() map[string]int32 {
+	c.t.Helper()
+	w, err := c.model.Weights(c.ctx)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return w
+}
+
+// eventually polls cond every 50 ms until it holds or the wait limit passes.
+func (c *faultCase) eventually(what string, cond func() bool) {
+	c.t.Helper()
+	deadline := time.Now().Add(waitLimit())
+	for !cond() {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s: not within %s; %s", what, waitLimit(), c.state())
+		}
+		select {
+		case <-c.ctx.Done():
+			c.t.Fatalf("%s: %v", what, c.ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// holds checks cond every 100 ms for d.
+func (c *faultCase) holds(what string, d time.Duration, cond func() bool) {
+	c.t.Helper()
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if !cond() {
+			c.t.Fatalf("%s stopped holding; %s", what, c.state())
+		}
+	}
+}
+
+// state describes the rollout and routes for failure messages.
+func (c *faultCase) state() string {
+	w, err := c.model.Weights(c.ctx)
+	mr, err2 := c.model.Rollout(c.ctx)
+	if err2 != nil {
+		return fmt.Sprintf("VirtualService %v (%v); rollout: %v; traffic %s", w, err, err2, c.traffic.Now())
+	}
+	return fmt.Sprintf("phase %s, VirtualService %v (%v), message %q, history %v; traffic %s",
+		mr.Status.Phase, w, err, mr.Status.Message, rig.HistoryTypes(mr), c.traffic.Now())
+}
+
+func (c *faultCase) waitPhase(p v1alpha1.Phase) *v1alpha1.ModelRollout {
+	c.t.Helper()
+	var mr *v1alpha1.ModelRollout
+	c.eventually("phase "+string(p), func() bool { mr = c.rollout(); return mr.Status.Phase == p })
+	return mr
+}
+
+func (c *faultCase) waitWeights(want map[string]int32) {
+	c.t.Helper()
+	c.eventually(fmt.Sprintf("VirtualService weights %v", want), func() bool {
+		w, err := c.model.Weights(c.ctx)
+		return err == nil && sameWeights(w, want)
+	})
+}
+
+func sameWeights(got, want map[string]int32) bool {
+	for k, v := range want {
+		if got[k] != v {
+			return false
+		}
+	}
+	for k, v := range got {
+		if _, ok := want[k]; !ok && v != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// waitProxy waits until the proxy routes by the VirtualService as it is now.
+func (c *faultCase) waitProxy() {
+	c.t.Helper()
+	vs, err := c.model.Istio.NetworkingV1().VirtualServices(c.model.NS).Get(c.ctx, c.model.Name, metav1.GetOptions{})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.eventually("proxy routing by the current VirtualService", func() bool {
+		v, _ := c.model.Proxy.Table().VirtualServiceVersion(c.model.NS, c.model.Name)
+		return v == vs.ResourceVersion
+	})
+}
+
+// safeWithin waits until the data plane has sent nothing toward subset for
+// the quiet time, no longer than bound after visible plus the quiet time,
+// and fails the case if a request went toward it later than bound after
+// visible. It returns the time from visible to the last such request (zero
+// when none came after visible).
+func (c *faultCase) safeWithin(subset string, visible time.Time, bound time.Duration) time.Duration {
+	c.t.Helper()
+	d, ok := c.timeToSafe(subset, visible, bound+quiet)
+	if !ok || d > bound {
+		late := c.traffic.Between(subset, visible.Add(bound))
+		c.t.Fatalf("requests went toward %s %s after the fault was visible (bound %s): %.0f after the bound; %s",
+			subset, d.Round(time.Millisecond), bound, late, c.state())
+	}
+	c.t.Logf("traffic toward %s stopped %s after the fault was visible (bound %s)", subset, d.Round(time.Millisecond), bound)
+	return d
+}
+
+// timeToSafe waits (up to limit after visible, and at least the quiet time
+// after the last request) until nothing went toward subset for the quiet
+// time, and returns how long after visible the last request went; ok is
+// false when requests were still going at the limit.
+func (c *faultCase) timeToSafe(subset string, visible time.Time, limit time.Duration) (time.Duration, bool) {
+	for {
+		now := c.traffic.Now().At
+		last, grew := c.traffic.LastChange(subset, visible)
+		if !grew {
+			last = visible
+		}
+		if now.Sub(last) >= quiet {
+			return last.Sub(visible), true
+		}
+		if now.Sub(visible) > limit {
+			return now.Sub(visible), false
+		}
+		select {
+		case <-c.ctx.Done():
+			return now.Sub(visible), false
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+}
+
+// servedShare measures, with the data plane's counts, the share of the next
+// n requests that subset's pods answered, once the proxy routes by the
+// current VirtualService, and checks it against weight within 4 binomial
+// standard deviations.
+func (c *faultCase) servedShare(subset string, weight int32, n float64) {
+	c.t.Helper()
+	c.waitProxy()
+	time.Sleep(200 * time.Millisecond) // answers to requests routed before
+	s0 := c.traffic.Now()
+	var s1 sampleWindow
+	c.eventually(fmt.Sprintf("%.0f requests", n), func() bool {
+		s1.share, s1.n = c.traffic.Now().Share(s0, subset)
+		return s1.n >= n
+	})
+	p := float64(weight) / 100
+	sd := math.Sqrt(p * (1 - p) / s1.n)
+	if math.Abs(s1.share-p) > 4*sd+1e-9 {
+		c.t.Fatalf("%s answered %.3f of %.0f requests, want %.2f ± %.3f (%s)", subset, s1.share, s1.n, p, 4*sd, c.traffic.Now())
+	}
+}
+
+type sampleWindow struct{ share, n float64 }
+
+// scale sets a version's Deployment replicas.
+func (c *faultCase) scale(version string, replicas int32) {
+	c.t.Helper()
+	patch := fmt.Appendf(nil, `{"spec":{"replicas":%d}}`, replicas)
+	_, err := env.Kube.Client.AppsV1().Deployments(c.model.NS).Patch(c.ctx, c.model.Name+"-"+version, types.MergePatchType, patch, metav1.PatchOptions{})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// waitNoReadyPods waits until the API server shows no Ready, running pod
+// of version (what the controller's pod watch sees) and returns when.
+func (c *faultCase) waitNoReadyPods(version string) time.Time {
+	c.t.Helper()
+	var at time.Time
+	c.eventually("no Ready pod of "+version, func() bool {
+		pods, err := env.Kube.Client.CoreV1().Pods(c.model.NS).List(c.ctx, metav1.ListOptions{LabelSelector: "version=" + version})
+		if err != nil {
+			return false
+		}
+		for _, p := range pods.Items {
+			if p.DeletionTimestamp == nil && podReady(p) {
+				return false
+			}
+		}
+		at = time.Now()
+		return true
+	})
+	return at
+}
+
+func podReady(p corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// deploymentReady waits until a version's Deployment has all its replicas
+// Ready and the proxy has a backend for it.
+func (c *faultCase) deploymentReady(version string) {
+	c.t.Helper()
+	c.eventually(version+" Deployment Ready", func() bool {
+		d, err := env.Kube.Client.AppsV1().Deployments(c.model.NS).Get(c.ctx, c.model.Name+"-"+version, metav1.GetOptions{})
+		return err == nil && ready(d)
+	})
+	if err := c.model.WaitBackends(c.ctx, waitLimit(), version); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func ready(d *appsv1.Deployment) bool {
+	return d.Spec.Replicas != nil && d.Status.ReadyReplicas == *d.Spec.Replicas && d.Status.UpdatedReplicas == *d.Spec.Replicas
+}
+
+// historyIntact fails the case when the history after a fault lost,
+// rewrote or duplicated anything recorded before it (HistoryProblems).
+func (c *faultCase) historyIntact(before, after *v1alpha1.ModelRollout) {
+	c.t.Helper()
+	if p := HistoryProblems(before.Status, after.Status); len(p) > 0 {
+		c.t.Fatalf("history broke its invariant:\n  %s\nhistory now:\n%s", strings.Join(p, "\n  "), historyText(after))
+	}
+}
+
+// historyText renders a rollout's history, one entry a line.
+func historyText(mr *v1alpha1.ModelRollout) string {
+	var b strings.Builder
+	for _, h := range mr.Status.History {
+		b.WriteString("  " + describe(h) + "\n")
+	}
+	return b.String()
+}
+
+// lastEntry is the newest history entry of type typ, or nil.
+func lastEntry(mr *v1alpha1.ModelRollout, typ string) *v1alpha1.HistoryEntry {
+	for i := len(mr.Status.History) - 1; i >= 0; i-- {
+		if mr.Status.History[i].Type == typ {
+			return &mr.Status.History[i]
+		}
+	}
+	return nil
+}
