@@ -3,6 +3,7 @@ package admin_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -267,7 +268,7 @@ func TestActionLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(h.Items) != 2 || h.Items[1].Actor != "alice" || h.Items[1].Reason != "p99 too high" || h.Items[1].Type != "Rollback" {
+	if len(h.Items) != 2 || h.Items[1].Actor != "alice" || h.Items[1].Reason != "p99 too high" || h.Items[1].Type != "RolledBack" {
 		t.Fatalf("history %+v", h.Items)
 	}
 	// An Event with the constant reason for each accepted action.
@@ -326,4 +327,144 @@ func waitEvent(t *testing.T, ch <-chan fclient.Event, match func(fclient.Event) 
 			t.Fatal("event not seen within 20s")
 		}
 	}
+}
+
+// TestPendingIntents: what a request meets while another is pending, and an
+// Idempotency-Key reused later, with the CRD's schema and the API server in
+// the loop (spec.intent.supersedes is stored as written).
+func TestPendingIntents(t *testing.T) {
+	run, tok := setup(t)
+	ctx := context.Background()
+	alice := &fclient.Client{Server: run.URL, Token: tok["alice"]}
+	act := func(ns, action string, req fclient.ActionRequest) *v1alpha1.ModelRollout {
+		t.Helper()
+		mr, err := alice.Act(ctx, ns, "fraud", action, req)
+		if err != nil {
+			t.Fatalf("%s: %v", action, err)
+		}
+		return mr
+	}
+	refused := func(ns, action string, req fclient.ActionRequest, status int) *fclient.Problem {
+		t.Helper()
+		_, err := alice.Act(ctx, ns, "fraud", action, req)
+		var p *fclient.Problem
+		if !errors.As(err, &p) || p.Status != status {
+			t.Fatalf("%s: %v, want %d", action, err, status)
+		}
+		return p
+	}
+	stored := func(ns string) *v1alpha1.ModelRollout {
+		t.Helper()
+		var mr v1alpha1.ModelRollout
+		if err := run.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "fraud"}, &mr); err != nil {
+			t.Fatal(err)
+		}
+		return &mr
+	}
+	observe := func(ns string, p v1alpha1.Phase, w ...any) {
+		t.Helper()
+		var ws []v1alpha1.SubsetWeight
+		for i := 0; i+1 < len(w); i += 2 {
+			ws = append(ws, v1alpha1.SubsetWeight{Subset: w[i].(string), Weight: int32(w[i+1].(int))})
+		}
+		if err := run.Observe(ctx, ns, "fraud", p, ws...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// rollingOut is a namespace whose rollout of v2 the controller applied.
+	rollingOut := func(t *testing.T) string {
+		t.Helper()
+		ns := newNamespace(t, "pending")
+		if _, err := run.Fixture(ctx, ns, v1alpha1.PhaseStable); err != nil {
+			t.Fatal(err)
+		}
+		act(ns, "start", fclient.ActionRequest{Candidate: "v2"})
+		observe(ns, v1alpha1.PhaseProgressing, "v1", 95, "v2", 5)
+		return ns
+	}
+
+	t.Run("rollback over a pending promote", func(t *testing.T) {
+		ns := rollingOut(t)
+		promote := act(ns, "promote", fclient.ActionRequest{Reason: "looks good"}).Spec.Intent
+		got := act(ns, "rollback", fclient.ActionRequest{Reason: "no pods"}).Spec.Intent
+		want := v1alpha1.SupersededIntent{ID: promote.ID, Action: v1alpha1.IntentPromote, Actor: "alice"}
+		mr := stored(ns)
+		if in := mr.Spec.Intent; in.ID != got.ID || in.Action != v1alpha1.IntentRollback || in.Supersedes == nil || *in.Supersedes != want || mr.Spec.Candidate != "v2" {
+			t.Fatalf("stored intent %+v (supersedes %+v), candidate %q; want a rollback superseding %+v", in, in.Supersedes, mr.Spec.Candidate, want)
+		}
+		// The same rollback again is the no-op.
+		if again := act(ns, "rollback", fclient.ActionRequest{}); again.Spec.Intent.ID != got.ID {
+			t.Fatalf("repeated rollback wrote intent %s", again.Spec.Intent.ID)
+		}
+	})
+
+	t.Run("rollback over a pending start restores spec.candidate", func(t *testing.T) {
+		ns := newNamespace(t, "pending")
+		if _, err := run.Fixture(ctx, ns, v1alpha1.PhaseStable); err != nil {
+			t.Fatal(err)
+		}
+		start := act(ns, "start", fclient.ActionRequest{Candidate: "v2"}).Spec.Intent
+		act(ns, "rollback", fclient.ActionRequest{Reason: "wrong build"})
+		mr := stored(ns)
+		if s := mr.Spec.Intent.Supersedes; mr.Spec.Candidate != "" || s == nil || s.ID != start.ID || s.Action != v1alpha1.IntentStart {
+			t.Fatalf("spec.candidate %q, supersedes %+v: want the start cancelled", mr.Spec.Candidate, s)
+		}
+	})
+
+	t.Run("rollback over a pending start in a manual split keeps the rollout's candidate", func(t *testing.T) {
+		ns := rollingOut(t)
+		act(ns, "split", fclient.ActionRequest{Weights: []v1alpha1.SubsetWeight{{Subset: "v1", Weight: 60}, {Subset: "v2", Weight: 40}}})
+		observe(ns, v1alpha1.PhaseManualSplit, "v1", 60, "v2", 40)
+		act(ns, "start", fclient.ActionRequest{Candidate: "v3"}) // allowed from ManualSplit
+		act(ns, "rollback", fclient.ActionRequest{})
+		if mr := stored(ns); mr.Spec.Candidate != "v2" || mr.Spec.Intent.Supersedes == nil {
+			t.Fatalf("spec.candidate %q, supersedes %+v: want v2, the rollout the controller knows", mr.Spec.Candidate, mr.Spec.Intent.Supersedes)
+		}
+	})
+
+	t.Run("start of another candidate over a pending start", func(t *testing.T) {
+		ns := newNamespace(t, "pending")
+		if _, err := run.Fixture(ctx, ns, v1alpha1.PhaseStable); err != nil {
+			t.Fatal(err)
+		}
+		v2 := act(ns, "start", fclient.ActionRequest{Candidate: "v2"}).Spec.Intent
+		p := refused(ns, "start", fclient.ActionRequest{Candidate: "v3"}, 409)
+		if !strings.Contains(p.Detail, fmt.Sprintf(`start of candidate "v2" requested by alice (intent %s)`, v2.ID)) || p.RetryAfter != 0 || p.Current == nil {
+			t.Fatalf("409 %+v: want the pending start named, no Retry-After", p)
+		}
+		if again := act(ns, "start", fclient.ActionRequest{Candidate: "v2"}); again.Spec.Intent.ID != v2.ID || stored(ns).Spec.Candidate != "v2" {
+			t.Fatal("the same start again must be the no-op")
+		}
+	})
+
+	t.Run("pause while paused is the table's 409", func(t *testing.T) {
+		ns := rollingOut(t)
+		act(ns, "pause", fclient.ActionRequest{})
+		observe(ns, v1alpha1.PhasePaused)
+		p := refused(ns, "pause", fclient.ActionRequest{}, 409)
+		want := ns + "/fraud: " + v1alpha1.ActionAllowed(v1alpha1.IntentPause, v1alpha1.StateOf(stored(ns)))
+		if p.Title != "Action not allowed in this phase" || p.Detail != want || p.Phase != v1alpha1.PhasePaused {
+			t.Fatalf("409 %+v, want detail %q", p, want)
+		}
+	})
+
+	t.Run("Idempotency-Key reused after its intent was applied and replaced", func(t *testing.T) {
+		ns := newNamespace(t, "pending")
+		if _, err := run.Fixture(ctx, ns, v1alpha1.PhaseStable); err != nil {
+			t.Fatal(err)
+		}
+		first := act(ns, "start", fclient.ActionRequest{Candidate: "v2", IdempotencyKey: "job-7"}).Spec.Intent
+		observe(ns, v1alpha1.PhaseProgressing, "v1", 95, "v2", 5)
+		act(ns, "pause", fclient.ActionRequest{})
+		observe(ns, v1alpha1.PhasePaused)
+		// Only the history still knows the keyed start.
+		p := refused(ns, "resume", fclient.ActionRequest{IdempotencyKey: "job-7"}, 422)
+		if p.Field != "Idempotency-Key" || !strings.Contains(p.Detail, `Idempotency-Key "job-7"`) || !strings.Contains(p.Detail, first.ID) {
+			t.Fatalf("422 %+v", p)
+		}
+		before := stored(ns)
+		if again := act(ns, "start", fclient.ActionRequest{Candidate: "v2", IdempotencyKey: "job-7"}); again.ResourceVersion != before.ResourceVersion {
+			t.Fatal("the same keyed start again must be the no-op")
+		}
+	})
 }

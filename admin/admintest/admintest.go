@@ -248,18 +248,42 @@ func (r *Running) Fixture(ctx context.Context, ns string, phase v1alpha1.Phase) 
 	return mr, nil
 }
 
-// Observe plays the controller: it marks the pending intent applied and
-// sets the phase (and, when given, the weights and a history entry).
+// historyTypes are the history entry types the controller writes when it
+// applies each action (controller/rollout).
+var historyTypes = map[v1alpha1.IntentAction]string{
+	v1alpha1.IntentStart:    "Started",
+	v1alpha1.IntentPause:    "Paused",
+	v1alpha1.IntentResume:   "Resumed",
+	v1alpha1.IntentSplit:    "ManualSplit",
+	v1alpha1.IntentPromote:  "Promoted",
+	v1alpha1.IntentRollback: "RolledBack",
+}
+
+// Observe plays the controller: it sets the phase (and, when given, the
+// weights) and, the first time it sees a pending intent, marks it applied
+// with a history entry as the controller's: the intent it superseded
+// recorded as IntentSuperseded, a start's candidate in status.candidate.
 func (r *Running) Observe(ctx context.Context, ns, name string, phase v1alpha1.Phase, weights ...v1alpha1.SubsetWeight) error {
 	var mr v1alpha1.ModelRollout
 	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &mr); err != nil {
 		return err
 	}
 	from := mr.Status.Phase
-	if in := mr.Spec.Intent; in != nil {
+	if in := mr.Spec.Intent; in != nil && in.ID != mr.Status.ObservedIntent {
+		now := metav1.Now()
+		if old := in.Supersedes; old != nil {
+			mr.Status.History = append(mr.Status.History, v1alpha1.HistoryEntry{
+				Time: now, Type: "IntentSuperseded", From: from, To: from, Actor: old.Actor, IntentID: old.ID,
+				Reason: fmt.Sprintf("%s requested by %s was superseded by %s from %s before it was applied",
+					strings.ToLower(string(old.Action)), old.Actor, strings.ToLower(string(in.Action)), in.Actor),
+			})
+		}
+		if in.Action == v1alpha1.IntentStart {
+			mr.Status.Candidate = mr.Spec.Candidate
+		}
 		mr.Status.ObservedIntent = in.ID
 		mr.Status.History = append(mr.Status.History, v1alpha1.HistoryEntry{
-			Time: metav1.Now(), Type: string(in.Action), From: from, To: phase, Actor: in.Actor, Reason: in.Reason, IntentID: in.ID, Weights: weights,
+			Time: now, Type: historyTypes[in.Action], From: from, To: phase, Actor: in.Actor, Reason: in.Reason, IntentID: in.ID, Weights: weights,
 		})
 	}
 	mr.Status.Phase = phase
