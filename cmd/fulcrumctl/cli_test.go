@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/fulcrum-ml/fulcrum/admin/admintest"
+	fclient "github.com/fulcrum-ml/fulcrum/admin/client"
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
 	"github.com/fulcrum-ml/fulcrum/e2e/localenv"
 )
@@ -216,13 +217,59 @@ func TestCLIWaitExitCodes(t *testing.T) {
 	if code != 2 || !strings.Contains(out, "timed out") {
 		t.Fatalf("timeout: exit %d\n%s\n%s", code, out, errOut)
 	}
-	// The intent is still pending: a different action now is refused (1).
+	// The intent is still pending: a different action now is refused (1),
+	// and the error shows the server's detail.
 	if code, _, errOut := c.exec(nil, "pause", "fraud", "-n", c.ns); code != 1 || !strings.Contains(errOut, "not been applied") {
 		t.Fatalf("pending: exit %d %s", code, errOut)
+	}
+	code, _, errOut = c.exec(nil, "start", "fraud", "-n", c.ns, "--candidate", "v3")
+	if code != 1 || !strings.Contains(errOut, `409 Previous action pending:`) || !strings.Contains(errOut, `start of candidate "v2" requested by alice`) {
+		t.Fatalf("start over a pending start: exit %d %s", code, errOut)
+	}
+	// A rollback is not refused: it supersedes the pending start at once.
+	code, out, errOut = c.exec(nil, "rollback", "fraud", "-n", c.ns, "--reason", "wrong build")
+	if code != 0 || !strings.Contains(out, "it supersedes the pending start by alice") {
+		t.Fatalf("rollback over a pending start: exit %d\n%s\n%s", code, out, errOut)
 	}
 	// History shows who asked and why.
 	code, out, _ = c.exec(nil, "history", "fraud", "-n", c.ns)
 	if code != 0 || !strings.Contains(out, "alice") || !strings.Contains(out, "ci") {
 		t.Fatalf("history: %d %s", code, out)
+	}
+}
+
+// TestCLIWaitEndsWhenSuperseded: start --wait ends (exit 1) as soon as a
+// rollback supersedes the start, instead of waiting for a phase that will not
+// come.
+func TestCLIWaitEndsWhenSuperseded(t *testing.T) {
+	c := setupCLI(t)
+	ctx := context.Background()
+	if _, err := c.run.Fixture(ctx, c.ns, v1alpha1.PhaseStable); err != nil {
+		t.Fatal(err)
+	}
+	waitCached(t, c, func(string) bool { return true })
+	rolledBack := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		ada := &fclient.Client{Server: c.run.URL, Token: c.token["ada"]}
+		for ctx.Err() == nil {
+			var mr v1alpha1.ModelRollout
+			if err := c.run.Client.Get(ctx, client.ObjectKey{Namespace: c.ns, Name: "fraud"}, &mr); err == nil && mr.Spec.Intent != nil {
+				_, err := ada.Act(ctx, c.ns, "fraud", "rollback", fclient.ActionRequest{Reason: "not today"})
+				rolledBack <- err
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		rolledBack <- ctx.Err()
+	}()
+	start := time.Now()
+	code, out, errOut := c.exec(nil, "start", "fraud", "-n", c.ns, "--candidate", "v2", "--wait", "--timeout", "30s")
+	if err := <-rolledBack; err != nil {
+		t.Fatal(err)
+	}
+	if code != 1 || !strings.Contains(out, "NotApplied: superseded by rollback from ada") || time.Since(start) > 20*time.Second {
+		t.Fatalf("exit %d after %s\n%s\n%s", code, time.Since(start), out, errOut)
 	}
 }

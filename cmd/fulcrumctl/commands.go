@@ -276,6 +276,11 @@ func (o *options) act(cmd *cobra.Command, name, action string, req client.Action
 	}
 	if o.output != "json" {
 		fmt.Fprintf(o.out, "%s/%s: %s requested (intent %s); phase %s\n", ns, name, action, id, phaseOf(mr))
+		if in := mr.Spec.Intent; in != nil && in.Supersedes != nil {
+			old := in.Supersedes
+			fmt.Fprintf(o.out, "%s/%s: it supersedes the pending %s by %s (intent %s), which will not be applied\n",
+				ns, name, strings.ToLower(string(old.Action)), dash(old.Actor), old.ID)
+		}
 	}
 	if !af.wait {
 		return nil

@@ -221,6 +221,7 @@ func waitOutcome(ctx context.Context, c *client.Client, p *printer, ns, name, id
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var final *v1alpha1.ModelRollout
+	replacedBy := ""
 	err := watchLoop(ctx, c, ns, name, func(ev client.Event) (bool, int) {
 		p.event(ev)
 		if ev.Type == "deleted" {
@@ -230,6 +231,12 @@ func waitOutcome(ctx context.Context, c *client.Client, p *printer, ns, name, id
 			return false, 0
 		}
 		mr := ev.Rollout
+		if why := notApplied(mr, id); why != "" {
+			// Superseded by a rollback or ignored: this request will not
+			// be applied, whatever the phase does next.
+			final, replacedBy = mr, why
+			return true, exitFailed
+		}
 		if !applied(mr, id) {
 			return false, 0
 		}
@@ -262,12 +269,18 @@ func waitOutcome(ctx context.Context, c *client.Client, p *printer, ns, name, id
 	if final != nil {
 		result = string(final.Status.Phase)
 	}
+	if replacedBy != "" {
+		result = "NotApplied"
+	}
 	if p.o.output == "json" {
-		_ = json.NewEncoder(p.o.out).Encode(map[string]any{"result": result, "exitCode": code, "rollout": final})
+		_ = json.NewEncoder(p.o.out).Encode(map[string]any{"result": result, "exitCode": code, "reason": replacedBy, "rollout": final})
 	} else {
 		msg := ""
 		if final != nil && final.Status.Message != "" {
 			msg = ": " + final.Status.Message
+		}
+		if replacedBy != "" {
+			msg = ": " + replacedBy
 		}
 		if code == exitTimeout {
 			msg = fmt.Sprintf(" after %s (the rollout goes on; follow it with 'fulcrumctl watch %s -n %s')", timeout, name, ns)
@@ -288,4 +301,19 @@ func applied(mr *v1alpha1.ModelRollout, id string) bool {
 		}
 	}
 	return false
+}
+
+// notApplied says why the controller will never apply intent id: a rollback
+// superseded it (named in spec.intent.supersedes, then in history), or the
+// controller ignored it. Empty while it may still be applied.
+func notApplied(mr *v1alpha1.ModelRollout, id string) string {
+	if in := mr.Spec.Intent; id != "" && in != nil && in.Supersedes != nil && in.Supersedes.ID == id {
+		return fmt.Sprintf("superseded by %s from %s (intent %s)", strings.ToLower(string(in.Action)), dash(in.Actor), in.ID)
+	}
+	for _, h := range mr.Status.History {
+		if id != "" && h.IntentID == id && (h.Type == "IntentSuperseded" || h.Type == "IntentIgnored") {
+			return h.Reason
+		}
+	}
+	return ""
 }

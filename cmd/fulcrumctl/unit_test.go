@@ -59,3 +59,27 @@ func TestRunUsageWithoutServer(t *testing.T) {
 		t.Fatalf("bad output format: exit %d", code)
 	}
 }
+
+func TestNotApplied(t *testing.T) {
+	tests := map[string]struct {
+		mr   *v1alpha1.ModelRollout
+		want string
+	}{
+		"pending": {mr: &v1alpha1.ModelRollout{Spec: v1alpha1.ModelRolloutSpec{Intent: &v1alpha1.Intent{ID: "s1", Action: v1alpha1.IntentStart}}}},
+		"applied": {mr: &v1alpha1.ModelRollout{Status: v1alpha1.ModelRolloutStatus{ObservedIntent: "s1", History: []v1alpha1.HistoryEntry{{Type: "Started", IntentID: "s1"}}}}},
+		"superseded in spec": {mr: &v1alpha1.ModelRollout{Spec: v1alpha1.ModelRolloutSpec{Intent: &v1alpha1.Intent{ID: "r1", Action: v1alpha1.IntentRollback, Actor: "bob",
+			Supersedes: &v1alpha1.SupersededIntent{ID: "s1", Action: v1alpha1.IntentStart, Actor: "alice"}}}}, want: "superseded by rollback from bob (intent r1)"},
+		"superseded in history": {mr: &v1alpha1.ModelRollout{Status: v1alpha1.ModelRolloutStatus{History: []v1alpha1.HistoryEntry{{Type: "IntentSuperseded", IntentID: "s1", Reason: "start requested by alice was superseded"}}}},
+			want: "start requested by alice was superseded"},
+		"ignored": {mr: &v1alpha1.ModelRollout{Status: v1alpha1.ModelRolloutStatus{History: []v1alpha1.HistoryEntry{{Type: "IntentIgnored", IntentID: "s1", Reason: "Start ignored: spec.candidate is empty"}}}},
+			want: "Start ignored: spec.candidate is empty"},
+		"another intent ignored": {mr: &v1alpha1.ModelRollout{Status: v1alpha1.ModelRolloutStatus{History: []v1alpha1.HistoryEntry{{Type: "IntentIgnored", IntentID: "p1", Reason: "Pause ignored"}}}}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := notApplied(tc.mr, "s1"); got != tc.want {
+				t.Fatalf("notApplied = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
