@@ -290,6 +290,13 @@ func TestMetricsAndOpenAPI(t *testing.T) {
 	if len(paths) != 16 {
 		t.Errorf("openapi has %d paths, the router 16", len(paths))
 	}
+	// Every member of a rollout as the API shows it is in the schema.
+	props := r.body["components"].(map[string]any)["schemas"].(map[string]any)["ModelRollout"].(map[string]any)["properties"].(map[string]any)
+	for k := range f.do("GET", fraud, viewerToken, "").body {
+		if props[k] == nil {
+			t.Errorf("openapi's ModelRollout lacks %q", k)
+		}
+	}
 }
 
 func TestUIMounted(t *testing.T) {
