@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/fulcrum-ml/fulcrum/admin/client"
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
@@ -261,6 +263,59 @@ func (c *faultCase) waitProxy() {
 	})
 }
 
+// routeTimes says when the VirtualService first showed some weights (the
+// controller's write, read back from the API server) and when the proxy
+// first routed by that version of it.
+type routeTimes struct{ written, routed time.Time }
+
+// trackRoutes polls every 10 ms from now on for the route reaching want,
+// and returns a function that waits for both times (up to the wait limit).
+func (c *faultCase) trackRoutes(want map[string]int32) func() routeTimes {
+	c.t.Helper()
+	done := make(chan routeTimes, 1)
+	go func() {
+		var rt routeTimes
+		rv := ""
+		deadline := time.Now().Add(waitLimit())
+		for time.Now().Before(deadline) && c.ctx.Err() == nil {
+			if rv == "" {
+				vs, err := c.model.Istio.NetworkingV1().VirtualServices(c.model.NS).Get(c.ctx, c.model.Name, metav1.GetOptions{})
+				if err == nil && sameWeights(rig.RouteWeights(vs), want) {
+					rt.written, rv = time.Now(), vs.ResourceVersion
+				}
+			}
+			if rv != "" {
+				if v, _ := c.model.Proxy.Table().VirtualServiceVersion(c.model.NS, c.model.Name); rvAtLeast(v, rv) {
+					rt.routed = time.Now()
+					break
+				}
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		done <- rt
+	}()
+	return func() routeTimes {
+		c.t.Helper()
+		rt := <-done
+		if rt.routed.IsZero() {
+			c.t.Fatalf("route never reached %v in the API and the proxy (written %v); %s", want, rt.written, c.state())
+		}
+		return rt
+	}
+}
+
+// rvAtLeast reports whether resourceVersion v is rv or later. Versions are
+// opaque to clients, but etcd-backed ones are increasing integers, which a
+// test on this environment may rely on; anything else compares equal only.
+func rvAtLeast(v, rv string) bool {
+	a, err1 := strconv.ParseUint(v, 10, 64)
+	b, err2 := strconv.ParseUint(rv, 10, 64)
+	if err1 != nil || err2 != nil {
+		return v == rv
+	}
+	return a >= b
+}
+
 // safeWithin waits until the data plane has sent nothing toward subset for
 // the quiet time, no longer than bound after visible plus the quiet time,
 // and fails the case if a request went toward it later than bound after
@@ -337,24 +392,70 @@ func (c *faultCase) scale(version string, replicas int32) {
 }
 
 // waitNoReadyPods waits until the API server shows no Ready, running pod
-// of version (what the controller's pod watch sees) and returns when.
+// of version and returns when. Start it (podsGone) before the change: it
+// watches, so the time is when a watch (the controller's, the proxy's) got
+// the news.
 func (c *faultCase) waitNoReadyPods(version string) time.Time {
 	c.t.Helper()
-	var at time.Time
-	c.eventually("no Ready pod of "+version, func() bool {
-		pods, err := env.Kube.Client.CoreV1().Pods(c.model.NS).List(c.ctx, metav1.ListOptions{LabelSelector: "version=" + version})
-		if err != nil {
-			return false
-		}
-		for _, p := range pods.Items {
-			if p.DeletionTimestamp == nil && podReady(p) {
+	return c.podsGone(version)()
+}
+
+// podsGone starts watching version's pods and returns a function that waits
+// until none is Ready and running, and returns the time the watch saw it.
+func (c *faultCase) podsGone(version string) func() time.Time {
+	c.t.Helper()
+	pods := env.Kube.Client.CoreV1().Pods(c.model.NS)
+	sel := metav1.ListOptions{LabelSelector: "version=" + version}
+	list, err := pods.List(c.ctx, sel)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	serving := map[string]bool{}
+	for _, p := range list.Items {
+		serving[p.Name] = p.DeletionTimestamp == nil && podReady(p)
+	}
+	none := func() bool {
+		for _, ok := range serving {
+			if ok {
 				return false
 			}
 		}
-		at = time.Now()
 		return true
-	})
-	return at
+	}
+	sel.ResourceVersion = list.ResourceVersion
+	w, err := pods.Watch(c.ctx, sel)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	at := make(chan time.Time, 1)
+	go func() {
+		defer w.Stop()
+		if none() {
+			at <- time.Now()
+			return
+		}
+		for ev := range w.ResultChan() {
+			p, ok := ev.Object.(*corev1.Pod)
+			if !ok {
+				continue
+			}
+			serving[p.Name] = ev.Type != watch.Deleted && p.DeletionTimestamp == nil && podReady(*p)
+			if none() {
+				at <- time.Now()
+				return
+			}
+		}
+	}()
+	return func() time.Time {
+		c.t.Helper()
+		select {
+		case t := <-at:
+			return t
+		case <-time.After(waitLimit()):
+			c.t.Fatalf("pods of %s still Ready after %s: %s", version, waitLimit(), c.state())
+		}
+		return time.Time{}
+	}
 }
 
 func podReady(p corev1.Pod) bool {

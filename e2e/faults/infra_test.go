@@ -3,6 +3,8 @@ package faults
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,9 +27,10 @@ const (
 	// reconcile and an analysis interval, well below the 40 s node lease,
 	// so no pod turns unready because of it.
 	etcdPause = 3 * time.Second
-	// promDown and promUp shape Prometheus flapping: down for an analysis
-	// interval (2 s), back for as long, three times.
-	promDown, promUp, promFlaps = 2 * time.Second, 2 * time.Second, 3
+	// promDown and promUp shape Prometheus flapping: down for longer than
+	// an analysis interval (2 s), so at least one round runs without it,
+	// back for an interval, three times.
+	promDown, promUp, promFlaps = 3 * time.Second, 2 * time.Second, 3
 )
 
 // Given a canary serving 30% with live traffic, when kube-apiserver is
@@ -48,12 +51,16 @@ func TestAPIServerRestartMidRollout(t *testing.T) {
 	}
 	back := time.Now()
 	outage := c.load.Snapshot().Sub(w0)
+	routes := c.trackRoutes(stableOnly)
 	rb := c.rollbackAccepted(f, "after the API server restart")
 
 	// Then
 	if n := outage.Errors(""); n > 0 {
 		t.Fatalf("%d of %d requests failed while the API server was down (%s)", n, outage.Completed, outage)
 	}
+	rt := routes()
+	t.Logf("after the API answered again: VirtualService at stable %s later, the proxy routing by it %s later",
+		rt.written.Sub(back).Round(time.Millisecond), rt.routed.Sub(back).Round(time.Millisecond))
 	c.safeWithin("v2", back, reconnectBound)
 	c.rolledBackBy(before, rb)
 }
@@ -104,11 +111,12 @@ func TestEtcdPausedMidRollout(t *testing.T) {
 	c.rolledBackBy(before, rb)
 }
 
-// Given a canary judged from a Prometheus of its own, when that Prometheus
-// goes away and comes back three times and, on its third absence, an
-// engineer rolls back, then no step advanced while it was away, the
-// rollback did not wait for it (the data plane left the candidate within
-// reactBound), and history lost or repeated nothing.
+// Given a canary judged from a Prometheus of its own, with steps short
+// enough to advance between outages, when that Prometheus goes away and
+// comes back three times and, on its third absence, an engineer rolls
+// back, then every round while it was away was an Error and no step
+// advanced then, the rollback did not wait for it (the data plane left the
+// candidate within reactBound), and history lost or repeated nothing.
 func TestPrometheusFlapping(t *testing.T) {
 	if env == nil {
 		t.Skip("needs the local Kubernetes environment (not under -short)")
@@ -116,8 +124,10 @@ func TestPrometheusFlapping(t *testing.T) {
 	prom := newOwnProm(t)
 	c := given(t, caseConfig{prom: prom})
 	f := c.startFulcrum("fulcrum", func(cfg *rig.FulcrumConfig) { cfg.PrometheusURL = prom.srv.URL })
-	// Steps long enough that flapping ends well before 100%.
-	c.canary(rig.RolloutConfig{Candidate: "v2", MinStepDuration: 10 * time.Second}, map[string]int32{"v1": 80, "v2": 20})
+	// Four advances of at least 4 s each to reach 100%: more than the
+	// flapping lasts, so the rollback always has something to roll back.
+	c.canary(rig.RolloutConfig{Candidate: "v2", Steps: []int32{20, 40, 60, 80, 100}, MinStepDuration: 4 * time.Second},
+		map[string]int32{"v1": 80, "v2": 20})
 	before := c.rollout()
 
 	// When
@@ -128,12 +138,14 @@ func TestPrometheusFlapping(t *testing.T) {
 		prom.stop()
 		down := time.Now()
 		if i == promFlaps-1 {
+			t.Logf("rounds before the rollback:\n%s", rounds(c.rollout()))
 			asked = time.Now()
 			rb = c.mustAct(f, "rollback", client.ActionRequest{Reason: "while Prometheus is away"})
 			away = append(away, [2]time.Time{down, time.Now().Add(time.Hour)})
 			break
 		}
 		time.Sleep(promDown)
+		c.errorRoundSince(down)
 		if err := prom.start(c.ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -149,9 +161,11 @@ func TestPrometheusFlapping(t *testing.T) {
 			continue
 		}
 		for _, w := range away {
-			// A round that read Prometheus just before it stopped may be
-			// recorded a moment later.
-			if h.Time.After(w[0].Add(500*time.Millisecond)) && h.Time.Time.Before(w[1]) {
+			// History times are whole seconds: an entry stamped S was
+			// made in [S, S+1s). A round that read Prometheus just before
+			// it stopped may be recorded a moment later.
+			at := h.Time.Time
+			if at.After(w[0].Add(500*time.Millisecond)) && at.Add(time.Second).Before(w[1]) {
 				t.Fatalf("%s while Prometheus was away (%s–%s)\n%s\nverdicts:\n%s", describe(h),
 					w[0].Format("15:04:05.000"), w[1].Format("15:04:05.000"), historyText(mr), rig.Verdicts(mr))
 			}
@@ -189,6 +203,37 @@ func TestLeaderChangeDuringRollback(t *testing.T) {
 	c.safeWithin("v2", asked, takeoverBound)
 	c.eventually("replica b to take the Lease", func() bool { h := holder(); return h != "" && h != leader })
 	c.rolledBackBy(before, rb)
+}
+
+// errorRoundSince fails the case unless the latest analysis round ran
+// after since (to the second: status times are whole seconds) and was an
+// Error (Prometheus unreachable).
+func (c *faultCase) errorRoundSince(since time.Time) {
+	c.t.Helper()
+	mr := c.rollout()
+	var last *v1alpha1.AnalysisRound
+	if a := mr.Status.Analysis; a != nil && len(a.RecentRounds) > 0 {
+		last = &a.RecentRounds[len(a.RecentRounds)-1]
+	}
+	if last == nil || last.Time.Time.Before(since.Truncate(time.Second)) || last.Verdict != v1alpha1.VerdictError {
+		c.t.Fatalf("latest round while Prometheus was away (since %s): %+v, want an Error round\nverdicts:\n%s",
+			since.Format("15:04:05.000"), last, rig.Verdicts(mr))
+	}
+}
+
+// rounds renders the recent analysis rounds with their times.
+func rounds(mr *v1alpha1.ModelRollout) string {
+	var b strings.Builder
+	if a := mr.Status.Analysis; a != nil {
+		for _, r := range a.RecentRounds {
+			fmt.Fprintf(&b, "  %s step %d %s:", r.Time.UTC().Format("15:04:05"), r.Step, r.Verdict)
+			for _, m := range r.Metrics {
+				fmt.Fprintf(&b, " %s=%s(n=%d %s)", m.Name, m.Verdict, m.CandidateSamples, m.Message)
+			}
+			b.WriteString("\n")
+		}
+	}
+	return b.String()
 }
 
 // ownProm is a Prometheus of a case's own, stopped and started again in
@@ -238,11 +283,17 @@ func (c *faultCase) leaseHolder(name string) string {
 func (c *faultCase) rollbackAccepted(f *rig.Fulcrum, reason string) *v1alpha1.ModelRollout {
 	c.t.Helper()
 	start := time.Now()
+	var first error
 	for {
 		mr, err := c.act(f, "rollback", client.ActionRequest{Reason: reason})
 		if err == nil {
-			c.t.Logf("rollback accepted %s after the first try", time.Since(start).Round(time.Millisecond))
+			if first != nil {
+				c.t.Logf("rollback accepted %s after the first try, which failed: %v", time.Since(start).Round(time.Millisecond), first)
+			}
 			return mr
+		}
+		if first == nil {
+			first = err
 		}
 		var p *client.Problem
 		if errors.As(err, &p) && p.Status < 500 {

@@ -101,11 +101,12 @@ const (
 	reactBound = 2 * time.Second
 
 	// reconnectBound is reactBound plus the time the controller's and the
-	// proxy's watches take to come back after the API server did: client-go
-	// retries a broken watch with a backoff that starts at 800 ms and
-	// doubles (jittered), so after a few seconds of outage the next attempt
-	// can be 3–7 s away.
-	reconnectBound = 10 * time.Second
+	// proxy's watches take to come back after the API server did. client-go
+	// retries a broken watch with a backoff that starts at 0.8 s and
+	// doubles, each wait stretched by up to 2× jitter: after the ~6 s this
+	// restart takes (2 s down, then start-up), the next try can be up to
+	// 12.8 s away, for the controller and for the mesh's control plane alike.
+	reconnectBound = 12800*time.Millisecond + reactBound
 
 	// takeoverBound is the Lease the rig's replicas hold (4 s, renewed every
 	// 0.5 s) running out after the leader stops, the follower's next try

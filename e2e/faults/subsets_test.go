@@ -24,8 +24,9 @@ func TestCandidatePodsLostTrafficLeaves(t *testing.T) {
 	before := c.rollout()
 
 	// When
+	podsGone := c.podsGone("v2")
 	c.scale("v2", 0)
-	gone := c.waitNoReadyPods("v2")
+	gone := podsGone()
 
 	// Then
 	c.safeWithin("v2", gone, reactBound)
