@@ -10,11 +10,6 @@ import (
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
 )
 
-var fuzzActions = []v1alpha1.IntentAction{
-	v1alpha1.IntentStart, v1alpha1.IntentSplit, v1alpha1.IntentPromote,
-	v1alpha1.IntentRollback, v1alpha1.IntentPause, v1alpha1.IntentResume,
-}
-
 // FuzzDecodePlan decodes arbitrary bodies for every action and plans them
 // against a progressing rollout. Whatever the input: no panic, every refusal
 // is a 4xx *Error with a detail, and every accepted request yields an intent
@@ -42,7 +37,7 @@ func FuzzDecodePlan(f *testing.F) {
 	}
 	subsets := []string{"v1", "v2"}
 	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
-		action := fuzzActions[int(which)%len(fuzzActions)]
+		action := Actions[int(which)%len(Actions)]
 		req, err := DecodeBytes(action, body)
 		if err != nil {
 			checkRefusal(t, err)
