@@ -16,6 +16,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
 	"k8s.io/klog/v2/textlogger"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -24,11 +25,15 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
+	"github.com/fulcrum-ml/fulcrum/cmd/internal/version"
 	"github.com/fulcrum-ml/fulcrum/controller"
 )
 
 // flags are every command-line setting; components read what they need.
 type flags struct {
+	version   bool
+	logFormat string
+
 	kubeconfig string
 	namespaces string
 
@@ -61,6 +66,8 @@ type flags struct {
 func parseFlags(args []string) (*flags, *textlogger.Config, error) {
 	f := &flags{}
 	fs := flag.NewFlagSet("fulcrum", flag.ContinueOnError)
+	fs.BoolVar(&f.version, "version", false, "print the version and exit")
+	fs.StringVar(&f.logFormat, "log-format", logText, "log format: text (klog) or json (one object per line; -v sets the level, -vmodule is ignored)")
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file; empty means in-cluster config or $KUBECONFIG")
 	fs.StringVar(&f.namespaces, "namespaces", "", "comma-separated namespaces whose rollouts this process reconciles and serves; every namespace when empty")
 	fs.BoolVar(&f.controller, "controller", true, "run the ModelRollout controller (only the leader reconciles)")
@@ -100,6 +107,9 @@ func parseFlags(args []string) (*flags, *textlogger.Config, error) {
 	if err := fs.Parse(args); err != nil {
 		return nil, logs, err
 	}
+	if f.logFormat != logText && f.logFormat != logJSON {
+		return nil, logs, fmt.Errorf("--log-format %q: want %s or %s", f.logFormat, logText, logJSON)
+	}
 	if f.leaseDuration <= f.renewDeadline || f.renewDeadline <= f.retryPeriod {
 		return nil, logs, fmt.Errorf("--lease-duration (%s) must exceed --renew-deadline (%s), which must exceed --retry-period (%s)", f.leaseDuration, f.renewDeadline, f.retryPeriod)
 	}
@@ -115,7 +125,22 @@ func main() {
 		fmt.Fprintln(os.Stderr, "fulcrum:", err)
 		os.Exit(3)
 	}
-	ctrl.SetLogger(textlogger.NewLogger(logs))
+	if f.version {
+		fmt.Println("fulcrum", version.Get())
+		return
+	}
+	logger, err := newLogger(f.logFormat, logs, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fulcrum:", err)
+		os.Exit(3)
+	}
+	ctrl.SetLogger(logger)
+	if f.logFormat == logJSON {
+		// client-go's own messages (leader election, reflectors) too.
+		klog.SetLogger(logger)
+	}
+	v := version.Get()
+	ctrl.Log.Info("starting fulcrum", "version", v.Version, "commit", v.Commit, "go", v.GoVersion)
 	if err := run(ctrl.SetupSignalHandler(), f); err != nil {
 		ctrl.Log.Error(err, "fulcrum stopped")
 		os.Exit(1)
