@@ -81,10 +81,16 @@ var drills = []drill{
 	}},
 	{name: "rollback with a promote pending", from: "controller running again", cfg: plain, run: benchPendingPromote},
 	{name: "rollback while Prometheus is down", from: "rollback asked", cfg: ownPrometheus, run: benchPrometheusDown},
-	{name: "controller killed in the finalizer", from: "new process ready", cfg: plain, run: func(b *testing.B, c *faultCase, m *measures) {
+	// Deterministic worst case: frozen before the delete, so the finalizer
+	// never ran in the old process. TestControllerKilledDuringFinalizer
+	// kills right after the delete instead.
+	{name: "controller killed before its finalizer ran", from: "new process ready", cfg: plain, run: func(b *testing.B, c *faultCase, m *measures) {
 		f := c.startFulcrum("fulcrum")
 		n := 0
 		loop(b, c, m, at30(), func() time.Time {
+			if err := f.Freeze(); err != nil {
+				b.Fatal(err)
+			}
 			c.deleteRollout()
 			f.Kill()
 			n++
