@@ -6,7 +6,7 @@ TOOLS := $(GO) tool -modfile=hack/tools/go.mod
 BIN := bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps all generate verify verify-generated lint build test fuzz unit e2e demo env clean
+.PHONY: deps all generate verify verify-generated lint build test chart-test fuzz unit e2e demo env clean
 
 all: build
 
@@ -45,7 +45,14 @@ deps:
 ## test: every test, unit and integration against a real kube-apiserver and Prometheus.
 test: deps
 	$(GO) test -count=1 -timeout 25m ./...
+	$(MAKE) chart-test
 	$(MAKE) fuzz
+
+## chart-test: the Helm chart's tests (their own module under charts/fulcrum/test, to keep Helm out of Fulcrum's).
+## -mod=mod: the module replaces github.com/fulcrum-ml/fulcrum with this checkout,
+## so a dependency added there must not break it before its go.sum is refreshed.
+chart-test:
+	cd charts/fulcrum/test && $(GO) vet -mod=mod ./... && $(GO) test -mod=mod -count=1 -timeout 10m ./...
 
 ## fuzz: a short coverage-guided run of each fuzz target (seeds also run in `test`).
 fuzz:

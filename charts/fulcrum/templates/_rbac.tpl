@@ -1,0 +1,52 @@
+{{/* Least privilege for the fulcrum binary: only the verbs its components
+use. Reads come through informers (get/list/watch); writes are limited to
+what the controller owns: VirtualService route weights, ModelRollout status,
+and the ModelRollout spec on promotion (stable := candidate). With
+watchNamespaces the namespaced rules are granted by a Role in each watched
+namespace instead of cluster-wide. */ -}}
+{{- define "fulcrum.namespacedRules" -}}
+- apiGroups: ["fulcrum.dev"]
+  resources: ["modelrollouts"]
+  # update: promotion moves spec.candidate into spec.stable; the admin API
+  # records intents on spec.
+  verbs: ["get", "list", "watch", "update", "patch"]
+- apiGroups: ["fulcrum.dev"]
+  resources: ["modelrollouts/status"]
+  verbs: ["get", "update", "patch"]
+- apiGroups: ["fulcrum.dev"]
+  resources: ["metrictemplates"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["networking.istio.io"]
+  resources: ["virtualservices"]
+  # update only: weights are written with optimistic concurrency.
+  verbs: ["get", "list", "watch", "update"]
+- apiGroups: ["networking.istio.io"]
+  resources: ["destinationrules"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["pods", "services"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["", "events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end }}
+{{- define "fulcrum.clusterRules" -}}
+{{- if .Values.admin.enabled }}
+# Admin API: authenticate bearer tokens and authorize each request against
+# the caller's own RBAC.
+- apiGroups: ["authentication.k8s.io"]
+  resources: ["tokenreviews"]
+  verbs: ["create"]
+- apiGroups: ["authorization.k8s.io"]
+  resources: ["subjectaccessreviews"]
+  verbs: ["create"]
+{{- end }}
+{{- if include "fulcrum.webhookSelfSigned" . }}
+# Webhook in self-signed mode writes its CA bundle into its own
+# configurations, and nothing else.
+- apiGroups: ["admissionregistration.k8s.io"]
+  resources: ["validatingwebhookconfigurations"]
+  resourceNames: ["fulcrum-modelrollouts", "fulcrum-virtualservice-guard"]
+  verbs: ["get", "update", "patch"]
+{{- end }}
+{{- end }}
