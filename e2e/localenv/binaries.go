@@ -32,6 +32,7 @@ type component struct {
 	module    string // module whose version in the tools go.mod keys the cache
 	pkg       string // package to build
 	stampKube bool   // stamp k8s.io/component-base/version with the module version
+	ldflags   string // extra -ldflags (tools built by EnsureTool)
 }
 
 var components = map[string]component{
@@ -225,6 +226,8 @@ func build(ctx context.Context, dir string, c component, version, dst string) er
 			return err
 		}
 		args = append(args, "-ldflags", ld)
+	} else if c.ldflags != "" {
+		args = append(args, "-ldflags", c.ldflags)
 	}
 	args = append(args, c.pkg)
 	cmd := exec.CommandContext(ctx, goBinary(), args...)
