@@ -36,6 +36,7 @@ func (s *Server) routes() http.Handler {
 
 	r.Route(APIPrefix, func(r chi.Router) {
 		r.Use(s.rateLimit, s.limitBody)
+		r.Get("/version", s.version)
 		r.Get("/whoami", s.whoami)
 		r.Get("/rollouts", s.listRollouts)
 		r.Get("/events", s.streamAll)

@@ -4,9 +4,10 @@
 // on the ModelRollout with optimistic concurrency; the controller applies
 // them. The API never writes a VirtualService.
 //
-// Every request is authenticated (bearer token: TokenReview or a static
-// token file) and authorized with a SubjectAccessReview on
-// modelrollouts.fulcrum.dev, so who may do what is ordinary Kubernetes RBAC.
+// Every API request (all of /api/v1 but the server's version) is
+// authenticated (bearer token: TokenReview or a static token file) and
+// authorized with a SubjectAccessReview on modelrollouts.fulcrum.dev, so who
+// may do what is ordinary Kubernetes RBAC.
 // See docs/admin-api.md for the routes and /openapi.json for the schema.
 package admin
 
@@ -80,6 +81,10 @@ type Config struct {
 
 	// UI, when set, is mounted at / (the dashboard). API routes win.
 	UI http.Handler
+
+	// Version is the server's build, answered at GET /api/v1/version;
+	// "unknown" when its Version is empty.
+	Version BuildInfo
 
 	Logger logr.Logger
 	Clock  clock.WithTicker

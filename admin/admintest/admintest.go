@@ -120,6 +120,8 @@ type Options struct {
 	RateLimit rate.Limit
 	// Quiet drops the server's logs.
 	Quiet bool
+	// Version is the build the server reports at /api/v1/version.
+	Version admin.BuildInfo
 }
 
 // Start runs an admin server against the API server of cfg (an admin
@@ -169,6 +171,7 @@ func Start(t testing.TB, cfg *rest.Config, opts Options) *Running {
 		Logger:            log,
 		RateLimit:         limit,
 		HeartbeatInterval: 2 * time.Second,
+		Version:           opts.Version,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -61,6 +61,15 @@ type WhoAmI struct {
 	Can    map[string]bool `json:"can"`
 }
 
+// ServerVersion is the server's build (GET /api/v1/version).
+type ServerVersion struct {
+	Version   string `json:"version"`
+	Commit    string `json:"commit,omitempty"`
+	Modified  bool   `json:"modified,omitempty"`
+	GoVersion string `json:"goVersion"`
+	Platform  string `json:"platform"`
+}
+
 // History is a rollout's transitions.
 type History struct {
 	Items   []v1alpha1.HistoryEntry `json:"items"`
@@ -198,6 +207,17 @@ func (c *Client) History(ctx context.Context, ns, name string) (*History, error)
 		return nil, err
 	}
 	return &h, nil
+}
+
+// Version asks the server for its build. The route needs no token (the
+// client sends it anyway, and the server ignores it). A server older than
+// the route answers 404.
+func (c *Client) Version(ctx context.Context) (*ServerVersion, error) {
+	var v ServerVersion
+	if err := c.do(ctx, http.MethodGet, "/api/v1/version", nil, nil, nil, &v); err != nil {
+		return nil, err
+	}
+	return &v, nil
 }
 
 // WhoAmI asks who the token is and what it may do in ns.

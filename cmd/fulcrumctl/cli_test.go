@@ -14,6 +14,7 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/fulcrum-ml/fulcrum/admin"
 	"github.com/fulcrum-ml/fulcrum/admin/admintest"
 	fclient "github.com/fulcrum-ml/fulcrum/admin/client"
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
@@ -29,6 +30,9 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(localenv.Main(m, opts, &env))
 }
+
+// testServerBuild is the build the admin server reports.
+var testServerBuild = admin.BuildInfo{Version: "v9.9.9-test", Commit: "0123abcd", GoVersion: "go1.26.8", Platform: "linux/arm64"}
 
 type cli struct {
 	t     *testing.T
@@ -52,7 +56,7 @@ func setupCLI(t *testing.T) *cli {
 	if err := admintest.InstallRoles(ctx, env.Client); err != nil {
 		t.Fatal(err)
 	}
-	run := admintest.Start(t, env.Config, admintest.Options{Quiet: true})
+	run := admintest.Start(t, env.Config, admintest.Options{Quiet: true, Version: testServerBuild})
 	ns, err := env.CreateNamespace(ctx, "cli")
 	if err != nil {
 		t.Fatal(err)
@@ -104,6 +108,11 @@ func TestCLIReadsAndUsage(t *testing.T) {
 	}
 	if code, out, _ = c.exec(nil, "whoami", "-n", c.ns); code != 0 || !strings.Contains(out, "user: alice") || !strings.Contains(out, "rollback") {
 		t.Fatalf("whoami: %d %q", code, out)
+	}
+	// version needs no token.
+	if code, out, errOut = c.exec([]string{"FULCRUM_TOKEN="}, "version"); code != 0 || !strings.Contains(out, "Client: ") ||
+		!strings.Contains(out, "Server: v9.9.9-test (commit 0123abcd, go1.26.8, linux/arm64)") {
+		t.Fatalf("version: %d %q %q", code, out, errOut)
 	}
 	// Usage errors: 3.
 	for _, args := range [][]string{{"start", "fraud", "-n", c.ns}, {"split", "fraud", "v1=70", "-n", c.ns}, {"get"}, {"list", "--bogus"}, {"split", "fraud", "v1=7.5", "v2=92.5", "-n", c.ns}} {

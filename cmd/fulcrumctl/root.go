@@ -51,13 +51,13 @@ rolled back/failed, 2 --wait timed out, 3 usage or connection error.`,
 			if o.namespace == "" {
 				o.namespace = o.getenv("FULCRUM_NAMESPACE")
 			}
-			if o.server == "" {
-				return &exitError{code: exitUsageErr, err: errors.New("no server: pass --server URL or set FULCRUM_SERVER")}
-			}
 			switch o.output {
 			case "", "text", "json":
 			default:
 				return &exitError{code: exitUsageErr, err: fmt.Errorf("--output %q: use text or json", o.output)}
+			}
+			if o.server == "" && cmd.Annotations[serverOptional] == "" {
+				return &exitError{code: exitUsageErr, err: errors.New("no server: pass --server URL or set FULCRUM_SERVER")}
 			}
 			return nil
 		},
@@ -81,6 +81,7 @@ rolled back/failed, 2 --wait timed out, 3 usage or connection error.`,
 		newSimpleActionCmd(o, "rollback", "Send all traffic back to the stable version now", false),
 		newSimpleActionCmd(o, "pause", "Stop automatic progression", false),
 		newSimpleActionCmd(o, "resume", "Resume automatic progression after pause or split", true),
+		newVersionCmd(o),
 	)
 	return root
 }
