@@ -56,7 +56,7 @@ rolled back/failed, 2 --wait timed out, 3 usage or connection error.`,
 			default:
 				return &exitError{code: exitUsageErr, err: fmt.Errorf("--output %q: use text or json", o.output)}
 			}
-			if o.server == "" && cmd.Annotations[serverOptional] == "" {
+			if o.server == "" && needsServer(cmd) {
 				return &exitError{code: exitUsageErr, err: errors.New("no server: pass --server URL or set FULCRUM_SERVER")}
 			}
 			return nil
@@ -66,9 +66,11 @@ rolled back/failed, 2 --wait timed out, 3 usage or connection error.`,
 		return &exitError{code: exitUsageErr, err: err}
 	})
 	f := root.PersistentFlags()
-	f.StringVar(&o.server, "server", "", "admin API base URL (default $FULCRUM_SERVER)")
-	f.StringVar(&o.token, "token", "", "bearer token (default $FULCRUM_TOKEN)")
-	f.StringVarP(&o.namespace, "namespace", "n", "", "namespace of the rollout (default $FULCRUM_NAMESPACE; list and watch: all namespaces when empty)")
+	// The environment variables are not flag defaults: help would print them
+	// as if they were the literal default.
+	f.StringVar(&o.server, "server", "", "admin API base URL, e.g. http://fulcrum.fulcrum-system (or $FULCRUM_SERVER)")
+	f.StringVar(&o.token, "token", "", "bearer token (or $FULCRUM_TOKEN)")
+	f.StringVarP(&o.namespace, "namespace", "n", "", "namespace of the rollout (or $FULCRUM_NAMESPACE; list and watch: all namespaces when empty)")
 	f.StringVarP(&o.output, "output", "o", "text", "output format: text or json")
 	f.StringVar(&o.caFile, "certificate-authority", "", "PEM file of the CA that signed the server's certificate")
 	f.BoolVar(&o.insecure, "insecure-skip-tls-verify", false, "do not verify the server's certificate (testing only)")
@@ -84,6 +86,20 @@ rolled back/failed, 2 --wait timed out, 3 usage or connection error.`,
 		newVersionCmd(o),
 	)
 	return root
+}
+
+// needsServer is false for the commands that do not call the admin API:
+// version (which handles a missing server itself), help and completion.
+func needsServer(cmd *cobra.Command) bool {
+	for c := cmd; c != nil; c = c.Parent() {
+		switch {
+		case c.Annotations[serverOptional] != "",
+			c.Name() == "help", c.Name() == "completion",
+			c.Name() == cobra.ShellCompRequestCmd, c.Name() == cobra.ShellCompNoDescRequestCmd:
+			return false
+		}
+	}
+	return true
 }
 
 func (o *options) client() (*client.Client, error) {

@@ -83,3 +83,14 @@ func TestNotApplied(t *testing.T) {
 		})
 	}
 }
+
+// TestNoServerNeeded: help, completion and version --client work before a
+// server is configured.
+func TestNoServerNeeded(t *testing.T) {
+	for _, args := range [][]string{{"help"}, {"help", "start"}, {"start", "--help"}, {"completion", "bash"}, {"version", "--client"}} {
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), args, &out, &errb, func(string) string { return "" }); code != exitOK || out.Len() == 0 {
+			t.Errorf("%v: exit %d, %d bytes out: %s", args, code, out.Len(), errb.String())
+		}
+	}
+}
