@@ -295,6 +295,29 @@ func (c *faultCase) historyIntact(before, after *v1alpha1.ModelRollout) {
 	}
 }
 
+// logHistory puts the rollout's history in the test log: what an on-call
+// engineer would read after the fault.
+func (c *faultCase) logHistory(mr *v1alpha1.ModelRollout) {
+	c.t.Helper()
+	c.t.Logf("history:\n%s", historyText(mr))
+}
+
+// logEvents puts the namespace's Events about ModelRollouts in the test
+// log: after a deletion they are the only record left.
+func (c *faultCase) logEvents() {
+	c.t.Helper()
+	evs, err := env.Kube.Client.CoreV1().Events(c.model.NS).List(c.ctx, metav1.ListOptions{FieldSelector: "involvedObject.kind=ModelRollout"})
+	if err != nil {
+		c.t.Logf("events: %v", err)
+		return
+	}
+	var b strings.Builder
+	for _, e := range evs.Items {
+		fmt.Fprintf(&b, "  %s %s: %s\n", e.Type, e.Reason, e.Message)
+	}
+	c.t.Logf("events:\n%s", b.String())
+}
+
 // historyText renders a rollout's history, one entry a line.
 func historyText(mr *v1alpha1.ModelRollout) string {
 	var b strings.Builder

@@ -20,8 +20,9 @@ import (
 // How long the infrastructure stays broken.
 const (
 	// apiServerDown is how long kube-apiserver stays dead before it is
-	// started again (it then takes 2–4 s to answer /readyz here): long
-	// enough that every watch in the cluster breaks and backs off.
+	// started again (it then takes 3–10 s to answer /readyz here, by how
+	// loaded the machine is): every watch in the cluster breaks and backs
+	// off.
 	apiServerDown = 2 * time.Second
 	// etcdPause is "a few seconds" of a stalled etcd: longer than a
 	// reconcile and an analysis interval, well below the 40 s node lease,
@@ -36,8 +37,9 @@ const (
 // Given a canary serving 30% with live traffic, when kube-apiserver is
 // killed and started again, and an engineer rolls back as soon as it
 // answers, then the data plane served every request while the API was down
-// (routing needs no API server), the rollback lands within reconnectBound
-// of the API answering, and history lost or repeated nothing.
+// (routing needs no API server), the rollback reaches the data plane within
+// watchRetryBound of the outage plus reactBound after the API answers, and
+// history lost or repeated nothing.
 func TestAPIServerRestartMidRollout(t *testing.T) {
 	c := givenAlone(t, caseConfig{})
 	f := c.startFulcrum("fulcrum")
@@ -46,6 +48,7 @@ func TestAPIServerRestartMidRollout(t *testing.T) {
 	w0 := c.load.Snapshot()
 
 	// When
+	killed := time.Now()
 	if err := env.Kube.RestartAPIServer(c.ctx, apiServerDown); err != nil {
 		t.Fatal(err)
 	}
@@ -59,9 +62,9 @@ func TestAPIServerRestartMidRollout(t *testing.T) {
 		t.Fatalf("%d of %d requests failed while the API server was down (%s)", n, outage.Completed, outage)
 	}
 	rt := routes()
-	t.Logf("after the API answered again: VirtualService at stable %s later, the proxy routing by it %s later",
-		rt.written.Sub(back).Round(time.Millisecond), rt.routed.Sub(back).Round(time.Millisecond))
-	c.safeWithin("v2", back, reconnectBound)
+	t.Logf("API server out for %s; after it answered again: VirtualService at stable %s later, the proxy routing by it %s later",
+		back.Sub(killed).Round(time.Millisecond), rt.written.Sub(back).Round(time.Millisecond), rt.routed.Sub(back).Round(time.Millisecond))
+	c.safeWithin("v2", back, watchRetryBound(back.Sub(killed))+reactBound)
 	c.rolledBackBy(before, rb)
 }
 
@@ -171,7 +174,6 @@ func TestPrometheusFlapping(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("history:\n%s", historyText(mr))
 }
 
 // Given two fulcrum replicas with leader election and a canary serving 30%,
@@ -320,6 +322,7 @@ func (c *faultCase) rolledBackBy(before, rb *v1alpha1.ModelRollout) *v1alpha1.Mo
 		c.t.Fatalf("history entry for the rollback %s: %+v, want RolledBack by %s\n%s", id, h, rig.EngineerUser, historyText(mr))
 	}
 	c.historyIntact(before, mr)
+	c.logHistory(mr)
 	c.servedShare("v1", 100, 600)
 	return mr
 }

@@ -47,6 +47,7 @@ func TestSplitAfterPromotionSticks(t *testing.T) {
 		t.Fatalf("last history entry %s, want the ManualSplit of intent %s by %s\n%s", describe(last), sp.ID, rig.EngineerUser, historyText(mr))
 	}
 	c.historyIntact(&v1alpha1.ModelRollout{}, mr)
+	c.logHistory(mr)
 	c.servedShare("v2", 30, 1500)
 }
 
@@ -101,6 +102,7 @@ func TestAdoptExistingSplit(t *testing.T) {
 		t.Fatalf("Adopted entries %v, want one by fulcrum with v1=70 v2=30\n%s", adopted, historyText(mr))
 	}
 	c.historyIntact(&v1alpha1.ModelRollout{}, mr)
+	c.logHistory(mr)
 	c.servedShare("v2", 30, 1500)
 }
 
@@ -137,6 +139,7 @@ func TestPauseRefusedWhenNotProgressing(t *testing.T) {
 	if mr.Status.Phase != v1alpha1.PhaseManualSplit || lastEntry(mr, "IntentIgnored") != nil {
 		t.Fatalf("phase %s, history %v; want ManualSplit and no IntentIgnored", mr.Status.Phase, rig.HistoryTypes(mr))
 	}
+	c.logHistory(mr)
 }
 
 // recordWeights polls the route every 50 ms and returns a function that

@@ -38,6 +38,7 @@ func TestDeleteRestoresStable(t *testing.T) {
 	// Then
 	c.goneWithRoutes(deleted, finalizerBound, stableOnly)
 	c.safeWithin("v2", deleted, reactBound)
+	c.logEvents()
 	c.servedShare("v1", 100, 600)
 }
 
@@ -54,6 +55,7 @@ func TestDeleteKeepLeavesWeights(t *testing.T) {
 
 	// Then
 	c.goneWithRoutes(deleted, finalizerBound, split70)
+	c.logEvents()
 	c.holds("70/30 once the rollout is gone", 2*time.Second, func() bool { return sameWeights(c.weights(), split70) })
 	c.servedShare("v2", 30, 1500)
 }
@@ -74,6 +76,7 @@ func TestDeleteWithMissingVirtualService(t *testing.T) {
 
 	// Then
 	c.goneWithin(deleted, finalizerBound)
+	c.logEvents()
 }
 
 // Given a canary serving 30%, when its ModelRollout is deleted and the
@@ -97,6 +100,7 @@ func TestControllerKilledDuringFinalizer(t *testing.T) {
 	// Then
 	c.goneWithRoutes(restarted, finalizerBound, stableOnly)
 	c.safeWithin("v2", restarted, finalizerBound)
+	c.logEvents()
 	c.servedShare("v1", 100, 600)
 }
 

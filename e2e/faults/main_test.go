@@ -100,14 +100,6 @@ const (
 	// interval: a fault is never left for a second round.
 	reactBound = 2 * time.Second
 
-	// reconnectBound is reactBound plus the time the controller's and the
-	// proxy's watches take to come back after the API server did. client-go
-	// retries a broken watch with a backoff that starts at 0.8 s and
-	// doubles, each wait stretched by up to 2× jitter: after the ~6 s this
-	// restart takes (2 s down, then start-up), the next try can be up to
-	// 12.8 s away, for the controller and for the mesh's control plane alike.
-	reconnectBound = 12800*time.Millisecond + reactBound
-
 	// takeoverBound is the Lease the rig's replicas hold (4 s, renewed every
 	// 0.5 s) running out after the leader stops, the follower's next try
 	// (0.5 s), then reactBound.
@@ -123,3 +115,18 @@ const (
 	// that still had even 5% would get 10 requests in that time.
 	quiet = time.Second
 )
+
+// watchRetryBound is how long after the API server answers again a watch
+// that an outage of length outage broke may still be waiting to retry.
+// client-go's reflector (under every informer: the controller's and the
+// mesh control plane's, here the proxy's) retries with a backoff that
+// starts at 0.8 s and doubles, each wait stretched by up to 2× jitter, and
+// resets only after 2 minutes without a failure. After tries at a₁ < … <
+// aₖ < T the next wait is at most 2·aₖ + 1.6 s, so the next try comes within
+// 2T + 1.6 s of the API's return; and never later than 60 s (the 30 s cap,
+// jittered). This holds for an outage with none other in the 2 minutes
+// before; back-to-back restarts keep the backoff growing (see
+// docs/reliability.md).
+func watchRetryBound(outage time.Duration) time.Duration {
+	return min(2*outage+1600*time.Millisecond, 60*time.Second)
+}

@@ -37,6 +37,7 @@ func TestCandidatePodsLostTrafficLeaves(t *testing.T) {
 		t.Fatalf("RolledBack entry %+v, want one by fulcrum naming subset v2 and its Ready pods\n%s", h, historyText(mr))
 	}
 	c.historyIntact(before, mr)
+	c.logHistory(mr)
 	c.servedShare("v1", 100, 600)
 }
 
@@ -86,6 +87,7 @@ func TestRollbackSupersedesPendingPromote(t *testing.T) {
 		t.Fatalf("history entry for the rollback %s: %+v, want RolledBack by %s\n%s", rb.Spec.Intent.ID, h, rig.EngineerUser, historyText(mr))
 	}
 	c.historyIntact(before, mr)
+	c.logHistory(mr)
 	c.servedShare("v1", 100, 600)
 }
 
@@ -121,6 +123,7 @@ func TestCandidateSubsetRemoved(t *testing.T) {
 		t.Fatalf("RolledBack entry %+v, want one by fulcrum saying subset v2 left the DestinationRule\n%s", h, historyText(mr))
 	}
 	c.historyIntact(before, mr)
+	c.logHistory(mr)
 	c.servedShare("v1", 100, 600)
 }
 
