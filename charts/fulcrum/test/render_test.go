@@ -36,6 +36,7 @@ var valueSets = map[string]valueSet{
 	"ha": {values: `
 replicas: 3
 leaderElection: {leaseDuration: 20s, renewDeadline: 15s, retryPeriod: 3s}
+logFormat: json
 podDisruptionBudget: {minAvailable: 2}
 resources: {requests: {cpu: 200m, memory: 256Mi}, limits: {memory: 1Gi}}
 `},
