@@ -140,7 +140,8 @@ func (c *faultCase) mustAct(f *rig.Fulcrum, action string, req client.ActionRequ
 }
 
 // canary creates the rollout (mut may change it) and waits until the
-// VirtualService has want and the proxy routes by it.
+// VirtualService has want, the rollout's status records it (the controller
+// writes the route first, then status), and the proxy routes by it.
 func (c *faultCase) canary(cfg rig.RolloutConfig, want map[string]int32, mut ...func(*v1alpha1.ModelRollout)) {
 	c.t.Helper()
 	mr := c.model.NewRollout(cfg)
@@ -151,6 +152,9 @@ func (c *faultCase) canary(cfg rig.RolloutConfig, want map[string]int32, mut ...
 		c.t.Fatalf("create ModelRollout: %v", err)
 	}
 	c.waitWeights(want)
+	c.eventually(fmt.Sprintf("status.weights %v", want), func() bool {
+		return sameWeights(weightMap(c.rollout().Status.Weights), want)
+	})
 	c.waitProxy()
 }
 
