@@ -1,6 +1,7 @@
 package faults
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -88,6 +89,10 @@ func TestRollbackSupersedesPendingPromote(t *testing.T) {
 	}
 	c.historyIntact(before, mr)
 	c.logHistory(mr)
+	// The rollback moved v2's 30% to v1; nothing may record that move again.
+	if got := rig.HistoryTypes(mr)[len(before.Status.History):]; !slices.Equal(got, []string{"IntentSuperseded", "RolledBack"}) {
+		t.Fatalf("history added %v, want IntentSuperseded then RolledBack, once each\n%s", got, historyText(mr))
+	}
 	c.servedShare("v1", 100, 600)
 }
 
