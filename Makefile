@@ -6,7 +6,17 @@ TOOLS := $(GO) tool -modfile=hack/tools/go.mod
 BIN := bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps all generate verify verify-generated lint build test chart-test fuzz unit e2e demo env clean
+# What the binaries and the image are stamped with (cmd/internal/version).
+VERSION ?= $(shell git describe --tags --always --dirty)
+COMMIT ?= $(shell git rev-parse HEAD)
+LDFLAGS := -X github.com/fulcrum-ml/fulcrum/cmd/internal/version.version=$(VERSION) -X github.com/fulcrum-ml/fulcrum/cmd/internal/version.commit=$(COMMIT)
+# The container image: an OCI layout written by hack/image, pushed to IMAGE.
+IMAGE_DIR ?= $(BIN)/image
+PLATFORMS ?= linux/amd64,linux/arm64
+IMAGE ?= ghcr.io/fulcrum-ml/fulcrum:$(VERSION)
+CA_CERTS := /etc/ssl/certs/ca-certificates.crt
+
+.PHONY: deps all generate verify verify-generated lint build test chart-test image image-push image-test fuzz unit e2e demo env bench-peers clean
 
 all: build
 
@@ -30,13 +40,14 @@ lint:
 
 ## build: the fulcrum server and the fulcrumctl CLI into bin/.
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
 
 ## deps: install the Debian packages the tests and demo need, if missing.
 deps:
 	@missing=""; \
 	[ -x /usr/bin/prometheus ] || missing="$$missing prometheus"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	[ -f $(CA_CERTS) ] || missing="$$missing ca-certificates"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
@@ -46,6 +57,7 @@ deps:
 test: deps
 	$(GO) test -count=1 -timeout 25m ./...
 	$(MAKE) chart-test
+	$(MAKE) image-test
 	$(MAKE) fuzz
 
 ## chart-test: the Helm chart's tests (their own module under charts/fulcrum/test, to keep Helm out of Fulcrum's).
@@ -53,6 +65,23 @@ test: deps
 ## so a dependency added there must not break it before its go.sum is refreshed.
 chart-test:
 	cd charts/fulcrum/test && $(GO) vet -mod=mod ./... && $(GO) test -mod=mod -count=1 -timeout 10m ./...
+
+## image: the container image for PLATFORMS as an OCI image layout in IMAGE_DIR, built
+## without a container runtime (hack/image); prints the digests and sizes. Only Debian's
+## ca-certificates is needed, so this installs it alone rather than running `make deps`.
+image:
+	@[ -f $(CA_CERTS) ] || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends ca-certificates; }
+	$(GO) -C hack/image run . -root "$(CURDIR)" -out "$(abspath $(IMAGE_DIR))" -platforms "$(PLATFORMS)" -version "$(VERSION)" -commit "$(COMMIT)" -ca-certs $(CA_CERTS)
+
+## image-push: push IMAGE_DIR to IMAGE with crane (pinned in hack/image); log in first with
+## `go -C hack/image tool crane auth login ghcr.io -u USER --password-stdin`.
+image-push:
+	$(GO) -C hack/image tool crane push "$(abspath $(IMAGE_DIR))" "$(IMAGE)"
+
+## image-test: the image builder's own tests (its module under hack/image, to keep
+## go-containerregistry out of Fulcrum's). The real image is tested by `go test ./cmd/fulcrum`.
+image-test:
+	cd hack/image && $(GO) vet ./... && $(GO) tool -modfile=../tools/go.mod staticcheck ./... && $(GO) test -count=1 ./...
 
 ## fuzz: a short coverage-guided run of each fuzz target (seeds also run in `test`).
 fuzz:
@@ -73,6 +102,14 @@ env: deps
 ## demo: the local environment with a live canary and the dashboard.
 demo: deps
 	$(GO) run ./e2e/cmd/demo
+
+## bench-peers: Flagger and Argo Rollouts (built from their Go modules) and Fulcrum on one
+## local environment with the same traffic; prints one table (docs/peers.md). Not part of
+## `make test`. REPEAT=N runs of each system on each profile; BENCH_FLAGS for more flags
+## (e.g. BENCH_FLAGS='-systems flagger,fulcrum -profiles bad-1000rps').
+REPEAT ?= 2
+bench-peers: deps
+	$(GO) run ./e2e/cmd/benchpeers -repeat $(REPEAT) $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(BIN)
