@@ -26,7 +26,7 @@ func (x *decider) protect() {
 		x.stableDown = fmt.Sprintf("stable subset %s has no Ready pods: no traffic moves onto a candidate until it has (scale it up, or promote or roll back by hand)", stable)
 	}
 	for _, s := range sortedSubsets(x.applied) {
-		if s == stable || x.applied[s] == 0 {
+		if s == stable || x.applied[s] == 0 || !x.holdsWeight(s) {
 			continue
 		}
 		why, missing := x.unavailable(s)
@@ -35,6 +35,21 @@ func (x *decider) protect() {
 		}
 		x.drain(s, why)
 	}
+}
+
+// holdsWeight reports whether the phase decided this round keeps subset s's
+// recorded weight on the mesh. Idle phases (Stable, Promoted, RolledBack —
+// including a rollback decided earlier this round) write their own weights,
+// and a progressing or paused rollout carries only its candidate: for those
+// there is nothing to drain, and draining would record a move twice.
+func (x *decider) holdsWeight(s string) bool {
+	switch x.st.Phase {
+	case v1alpha1.PhaseManualSplit:
+		return true
+	case v1alpha1.PhaseProgressing, v1alpha1.PhasePaused:
+		return s == x.st.Candidate
+	}
+	return false
 }
 
 // unavailable says why subset s may not carry traffic, and whether it is

@@ -305,3 +305,28 @@ func TestRoundTextIsBounded(t *testing.T) {
 func sw(subset string, w int32) v1alpha1.SubsetWeight {
 	return v1alpha1.SubsetWeight{Subset: subset, Weight: w}
 }
+
+func TestRollbackOfAPodlessCandidateRecordsTheMoveOnce(t *testing.T) {
+	s := atStep2(t)
+	s.intent("rb", v1alpha1.IntentRollback)
+	s.r.Spec.Intent.Supersedes = &v1alpha1.SupersededIntent{ID: "pr", Action: v1alpha1.IntentPromote, Actor: "bob"}
+	s.ready["v2"] = 0
+	s.reconcile(nil)
+	s.wantWeights(map[string]int32{"v1": 100, "v2": 0})
+	if got := strings.Join(s.historyTypes(), ","); got != "Started,StepAdvanced,IntentSuperseded,RolledBack" {
+		t.Fatalf("history %s", got)
+	}
+}
+
+func TestNewCandidateDoesNotDrainTheOldOneTwice(t *testing.T) {
+	s := atStep2(t)
+	s.ready["v2"] = 0
+	s.r.Spec.Candidate = "v3"
+	s.r.Generation++
+	s.reconcile(nil)
+	s.wantPhase(v1alpha1.PhaseProgressing)
+	s.wantWeights(map[string]int32{"v1": 95, "v2": 0, "v3": 5})
+	if got := strings.Join(s.historyTypes(), ","); got != "Started,StepAdvanced,Started" {
+		t.Fatalf("history %s", got)
+	}
+}
