@@ -6,7 +6,11 @@ import (
 
 // Analysis judges every step of a rollout from metrics.
 type Analysis struct {
-	// Interval between analysis rounds, between 1s and 1h.
+	// Interval between analysis rounds, between 1s and 1h. A rollout with a
+	// sequential metric looks more often, as often as the data refresh
+	// (every 5s, or every interval when shorter); its failed,
+	// inconclusive and error rounds count toward failureLimit and
+	// inconclusiveLimit at most once per interval.
 	// +optional
 	// +kubebuilder:default="30s"
 	// +kubebuilder:validation:Type=string
@@ -131,6 +135,17 @@ type SequentialJudge struct {
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	SLOMilliseconds *int64 `json:"sloMilliseconds,omitempty"`
+	// ExposureBudget lets a step advance before its evidence is in: the
+	// expected number of extra bad events (above stable's rate) the next
+	// step may serve in one look (5s) were the candidate as bad as its
+	// evidence still allows (the upper confidence bound on the increase).
+	// At high traffic it asks for evidence before more traffic moves; at
+	// low traffic, where a look serves few requests, it lets steps advance
+	// so that evidence comes sooner. 0 advances only on evidence. It never
+	// moves onto the last step: promotion needs a Pass. Unset: 20.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="self >= 0.0",message="sequential.exposureBudget must not be negative, for example 20 (extra bad events per look)"
+	ExposureBudget *float64 `json:"exposureBudget,omitempty"`
 }
 
 // DriftJudge compares histograms of model scores between candidate and stable.

@@ -89,7 +89,7 @@ type ModelRolloutStatus struct {
 	// +optional
 	RolloutStartedAt *metav1.Time `json:"rolloutStartedAt,omitempty"`
 
-	// Analysis of the current step.
+	// Analysis of the current step, and the evidence of earlier steps.
 	// +optional
 	Analysis *AnalysisStatus `json:"analysis,omitempty"`
 
@@ -133,7 +133,8 @@ type ModelRolloutStatus struct {
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 }
 
-// AnalysisStatus is the analysis of the current step.
+// AnalysisStatus is the analysis of the current step, with the evidence of
+// the rollout's completed steps.
 type AnalysisStatus struct {
 	// Ran is false when the rollout has no metrics: steps advance on time
 	// alone and no analysis ran.
@@ -155,6 +156,58 @@ type AnalysisStatus struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=10
 	RecentRounds []AnalysisRound `json:"recentRounds,omitempty"`
+	// Evidence is what each sequential metric counted in the rollout's
+	// completed steps. It is kept from step to step (the rest of this
+	// status starts afresh with each step) so that one always-valid test
+	// covers the whole rollout; a new rollout starts with none.
+	// +optional
+	// +listType=map
+	// +listMapKey=metric
+	// +kubebuilder:validation:MaxItems=32
+	Evidence []MetricEvidence `json:"evidence,omitempty"`
+}
+
+// MaxEvidenceSteps bounds the steps kept per metric in
+// status.analysis.evidence. A rollout has at most 20 steps; a step restarted
+// after a manual split counts again.
+const MaxEvidenceSteps = 40
+
+// MetricEvidence is one sequential metric's counts, step by step.
+type MetricEvidence struct {
+	// Metric is the metric's name in spec.analysis.metrics.
+	// +kubebuilder:validation:MaxLength=63
+	Metric string `json:"metric"`
+	// Steps are the completed steps, oldest first, each with its counts
+	// from the step's start to its last round.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=40
+	Steps []StepEvidence `json:"steps,omitempty"`
+}
+
+// StepEvidence is what a sequential judge counted during one step, while
+// the traffic split stayed the same.
+type StepEvidence struct {
+	// Step is the index of the step in spec.strategy.canary.steps.
+	Step int32 `json:"step"`
+	// Candidate requests and bad events in the window.
+	Candidate EventCounts `json:"candidate"`
+	// Stable requests and bad events in the window.
+	Stable EventCounts `json:"stable"`
+	// Window is how long the counts cover, from the step's start.
+	// +optional
+	Window metav1.Duration `json:"window,omitzero"`
+}
+
+// EventCounts are one version's requests and, among them, bad events
+// (errors, or responses slower than the SLO).
+type EventCounts struct {
+	// Bad events.
+	// +kubebuilder:validation:Minimum=0
+	Bad int64 `json:"bad"`
+	// Total requests.
+	// +kubebuilder:validation:Minimum=0
+	Total int64 `json:"total"`
 }
 
 // AnalysisRound is one round of analysis.
@@ -189,10 +242,12 @@ type MetricResult struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=256
 	Threshold string `json:"threshold,omitempty"`
-	// CandidateSamples in the window.
+	// CandidateSamples in the window (for sequential judges: in the whole
+	// rollout so far).
 	// +optional
 	CandidateSamples int64 `json:"candidateSamples,omitempty"`
-	// BaselineSamples in the window.
+	// BaselineSamples in the window (for sequential judges: in the whole
+	// rollout so far).
 	// +optional
 	BaselineSamples int64 `json:"baselineSamples,omitempty"`
 	// PValue of the judge's test, where it has one (always valid for
@@ -209,11 +264,39 @@ type MetricResult struct {
 	// needs, when it is Inconclusive for lack of evidence.
 	// +optional
 	SamplesNeeded *int64 `json:"samplesNeeded,omitempty"`
+	// EvidenceETA estimates how long SamplesNeeded takes at the candidate's
+	// current request rate.
+	// +optional
+	EvidenceETA *metav1.Duration `json:"evidenceETA,omitempty"`
+	// Evidence is what a sequential judge counted in the current step's
+	// window this round; the controller keeps the step's last one in
+	// status.analysis.evidence when the step ends.
+	// +optional
+	Evidence *StepEvidence `json:"evidence,omitempty"`
 	// Message says in one line why.
 	// +optional
 	// +kubebuilder:validation:MaxLength=512
 	Message string `json:"message,omitempty"`
 }
+
+// History entry types (HistoryEntry.Type), constant so that clients can
+// select on them.
+const (
+	HistoryStarted          = "Started"
+	HistoryStepAdvanced     = "StepAdvanced"
+	HistoryPaused           = "Paused"
+	HistoryResumed          = "Resumed"
+	HistoryManualSplit      = "ManualSplit"
+	HistoryPromoted         = "Promoted"
+	HistoryRolledBack       = "RolledBack"
+	HistoryFailed           = "Failed"
+	HistoryRecovered        = "Recovered"
+	HistoryStableChanged    = "StableChanged"
+	HistoryIntentIgnored    = "IntentIgnored"
+	HistoryIntentSuperseded = "IntentSuperseded"
+	HistoryAdopted          = "Adopted"
+	HistoryTrafficRestored  = "TrafficRestored"
+)
 
 // HistoryEntry records one transition of a rollout.
 type HistoryEntry struct {
