@@ -13,6 +13,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/fulcrum-ml/fulcrum/admin"
@@ -467,4 +468,50 @@ func TestPendingIntents(t *testing.T) {
 			t.Fatal("the same keyed start again must be the no-op")
 		}
 	})
+}
+
+// TestRollbackWhenTheMeshIsOffStable: status says stable serves 100% (a
+// status write lost after the route write, or a rollout not adopted yet) but
+// the VirtualService sends 30% to v2: the rollback is accepted, because the
+// API reads the route instead of trusting status alone.
+func TestRollbackWhenTheMeshIsOffStable(t *testing.T) {
+	run, tok := setup(t)
+	ctx := context.Background()
+	alice := &fclient.Client{Server: run.URL, Token: tok["alice"]}
+	ns := newNamespace(t, "offstable")
+	if _, err := run.Fixture(ctx, ns, v1alpha1.PhaseStable); err != nil {
+		t.Fatal(err)
+	}
+	if err := run.Observe(ctx, ns, "fraud", v1alpha1.PhaseStable, v1alpha1.SubsetWeight{Subset: "v1", Weight: 100}); err != nil {
+		t.Fatal(err)
+	}
+	// At stable 100% on the route too, there is nothing to roll back.
+	vs := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+		"metadata": map[string]any{"name": "fraud", "namespace": ns},
+		"spec": map[string]any{"hosts": []any{"fraud"}, "http": []any{map[string]any{"route": []any{
+			map[string]any{"destination": map[string]any{"host": "fraud", "subset": "v1"}, "weight": int64(100)},
+			map[string]any{"destination": map[string]any{"host": "fraud", "subset": "v2"}, "weight": int64(0)},
+		}}}},
+	}}
+	if err := run.Client.Create(ctx, vs); err != nil {
+		t.Fatal(err)
+	}
+	var p *fclient.Problem
+	if _, err := alice.Act(ctx, ns, "fraud", "rollback", fclient.ActionRequest{Reason: "nothing"}); !errors.As(err, &p) || p.Status != http.StatusConflict {
+		t.Fatalf("rollback at stable 100%%: %v, want 409", err)
+	}
+	// The route sends 30% to v2: accepted.
+	route := vs.Object["spec"].(map[string]any)["http"].([]any)[0].(map[string]any)["route"].([]any)
+	route[0].(map[string]any)["weight"], route[1].(map[string]any)["weight"] = int64(70), int64(30)
+	if err := run.Client.Update(ctx, vs); err != nil {
+		t.Fatal(err)
+	}
+	mr, err := alice.Act(ctx, ns, "fraud", "rollback", fclient.ActionRequest{Reason: "v2 is on the mesh"})
+	if err != nil {
+		t.Fatalf("rollback with 30%% on v2: %v", err)
+	}
+	if mr.Spec.Intent == nil || mr.Spec.Intent.Action != v1alpha1.IntentRollback {
+		t.Fatalf("intent %+v", mr.Spec.Intent)
+	}
 }

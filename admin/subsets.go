@@ -8,6 +8,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
 )
 
 // DestinationRuleGVK is the Istio DestinationRule version read for subsets.
@@ -40,4 +42,56 @@ func (d DestinationRuleSubsets) Subsets(ctx context.Context, namespace, name str
 		}
 	}
 	return out, nil
+}
+
+// VirtualServiceGVK is the Istio VirtualService version read to check where
+// traffic goes.
+var VirtualServiceGVK = schema.GroupVersionKind{Group: "networking.istio.io", Version: "v1", Kind: "VirtualService"}
+
+// offStable reports whether a managed route of the rollout's VirtualService
+// sends any weight to a subset other than spec.stable right now. It is asked
+// only when status says there is nothing to roll back; a read that fails
+// answers false, leaving the table's answer in place.
+func offStable(ctx context.Context, r client.Reader, mr *v1alpha1.ModelRollout) bool {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(VirtualServiceGVK)
+	if err := r.Get(ctx, types.NamespacedName{Namespace: mr.Namespace, Name: mr.Spec.VirtualService.Name}, u); err != nil {
+		return false
+	}
+	routes, _, _ := unstructured.NestedSlice(u.Object, "spec", "http")
+	for i, rt := range routes {
+		m, _ := rt.(map[string]any)
+		name, _ := m["name"].(string)
+		managed := len(mr.Spec.VirtualService.Routes) == 0 && len(routes) == 1 && i == 0
+		for _, n := range mr.Spec.VirtualService.Routes {
+			managed = managed || (n == name && name != "")
+		}
+		if !managed {
+			continue
+		}
+		dests, _ := m["route"].([]any)
+		for _, d := range dests {
+			dm, _ := d.(map[string]any)
+			dest, _ := dm["destination"].(map[string]any)
+			subset, _ := dest["subset"].(string)
+			w, hasWeight := dm["weight"]
+			weighted := (len(dests) == 1 && !hasWeight) || weightOf(w) > 0
+			if weighted && subset != mr.Spec.Stable {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func weightOf(v any) int64 {
+	switch n := v.(type) {
+	case int64:
+		return n
+	case float64:
+		return int64(n)
+	case int:
+		return int64(n)
+	}
+	return 0
 }

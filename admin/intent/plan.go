@@ -33,6 +33,11 @@ type Inputs struct {
 	// request a no-op (same payload) or a 422 (another payload).
 	Key string
 	Now time.Time
+	// OffStable is true when the caller read the VirtualService and found a
+	// managed route sending traffic to a subset other than stable: a
+	// rollback is then accepted whatever status says (status.weights trails
+	// the route write, and a new rollout's routes are not adopted yet).
+	OffStable bool
 }
 
 // Result of Plan: either Updated (a modified copy to write) or NoOp (the same
@@ -111,7 +116,7 @@ func Plan(mr *v1alpha1.ModelRollout, req Request, in Inputs) (Result, error) {
 			return Result{}, pendingConflict(mr, req)
 		}
 	}
-	if why := Refusal(mr, req.Action); why != "" {
+	if why := Refusal(mr, req.Action); why != "" && !(req.Action == v1alpha1.IntentRollback && in.OffStable) {
 		return Result{}, conflict("Action not allowed in this phase", fmt.Sprintf("%s/%s: %s", mr.Namespace, mr.Name, why), v1alpha1.StateOf(mr).Phase)
 	}
 	if err := checkSubsets(mr, req, in.Subsets); err != nil {

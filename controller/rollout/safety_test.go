@@ -330,3 +330,17 @@ func TestNewCandidateDoesNotDrainTheOldOneTwice(t *testing.T) {
 		t.Fatalf("history %s", got)
 	}
 }
+
+func TestRollbackWhileTheMeshDisagreesWithStatusIsApplied(t *testing.T) {
+	s := newSim(t)
+	s.reconcile(nil)
+	// Status says stable serves 100%, the route says otherwise (a status
+	// write lost after the route write): the rollback is not "nothing".
+	s.routes = map[string]map[string]int32{"predict": {"v1": 70, "v2": 30}}
+	s.intent("rb", v1alpha1.IntentRollback)
+	s.reconcile(nil)
+	s.wantWeights(map[string]int32{"v1": 100, "v2": 0})
+	if h := lastHistory(s); h.Type != HistoryRolledBack || h.IntentID != "rb" {
+		t.Fatalf("history %+v", h)
+	}
+}

@@ -44,8 +44,7 @@ func (x *decider) applyIntent(in *v1alpha1.Intent) {
 	x.recordSuperseded(in)
 	// The phase/action table the admin API answers with (api/v1alpha1
 	// lifecycle.go) decides here too, so what was accepted is what applies.
-	state := v1alpha1.ActionState{Phase: x.st.Phase, Candidate: x.r.Spec.Candidate,
-		StableServesAll: len(x.applied) == 0 || x.applied[x.r.Spec.Stable] == 100}
+	state := v1alpha1.ActionState{Phase: x.st.Phase, Candidate: x.r.Spec.Candidate, StableServesAll: x.stableServesAll()}
 	if why := v1alpha1.ActionAllowed(in.Action, state); why != "" {
 		if in.Action == v1alpha1.IntentRollback && in.Supersedes != nil {
 			// A rollback that cancelled a pending start: the superseded
@@ -231,4 +230,23 @@ func because(reason string) string {
 		return ""
 	}
 	return ": " + reason
+}
+
+// stableServesAll reports whether stable has 100% both as last recorded and
+// on every managed route now: a rollback is never "nothing to roll back"
+// while the mesh still sends anything elsewhere (a status write that was
+// lost, a route not yet adopted).
+func (x *decider) stableServesAll() bool {
+	stable := x.r.Spec.Stable
+	if len(x.applied) > 0 && x.applied[stable] != 100 {
+		return false
+	}
+	for _, rw := range x.o.RouteWeights {
+		for s, w := range rw {
+			if s != stable && w > 0 {
+				return false
+			}
+		}
+	}
+	return true
 }
