@@ -77,7 +77,7 @@ true
 {{- if .Values.admin.servicePort -}}
 {{- .Values.admin.servicePort -}}
 {{- else if include "fulcrum.adminTLS" . -}}
-443
+8443
 {{- else -}}
 80
 {{- end -}}
@@ -145,6 +145,13 @@ name: {{ .selfSigned }}
 {{- define "fulcrum.validate" -}}
 {{- if and .Values.webhook.enabled (eq .Values.webhook.certificates "secret") (not .Values.webhook.secret.caBundle) -}}
 {{- fail "webhook.secret.caBundle (base64 PEM of the CA that signed webhook.secret.name) is required when webhook.certificates is secret" -}}
+{{- end -}}
+{{- $adminPort := int (include "fulcrum.adminServicePort" .) -}}
+{{- if and .Values.admin.enabled .Values.webhook.enabled (eq $adminPort 443) -}}
+{{- fail "admin.servicePort 443 is the webhook's Service port: choose another" -}}
+{{- end -}}
+{{- if and .Values.admin.enabled .Values.metrics.enabled (eq $adminPort (int .Values.metrics.port)) -}}
+{{- fail "admin.servicePort equals metrics.port, which the Service also serves: choose another" -}}
 {{- end -}}
 {{- if and (not .Values.controller.enabled) (not .Values.admin.enabled) (not .Values.webhook.enabled) -}}
 {{- fail "controller, admin and webhook are all disabled: nothing would run" -}}

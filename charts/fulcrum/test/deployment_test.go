@@ -176,8 +176,8 @@ func TestWebhookAndAdminWithCertManager(t *testing.T) {
 		t.Errorf("admin Certificate dnsNames %v issuerRef %v", dns, issuer)
 	}
 	svc := one[corev1.Service](t, r.objs, "Service", r.name)
-	if svc.Spec.Ports[0].Name != "admin" || svc.Spec.Ports[0].Port != 443 {
-		t.Errorf("admin Service port %+v, want 443 with TLS", svc.Spec.Ports[0])
+	if svc.Spec.Ports[0].Name != "admin" || svc.Spec.Ports[0].Port != 8443 {
+		t.Errorf("admin Service port %+v, want 8443 with TLS", svc.Spec.Ports[0])
 	}
 	for _, name := range []string{"fulcrum-modelrollouts", "fulcrum-virtualservice-guard"} {
 		wh := one[admissionv1.ValidatingWebhookConfiguration](t, r.objs, "ValidatingWebhookConfiguration", name)

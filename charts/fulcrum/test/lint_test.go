@@ -41,6 +41,7 @@ func TestBadValuesAreRefused(t *testing.T) {
 		"image digest without sha256": {"image: {digest: abc}", "digest"},
 		"failure policy":              {"webhook: {guard: {failurePolicy: Deny}}", "failurePolicy"},
 		"existing SA unnamed":         {"serviceAccount: {create: false}", "serviceAccount.name"},
+		"admin on the webhook's port": {"admin: {servicePort: 443}", "admin.servicePort"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

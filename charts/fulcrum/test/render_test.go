@@ -61,6 +61,10 @@ prometheus:
   bearerToken: {secretName: mimir-token}
 image: {digest: "sha256:0000000000000000000000000000000000000000000000000000000000000000"}
 `},
+	"webhook-secret": {values: `
+webhook: {certificates: secret, secret: {name: fulcrum-webhook-cert, caBundle: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg==}}
+networkPolicy: {enabled: true}
+`},
 	"namespaces-limited": {namespaces: []string{"ml", "ml-staging"}, values: `
 watchNamespaces: [ml, ml-staging]
 `},
