@@ -98,12 +98,12 @@ func earlier(mr *v1alpha1.ModelRollout, id string) (p prior, found bool) {
 // historyActions maps the controller's history entry types (see
 // controller/rollout) to the action whose intent wrote them.
 var historyActions = map[string]v1alpha1.IntentAction{
-	"Started":     v1alpha1.IntentStart,
-	"Paused":      v1alpha1.IntentPause,
-	"Resumed":     v1alpha1.IntentResume,
-	"ManualSplit": v1alpha1.IntentSplit,
-	"Promoted":    v1alpha1.IntentPromote,
-	"RolledBack":  v1alpha1.IntentRollback,
+	v1alpha1.HistoryStarted:     v1alpha1.IntentStart,
+	v1alpha1.HistoryPaused:      v1alpha1.IntentPause,
+	v1alpha1.HistoryResumed:     v1alpha1.IntentResume,
+	v1alpha1.HistoryManualSplit: v1alpha1.IntentSplit,
+	v1alpha1.HistoryPromoted:    v1alpha1.IntentPromote,
+	v1alpha1.HistoryRolledBack:  v1alpha1.IntentRollback,
 }
 
 // historyAction is the action behind a history entry, or "" when the entry
@@ -115,7 +115,7 @@ func historyAction(h v1alpha1.HistoryEntry) v1alpha1.IntentAction {
 	if a, ok := historyActions[h.Type]; ok {
 		return a
 	}
-	if h.Type != "IntentIgnored" && h.Type != "IntentSuperseded" {
+	if h.Type != v1alpha1.HistoryIntentIgnored && h.Type != v1alpha1.HistoryIntentSuperseded {
 		return ""
 	}
 	word, _, _ := strings.Cut(h.Reason, " ")

@@ -39,29 +39,22 @@ var (
 	DefaultInterval        = 30 * time.Second
 )
 
-// History entry types.
+// History entry types, as the API names them (see api/v1alpha1).
 const (
-	HistoryStarted       = "Started"
-	HistoryStepAdvanced  = "StepAdvanced"
-	HistoryPaused        = "Paused"
-	HistoryResumed       = "Resumed"
-	HistoryManualSplit   = "ManualSplit"
-	HistoryPromoted      = "Promoted"
-	HistoryRolledBack    = "RolledBack"
-	HistoryFailed        = "Failed"
-	HistoryRecovered     = "Recovered"
-	HistoryStableChanged = "StableChanged"
-	HistoryIntentIgnored = "IntentIgnored"
-	// HistoryIntentSuperseded records a pending intent that a newer one
-	// (a rollback) replaced before it was applied.
-	HistoryIntentSuperseded = "IntentSuperseded"
-	// HistoryAdopted records the weights found on the VirtualService when
-	// the rollout was created, taken over as a manual split.
-	HistoryAdopted = "Adopted"
-	// HistoryTrafficRestored records weight moved to stable from a subset
-	// that lost its DestinationRule entry or its Ready pods, when that did
-	// not end a rollout (a pinned subset other than the candidate).
-	HistoryTrafficRestored = "TrafficRestored"
+	HistoryStarted          = v1alpha1.HistoryStarted
+	HistoryStepAdvanced     = v1alpha1.HistoryStepAdvanced
+	HistoryPaused           = v1alpha1.HistoryPaused
+	HistoryResumed          = v1alpha1.HistoryResumed
+	HistoryManualSplit      = v1alpha1.HistoryManualSplit
+	HistoryPromoted         = v1alpha1.HistoryPromoted
+	HistoryRolledBack       = v1alpha1.HistoryRolledBack
+	HistoryFailed           = v1alpha1.HistoryFailed
+	HistoryRecovered        = v1alpha1.HistoryRecovered
+	HistoryStableChanged    = v1alpha1.HistoryStableChanged
+	HistoryIntentIgnored    = v1alpha1.HistoryIntentIgnored
+	HistoryIntentSuperseded = v1alpha1.HistoryIntentSuperseded
+	HistoryAdopted          = v1alpha1.HistoryAdopted
+	HistoryTrafficRestored  = v1alpha1.HistoryTrafficRestored
 )
 
 // Event reasons, constant so alerts and dashboards can select on them.
