@@ -22,7 +22,8 @@ type Tool struct {
 	// Package is the main package to build.
 	Package string
 	// Ldflags are passed to go build; "{{version}}" is replaced by the
-	// module's version (to stamp a version variable).
+	// module's version and "{{number}}" by the version without its "v"
+	// (to stamp a version variable).
 	Ldflags string
 }
 
@@ -63,7 +64,7 @@ func EnsureTool(ctx context.Context, t Tool, logf func(format string, args ...an
 	start := time.Now()
 	logf("localenv: building %s %s from %s (once; cached in %s)", t.Name, version, t.ToolsDir, binDir)
 	c := component{name: t.Name, toolsDir: t.ToolsDir, module: t.Module, pkg: t.Package,
-		ldflags: strings.ReplaceAll(t.Ldflags, "{{version}}", version)}
+		ldflags: strings.NewReplacer("{{version}}", version, "{{number}}", strings.TrimPrefix(version, "v")).Replace(t.Ldflags)}
 	if err := build(ctx, filepath.Join(root, t.ToolsDir), c, version, path); err != nil {
 		return "", "", err
 	}

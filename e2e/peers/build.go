@@ -24,7 +24,7 @@ var (
 		Module:   "github.com/argoproj/argo-rollouts",
 		Package:  "github.com/argoproj/argo-rollouts/cmd/rollouts-controller",
 		// Argo prints and reports this version; unstamped it says 99.99.99.
-		Ldflags: "-X github.com/argoproj/argo-rollouts/utils/version.version={{version}}",
+		Ldflags: "-X github.com/argoproj/argo-rollouts/utils/version.version={{number}}",
 	}
 )
 
