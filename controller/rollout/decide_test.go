@@ -28,8 +28,8 @@ type sim struct {
 	conflict string
 	// shadowed and changes are the route issues the reconciler reports.
 	shadowed, changes []string
-	events   []Event
-	last     Decision
+	events            []Event
+	last              Decision
 }
 
 func newSim(t *testing.T, mutate ...func(*v1alpha1.ModelRollout)) *sim {
