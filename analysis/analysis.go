@@ -25,9 +25,8 @@ type Request struct {
 	// Weights currently set on the mesh, by subset.
 	Weights map[string]int32
 	// Step is the index of the current step in spec.strategy.canary.steps.
-	// The engine copies it into the round, and sequential judges spend
-	// their error budget over steps by it (step k gets
-	// α·6/(π²(k+1)²), so a whole rollout never spends more than α).
+	// The engine copies it into the round and into each sequential
+	// metric's step evidence.
 	Step int32
 	// Spec is the rollout's analysis configuration (never nil).
 	Spec *v1alpha1.Analysis
@@ -37,6 +36,10 @@ type Request struct {
 	// Previous is the previous round's results for this step, so judges that
 	// carry state across looks (always-valid p-values) can continue.
 	Previous []v1alpha1.MetricResult
+	// Evidence is what sequential metrics counted in the rollout's
+	// completed steps (status.analysis.evidence): their tests continue over
+	// the whole rollout with one error budget.
+	Evidence []v1alpha1.MetricEvidence
 }
 
 // Analyzer runs one analysis round for a rollout. It returns a round whose

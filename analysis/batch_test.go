@@ -201,16 +201,16 @@ func TestBatchingOneQueryPerKindForAllRollouts(t *testing.T) {
 
 func TestBatchingBuckets(t *testing.T) {
 	m := newMesh(3)
-	e, err := NewEngine(EngineConfig{Provider: m, BatchQuantum: 10 * time.Second})
+	e, err := NewEngine(EngineConfig{Provider: m, BatchQuantum: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Unix(100000, 0) // a multiple of 10s
+	now := time.Unix(100000, 0) // a multiple of 5s
 	start := now.Add(-5 * time.Minute)
 	analyzeAll(t, e, meshRequests(m, start, now))
-	// Within the same quantum, with step starts in the same window bucket:
-	// the cache answers.
-	analyzeAll(t, e, meshRequests(m, start.Add(-3*time.Second), now.Add(9*time.Second)))
+	// Within the same quantum, with steps whose evidence starts at the same
+	// boundary: the cache answers.
+	analyzeAll(t, e, meshRequests(m, start.Add(-3*time.Second), now.Add(4*time.Second)))
 	if got := m.total(); got != meshKinds {
 		t.Errorf("same buckets: %d queries, want %d", got, meshKinds)
 	}
@@ -223,21 +223,46 @@ func TestBatchingBuckets(t *testing.T) {
 	}
 	for q := range m.calls {
 		if !strings.Contains(q, "[300s]") && !strings.Contains(q, "[320s]") && !strings.Contains(q, "[310s]") {
-			t.Errorf("window not quantized to 10s: %s", q)
+			t.Errorf("window not quantized to 5s: %s", q)
 		}
 	}
-	// A step younger than one quantum runs per rollout (with the exact
-	// window), since a batched window would be empty or reach into the
-	// previous step.
+	// A step whose evidence window is younger than one quantum runs per
+	// rollout (with the exact window from its evidence start), since a
+	// batched window would be empty or reach into the previous step.
 	before := m.total()
-	r := meshRequests(m, now.Add(-7*time.Second), now)[:1]
+	r := meshRequests(m, now.Add(-3*time.Second), now.Add(4*time.Second))[:1]
 	analyzeAll(t, e, r)
 	if got := m.total() - before; got != meshKinds {
 		t.Errorf("young step: %d queries, want %d per-rollout ones", got, meshKinds)
 	}
 	for q := range m.calls {
-		if strings.Contains(q, "[7s]") && !strings.Contains(q, `destination_service_name="svc-0"`) {
+		if strings.Contains(q, "[4s]") && !strings.Contains(q, `destination_service_name="svc-0"`) {
 			t.Errorf("young step's query is not per rollout: %s", q)
+		}
+	}
+}
+
+// Every look of a step reads a window from the same start, batched or not,
+// so the looks see one growing set of requests.
+func TestLooksOfAStepShareTheirStart(t *testing.T) {
+	m := newMesh(1)
+	e, err := NewEngine(EngineConfig{Provider: m, BatchQuantum: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := time.Unix(100000, 0)
+	start := b.Add(300 * time.Millisecond) // advanced by a look just after b
+	for _, at := range []time.Duration{5 * time.Second, 10 * time.Second, 15 * time.Second} {
+		now := b.Add(at + 200*time.Millisecond)
+		analyzeAll(t, e, meshRequests(m, start, now))
+	}
+	for q := range m.calls {
+		ok := false
+		for _, w := range []string{"[5s]", "[10s]", "[15s]"} {
+			ok = ok || strings.Contains(q, w)
+		}
+		if !ok {
+			t.Errorf("a look's window does not start at the step's boundary: %s", q)
 		}
 	}
 }
@@ -322,8 +347,8 @@ func BenchmarkQueriesPerRound(b *testing.B) {
 
 // TestConsecutiveRoundsNeverShareABucket: with rounds every 2s and a 5s
 // quantum, a cached answer would let one observation count as two rounds
-// (two "consecutive" failures from one look). The quantum shrinks to half
-// the interval, so each round issues its own queries.
+// (two "consecutive" failures from one look). The quantum shrinks to the
+// look period (here the 2s interval), so each round issues its own queries.
 func TestConsecutiveRoundsNeverShareABucket(t *testing.T) {
 	m := newMesh(1)
 	e, err := NewEngine(EngineConfig{Provider: m, BatchQuantum: 5 * time.Second})

@@ -141,21 +141,29 @@ func (e *Engine) Analyze(ctx context.Context, req Request) (v1alpha1.AnalysisRou
 	if now.IsZero() {
 		now = e.clock.Now()
 	}
-	window := now.Sub(req.WindowStart)
-	if req.WindowStart.IsZero() || window < time.Second {
+	// Every look of a step reads a window from the same start (whole
+	// seconds, so a look's window never reaches before it), so the step's
+	// looks see one growing set of requests (see EvidenceStart).
+	q := e.batchQuantum(req.Spec)
+	start := req.WindowStart
+	if !start.IsZero() {
+		start = EvidenceStart(start, q)
+	}
+	window := now.Sub(start).Truncate(time.Second)
+	if start.IsZero() || window < time.Second {
 		window = time.Second
 	}
 	data := templates.NewData(req.Namespace, req.Service, req.Stable, req.Candidate, window)
 	var sh *sharedRound
 	if e.shared != nil {
-		if at, w, ok := batchWindow(req.WindowStart, now, e.batchQuantum(req.Spec)); ok {
-			sh = &sharedRound{at: at, data: templates.NewBatchData(w)}
+		if at, w, ok := batchWindow(start, now, q); ok {
+			sh = &sharedRound{at: at, window: w, data: templates.NewBatchData(w)}
 		}
 	}
 	plans := make([]*plan, len(req.Spec.Metrics))
 	batch := newBatch()
 	for i, m := range req.Spec.Metrics {
-		plans[i] = e.plan(ctx, req, m, data, sh, batch)
+		plans[i] = e.plan(ctx, req, m, data, window, sh, batch)
 	}
 	batch.run(ctx, now, e.cfg.MaxConcurrentQueries, e.shared)
 	log.FromContext(ctx).V(1).Info("analysis queries", "rollout", req.Namespace+"/"+req.Name, "queries", len(batch.queries), "metrics", len(plans), "batched", sh != nil)
@@ -215,8 +223,9 @@ type queryResult struct {
 
 // sharedRound is a round's batched evaluation time and window data.
 type sharedRound struct {
-	at   time.Time
-	data templates.Data
+	at     time.Time
+	window time.Duration
+	data   templates.Data
 }
 
 func newBatch() *batch { return &batch{queries: map[queryKey]*queryResult{}} }
@@ -253,16 +262,14 @@ func (b *batch) run(ctx context.Context, at time.Time, limit int, cache *sharedC
 	wg.Wait()
 }
 
-// batchQuantum is the engine's quantum, but at most half the rollout's
-// analysis interval: two consecutive rounds of one rollout must never read
-// the same bucket, or one observation would be judged twice and count twice
-// toward failureLimit.
+// batchQuantum is the engine's quantum, but at most the rollout's look
+// period (LookPeriod): rounds of one rollout are at least a look period
+// apart, so two of them never read the same bucket, and one observation is
+// never judged twice (nor counted twice toward failureLimit).
 func (e *Engine) batchQuantum(spec *v1alpha1.Analysis) time.Duration {
 	q := e.cfg.BatchQuantum
-	if spec != nil && spec.Interval.Duration > 0 {
-		if half := (spec.Interval.Duration / 2).Truncate(time.Second); half < q {
-			q = max(half, time.Second)
-		}
+	if l := LookPeriod(spec).Truncate(time.Second); l < q {
+		q = max(l, time.Second)
 	}
 	return q
 }

@@ -163,28 +163,41 @@ func TestRoundVerdict(t *testing.T) {
 	}
 }
 
-func TestAdvanceForEvidence(t *testing.T) {
-	low := v1alpha1.MetricResult{Verdict: v1alpha1.VerdictInconclusive, CandidateSamples: 30}
-	high := v1alpha1.MetricResult{Verdict: v1alpha1.VerdictInconclusive, CandidateSamples: 3000}
-	pass := v1alpha1.MetricResult{Verdict: v1alpha1.VerdictPass, CandidateSamples: 30}
-	fail := v1alpha1.MetricResult{Verdict: v1alpha1.VerdictFail, CandidateSamples: 30}
-	round := func(ms ...v1alpha1.MetricResult) v1alpha1.AnalysisRound {
-		return v1alpha1.AnalysisRound{Verdict: RoundVerdict(ms), Metrics: ms}
-	}
-	for _, tc := range []struct {
-		name     string
-		r        v1alpha1.AnalysisRound
-		lastNext bool
-		want     bool
-	}{
-		{"low traffic", round(low, pass), false, true},
-		{"enough traffic, still unsure", round(high), false, false},
-		{"never onto the promotion step", round(low), true, false},
-		{"a failure", round(low, fail), false, false},
-		{"a pass is not this rule's business", round(pass), false, false},
-	} {
-		if got := AdvanceForEvidence(tc.r, 100, tc.lastNext); got != tc.want {
-			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+// A sequential metric's test continues over the rollout's completed steps:
+// a step that alone is not enough evidence fails with the steps before it,
+// and its own counts come back in the result for the controller to keep.
+func TestEngineCarriesEvidenceAcrossSteps(t *testing.T) {
+	fp := &fakeProvider{calls: map[string]int{}, answers: func(q string) ([]provider.Sample, error) {
+		const l = "destination_version"
+		if strings.Contains(q, `response_code=~"5.."`) {
+			return versions(l, map[string]float64{"v1": 90, "v2": 20}), nil
 		}
+		return versions(l, map[string]float64{"v1": 18000, "v2": 2000}), nil
+	}}
+	e, err := NewEngine(EngineConfig{Provider: fp, DisableBatching: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := v1alpha1.Metric{Name: "error-rate", Template: "istio-error-rate", Sequential: &v1alpha1.SequentialJudge{MaxIncrease: 0.005, Confidence: 0.99}}
+	alone, err := e.Analyze(context.Background(), request(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := alone.Metrics[0]; got.Verdict != v1alpha1.VerdictInconclusive {
+		t.Fatalf("one step alone: %s (%s), want Inconclusive", got.Verdict, got.Message)
+	}
+	req := request(m)
+	same := v1alpha1.StepEvidence{Candidate: v1alpha1.EventCounts{Bad: 20, Total: 2000}, Stable: v1alpha1.EventCounts{Bad: 90, Total: 18000}}
+	req.Evidence = []v1alpha1.MetricEvidence{{Metric: "error-rate", Steps: []v1alpha1.StepEvidence{same, same}}}
+	round, err := e.Analyze(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := round.Metrics[0]
+	if got.Verdict != v1alpha1.VerdictFail || got.CandidateSamples != 6000 || !strings.Contains(got.Message, "over 3 steps") {
+		t.Fatalf("with two earlier steps: %s, %d candidate requests (%s); want Fail over 6000", got.Verdict, got.CandidateSamples, got.Message)
+	}
+	if ev := got.Evidence; ev == nil || ev.Step != 1 || ev.Candidate.Total != 2000 || ev.Stable.Bad != 90 || ev.Window.Duration != 5*time.Minute {
+		t.Errorf("the step's own counts: %+v", ev)
 	}
 }

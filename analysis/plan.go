@@ -7,6 +7,7 @@ import (
 	"math"
 	"sort"
 	"strconv"
+	"time"
 
 	"github.com/fulcrum-ml/fulcrum/analysis/judge"
 	"github.com/fulcrum-ml/fulcrum/analysis/provider"
@@ -22,9 +23,11 @@ type plan struct {
 	err    error // planning failed: the metric's verdict is Error
 
 	value, samples, bad, histogram *queryKey
+	// window is how long the queries' window is (from the step's start).
+	window time.Duration
 }
 
-func (e *Engine) plan(ctx context.Context, req Request, m v1alpha1.Metric, data templates.Data, sh *sharedRound, b *batch) *plan {
+func (e *Engine) plan(ctx context.Context, req Request, m v1alpha1.Metric, data templates.Data, window time.Duration, sh *sharedRound, b *batch) *plan {
 	p := &plan{metric: m}
 	tpl, err := templates.Resolve(ctx, e.cfg.Templates, req.Namespace, m)
 	if err != nil {
@@ -46,6 +49,10 @@ func (e *Engine) plan(ctx context.Context, req Request, m v1alpha1.Metric, data 
 		ns, svc := render.IdentityLabels()
 		shared = &rows{at: sh.at, nsLabel: ns, svcLabel: svc, namespace: req.Namespace, service: req.Service,
 			versionLabel: render.VersionLabel, subsets: data.Subsets}
+	}
+	p.window = window
+	if shared != nil {
+		p.window = sh.window
 	}
 	r, err := render.Render(rdata)
 	if err != nil {
@@ -144,7 +151,8 @@ func (p *plan) judge(req Request, b *batch, prev *v1alpha1.MetricResult) v1alpha
 		}
 		return judge.Relative(*m.Relative, vals)
 	case m.Sequential != nil:
-		in := judge.CountsInput{MinSamples: req.Spec.MinSamples, Step: req.Step, Previous: prev}
+		in := judge.CountsInput{MinSamples: req.Spec.MinSamples, Step: req.Step, Previous: prev,
+			Steps: completedSteps(req.Evidence, m.Name), Window: p.window}
 		if p.histogram != nil {
 			h := histograms(b, p.histogram, label)
 			scale := p.tpl.HistogramScale
@@ -272,4 +280,22 @@ func psi(c, s map[float64]float64) float64 {
 		return math.NaN()
 	}
 	return r.PSI
+}
+
+// completedSteps are a metric's counts in the rollout's completed steps.
+func completedSteps(ev []v1alpha1.MetricEvidence, metric string) []stats.Segment {
+	for _, e := range ev {
+		if e.Metric != metric {
+			continue
+		}
+		out := make([]stats.Segment, 0, len(e.Steps))
+		for _, s := range e.Steps {
+			out = append(out, stats.Segment{
+				Candidate: stats.Counts{Bad: s.Candidate.Bad, Total: s.Candidate.Total},
+				Stable:    stats.Counts{Bad: s.Stable.Bad, Total: s.Stable.Total},
+			})
+		}
+		return out
+	}
+	return nil
 }

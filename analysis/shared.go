@@ -40,12 +40,37 @@ func newSharedCache(quantum time.Duration) *sharedCache {
 	return &sharedCache{quantum: quantum, entries: map[sharedKey]*sharedEntry{}}
 }
 
+// startSlack is how far past a quantum boundary a step may start and still
+// have its evidence begin at that boundary.
+const startSlack = time.Second
+
+// EvidenceStart is where the evidence window of a step that started at
+// start begins, for a quantum q: the quantum boundary just before the start
+// when the start is at most a second past it, else the next boundary. Every
+// look of the step, batched or not, reads from there, so consecutive looks
+// see nested windows (one growing set of requests, which the sequential
+// tests need) and a batched window is a whole number of quanta. Looks of an
+// evidence-driven rollout run just after boundaries (LookPeriod), so a step
+// they advance starts within a second of one and loses nothing; the second
+// it may reach back is the mesh converging to the new weights, whose
+// requests the tests judge by their observed split. Another start loses
+// less than a quantum.
+func EvidenceStart(start time.Time, q time.Duration) time.Time {
+	if q <= 0 {
+		return start
+	}
+	b := start.Truncate(q)
+	if start.Sub(b) <= startSlack {
+		return b
+	}
+	return b.Add(q)
+}
+
 // batchWindow quantizes a round for the shared cache: the evaluation time
 // rounds down to the quantum and the window, measured from the step's
-// start to that time, rounds down to the quantum too, so the window never
-// reaches before the step's start (no evidence from the previous step's
-// weights). ok is false while the step is younger than one quantum after
-// rounding; the round then runs per rollout.
+// evidence start (EvidenceStart, a quantum boundary) to that time, is a
+// whole number of quanta. ok is false while the window is shorter than one
+// quantum; the round then runs per rollout.
 func batchWindow(start, now time.Time, quantum time.Duration) (at time.Time, window time.Duration, ok bool) {
 	at = now.Truncate(quantum)
 	if start.IsZero() {

@@ -251,8 +251,8 @@ func (r *Reconciler) analyze(ctx context.Context, mr *v1alpha1.ModelRollout, w *
 		req.WindowStart = mr.Status.StepStartedAt.Time
 	}
 	if mr.Status.Step != nil {
-		// Each step spends its own share of the error budget (see package
-		// analysis/stats), so the engine must know which step it judges.
+		// The round and each sequential metric's step counts are labelled
+		// with the step they judge.
 		req.Step = *mr.Status.Step
 	}
 	if a := mr.Status.Analysis; a != nil && len(a.RecentRounds) > 0 {
@@ -261,6 +261,9 @@ func (r *Reconciler) analyze(ctx context.Context, mr *v1alpha1.ModelRollout, w *
 			req.Previous = last.Metrics
 		}
 	}
+	// Sequential metrics continue one test over the rollout's completed
+	// steps (see package analysis/stats).
+	req.Evidence = rollout.CompletedEvidence(mr)
 	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	round, err := r.analyzer.Analyze(actx, req)

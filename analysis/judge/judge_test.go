@@ -82,7 +82,9 @@ func TestSequential(t *testing.T) {
 		{"no stable traffic", j, CountsInput{Candidate: stats.Counts{Bad: 1, Total: 500}}, v1alpha1.VerdictInconclusive, false},
 		{"previous p-value carries", j, CountsInput{Candidate: stats.Counts{Bad: 1, Total: 300}, Stable: stats.Counts{Bad: 150, Total: 30000},
 			Previous: &v1alpha1.MetricResult{PValue: f(0.0001)}}, v1alpha1.VerdictFail, false},
-		{"later step spends less alpha", j, CountsInput{Candidate: stats.Counts{Bad: 12, Total: 500}, Stable: stats.Counts{Bad: 250, Total: 50000}, Step: 6}, v1alpha1.VerdictInconclusive, true},
+		{"earlier steps count", j, CountsInput{Candidate: stats.Counts{Bad: 8, Total: 500}, Stable: stats.Counts{Bad: 250, Total: 50000}, Step: 1,
+			Steps: []stats.Segment{{Candidate: stats.Counts{Bad: 8, Total: 500}, Stable: stats.Counts{Bad: 250, Total: 50000}}}}, v1alpha1.VerdictFail, false},
+		{"each step alone is not enough", j, CountsInput{Candidate: stats.Counts{Bad: 8, Total: 500}, Stable: stats.Counts{Bad: 250, Total: 50000}, Step: 1}, v1alpha1.VerdictInconclusive, true},
 		{"bad confidence", v1alpha1.SequentialJudge{MaxIncrease: 0.005, Confidence: 0.3}, CountsInput{}, v1alpha1.VerdictError, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -3,6 +3,9 @@ package judge
 import (
 	"fmt"
 	"math"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/fulcrum-ml/fulcrum/analysis/stats"
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
@@ -11,22 +14,34 @@ import (
 // DefaultConfidence applies when a sequential judge leaves confidence unset.
 const DefaultConfidence = 0.99
 
-// CountsInput are bad events and totals of both versions since the step
-// started, with the step index and the previous round's result for the
-// same metric in the same step (nil on the first round).
+// CountsInput are a sequential metric's counts: the rollout's completed
+// steps and the current step from its start to this look, with the
+// previous round's result for the same metric in the same step (nil on the
+// first round).
 type CountsInput struct {
+	// Steps are the completed steps, oldest first
+	// (status.analysis.evidence).
+	Steps []stats.Segment
+	// Candidate and Stable are the current step's counts.
 	Candidate, Stable stats.Counts
-	MinSamples        int64
-	Step              int32
-	Previous          *v1alpha1.MetricResult
+	// Step is the current step's index, recorded with its counts.
+	Step int32
+	// Window is how long the current step's counts cover; it gives the
+	// candidate's request rate for the evidence's ETA (0: no ETA).
+	Window     time.Duration
+	MinSamples int64
+	Previous   *v1alpha1.MetricResult
 	// NoEstimate skips the SamplesNeeded search (simulations).
 	NoEstimate bool
 }
 
-// Sequential runs the always-valid comparison of bad-event rates (see
-// package stats). Fail: the candidate's rate is above stable's at the
-// step's share of 1-confidence. Pass: the candidate's rate is less than
-// maxIncrease above stable's. Otherwise Inconclusive, with SamplesNeeded.
+// Sequential runs the always-valid comparison of bad-event rates over the
+// whole rollout (see package stats): one 1-confidence for every look of
+// every step. Fail: the candidate's rate is above stable's. Pass: the
+// candidate's rate is less than maxIncrease above stable's. Otherwise
+// Inconclusive, with SamplesNeeded and how long they take at the current
+// rate. Value, Baseline and the sample counts are over the whole rollout;
+// Evidence holds the current step's counts.
 func Sequential(j v1alpha1.SequentialJudge, in CountsInput) v1alpha1.MetricResult {
 	conf := j.Confidence
 	if conf == 0 {
@@ -37,31 +52,33 @@ func Sequential(j v1alpha1.SequentialJudge, in CountsInput) v1alpha1.MetricResul
 		return v1alpha1.MetricResult{Verdict: v1alpha1.VerdictError, Threshold: desc,
 			Message: "sequential judge needs confidence in (0.5, 1) and maxIncrease in [0, 1), for example {maxIncrease: 0.005, confidence: 0.99}"}
 	}
-	if g := gate(in.Candidate.Total, in.Stable.Total, in.MinSamples); g != nil {
-		g.Threshold = desc
-		g.Value, g.Baseline = ptr(in.Candidate.Rate()), ptr(in.Stable.Rate())
-		return *g
-	}
+	cur := stats.Segment{Candidate: in.Candidate, Stable: in.Stable}
+	segs := append(append([]stats.Segment(nil), in.Steps...), cur)
+	cand, stable := stats.Pooled(segs)
 	r := v1alpha1.MetricResult{
 		Threshold:        desc,
-		Value:            ptr(in.Candidate.Rate()),
-		Baseline:         ptr(in.Stable.Rate()),
-		CandidateSamples: in.Candidate.Total,
-		BaselineSamples:  in.Stable.Total,
+		Value:            ptr(cand.Rate()),
+		Baseline:         ptr(stable.Rate()),
+		CandidateSamples: cand.Total,
+		BaselineSamples:  stable.Total,
+		Evidence: &v1alpha1.StepEvidence{Step: in.Step,
+			Candidate: v1alpha1.EventCounts{Bad: in.Candidate.Bad, Total: in.Candidate.Total},
+			Stable:    v1alpha1.EventCounts{Bad: in.Stable.Bad, Total: in.Stable.Total},
+			Window:    metav1.Duration{Duration: in.Window}},
 	}
-	if in.Stable.Total <= 0 {
+	if stable.Total <= 0 {
 		r.Verdict = v1alpha1.VerdictInconclusive
-		r.Message = "stable served no requests in the window: nothing to compare with"
+		r.Message = "stable served no requests in the rollout so far: nothing to compare with"
 		return r
 	}
-	alpha := stats.StepAlpha(1-conf, in.Step)
+	alpha := 1 - conf
 	decide := stats.Sequential
 	if in.NoEstimate {
 		decide = stats.SequentialDecision
 	}
-	s := decide(in.Candidate, in.Stable, j.MaxIncrease, alpha)
-	// The running minimum of 1/E over the step is an always-valid p-value,
-	// and the running intersection of the bounds is a confidence sequence.
+	s := decide(segs, j.MaxIncrease, alpha)
+	// The running minimum of 1/E is an always-valid p-value, and the
+	// running intersection of the bounds is a confidence sequence.
 	p, lo, hi := s.PValue, s.Lower, s.Upper
 	if prev := in.Previous; prev != nil {
 		if prev.PValue != nil {
@@ -75,27 +92,56 @@ func Sequential(j v1alpha1.SequentialJudge, in CountsInput) v1alpha1.MetricResul
 		}
 	}
 	r.PValue, r.Lower, r.Upper = &p, &lo, &hi
+	steps := ""
+	if n := len(in.Steps); n > 0 {
+		steps = fmt.Sprintf(" over %d steps", n+1)
+	}
+	if g := gate(cand.Total, stable.Total, in.MinSamples); g != nil {
+		// Never Fail or Pass below minSamples; the bounds still show,
+		// and say how fast the exposure budget may move.
+		r.Verdict, r.SamplesNeeded = g.Verdict, g.SamplesNeeded
+		r.Message = g.Message + eta(in, *g.SamplesNeeded, &r)
+		return r
+	}
 	switch {
 	case p <= alpha || s.Decision == stats.Worse:
 		r.Verdict = v1alpha1.VerdictFail
-		r.Message = fmt.Sprintf("candidate rate %s is above stable %s (always-valid p=%s <= %s; increase in [%s, %s])",
-			num(in.Candidate.Rate()), num(in.Stable.Rate()), num(p), num(alpha), num(lo), num(hi))
+		r.Message = fmt.Sprintf("candidate rate %s is above stable %s%s (always-valid p=%s <= %s; increase in [%s, %s])",
+			num(cand.Rate()), num(stable.Rate()), steps, num(p), num(alpha), num(lo), num(hi))
 	case hi < j.MaxIncrease:
 		r.Verdict = v1alpha1.VerdictPass
-		r.Message = fmt.Sprintf("candidate rate %s vs stable %s: increase at most %s, below %s", num(in.Candidate.Rate()), num(in.Stable.Rate()), num(hi), num(j.MaxIncrease))
+		r.Message = fmt.Sprintf("candidate rate %s vs stable %s%s: increase at most %s, below %s", num(cand.Rate()), num(stable.Rate()), steps, num(hi), num(j.MaxIncrease))
 	default:
 		r.Verdict = v1alpha1.VerdictInconclusive
-		msg := fmt.Sprintf("not enough evidence yet: increase in [%s, %s], p=%s", num(lo), num(hi), num(p))
+		msg := fmt.Sprintf("not enough evidence yet%s: increase in [%s, %s], p=%s", steps, num(lo), num(hi), num(p))
 		if s.SamplesNeeded > 0 {
 			need := s.SamplesNeeded
 			r.SamplesNeeded = &need
-			msg += fmt.Sprintf("; about %d more candidate requests needed at the observed rates", need)
-		} else {
+			msg += fmt.Sprintf("; about %d more candidate requests needed at the observed rates", need) + eta(in, need, &r)
+		} else if !in.NoEstimate {
 			msg += "; the difference sits near maxIncrease, no decision in sight"
 		}
 		r.Message = msg
 	}
 	return r
+}
+
+// eta sets r.EvidenceETA from the candidate's request rate in the current
+// step and says it in words ("" when the rate is unknown).
+func eta(in CountsInput, need int64, r *v1alpha1.MetricResult) string {
+	if in.Window <= 0 || in.Candidate.Total <= 0 || need <= 0 {
+		if in.Window >= time.Second && in.Candidate.Total <= 0 {
+			return "; the candidate served no requests in this step yet"
+		}
+		return ""
+	}
+	rate := float64(in.Candidate.Total) / in.Window.Seconds()
+	d := time.Duration(float64(need) / rate * float64(time.Second))
+	if d > 0 {
+		d = max(d.Round(time.Second), time.Second)
+		r.EvidenceETA = &metav1.Duration{Duration: d}
+	}
+	return fmt.Sprintf(", about %s at the candidate's current %s requests/s", d, num(rate))
 }
 
 // SlowCounts turns cumulative histogram buckets (upper bound → count, with

@@ -5,6 +5,7 @@ import (
 	"io"
 	"sort"
 	"sync"
+	"time"
 )
 
 // Scenarios are the issue's: healthy, bad and subtle at 1 and 1,000 rps.
@@ -29,6 +30,7 @@ type Summary struct {
 	MeanRequests, MeanErrors        float64
 	MeanSeconds                     float64 // over decided runs
 	MedianSamplesNeeded             int64   // over undecided runs
+	MedianETASeconds                float64 // over undecided runs
 }
 
 // Evaluate runs seeds 1..seeds of every policy on sc, workers at a time.
@@ -56,6 +58,7 @@ func Evaluate(sc Scenario, policies []Policy, seeds int, horizon float64, worker
 		s := Summary{Scenario: sc, Policy: p.Name(), Runs: seeds}
 		var decided int
 		var need []int64
+		var etas []float64
 		for _, r := range runs {
 			s.MeanRequests += float64(r.CandidateRequests)
 			s.MeanErrors += float64(r.CandidateErrors)
@@ -67,6 +70,7 @@ func Evaluate(sc Scenario, policies []Policy, seeds int, horizon float64, worker
 			default:
 				s.Undecided++
 				need = append(need, r.SamplesNeeded)
+				etas = append(etas, r.ETASeconds)
 			}
 			if r.Outcome != Undecided {
 				decided++
@@ -81,6 +85,8 @@ func Evaluate(sc Scenario, policies []Policy, seeds int, horizon float64, worker
 		if len(need) > 0 {
 			sort.Slice(need, func(i, j int) bool { return need[i] < need[j] })
 			s.MedianSamplesNeeded = need[len(need)/2]
+			sort.Float64s(etas)
+			s.MedianETASeconds = etas[len(etas)/2]
 		}
 		out[pi] = s
 	}
@@ -89,7 +95,7 @@ func Evaluate(sc Scenario, policies []Policy, seeds int, horizon float64, worker
 
 // WriteTable prints summaries as a Markdown table.
 func WriteTable(w io.Writer, rows []Summary) {
-	fmt.Fprintln(w, "| scenario | rps | policy | candidate requests before decision | candidate errors served | time to decision | promoted / rolled back / undecided | false rollbacks | missed regressions | samples still needed (median, undecided) |")
+	fmt.Fprintln(w, "| scenario | rps | policy | candidate requests before decision | candidate errors served | time to decision | promoted / rolled back / undecided | false rollbacks | missed regressions | samples still needed, and ETA (median, undecided) |")
 	fmt.Fprintln(w, "|---|---:|---|---:|---:|---:|---|---:|---:|---:|")
 	for _, s := range rows {
 		falseRB, missed := "–", "–"
@@ -105,6 +111,9 @@ func WriteTable(w io.Writer, rows []Summary) {
 		need := "–"
 		if s.Undecided > 0 {
 			need = fmt.Sprintf("%d", s.MedianSamplesNeeded)
+			if s.MedianETASeconds > 0 {
+				need += fmt.Sprintf(" (%s)", time.Duration(s.MedianETASeconds*float64(time.Second)).Round(time.Minute))
+			}
 		}
 		fmt.Fprintf(w, "| %s %.1f%%→%.1f%% | %g | %s | %.0f | %.1f | %s | %d / %d / %d | %s | %s | %s |\n",
 			s.Scenario.Name, 100*s.Scenario.StableP, 100*s.Scenario.CandidateP, s.Scenario.RPS, s.Policy,

@@ -8,11 +8,6 @@ import (
 	"math/rand/v2"
 
 	"gonum.org/v1/gonum/stat/distuv"
-
-	"github.com/fulcrum-ml/fulcrum/analysis"
-	"github.com/fulcrum-ml/fulcrum/analysis/judge"
-	"github.com/fulcrum-ml/fulcrum/analysis/stats"
-	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
 )
 
 // Outcome of one simulated rollout.
@@ -40,8 +35,12 @@ type Run struct {
 	CandidateRequests, CandidateErrors int64
 	// Seconds to the decision (or the horizon).
 	Seconds float64
-	// SamplesNeeded, for an undecided Fulcrum run: the judge's estimate.
+	// SamplesNeeded, for an undecided Fulcrum run: the judge's estimate,
+	// and ETASeconds how long it takes at the candidate's current rate.
 	SamplesNeeded int64
+	ETASeconds    float64
+	// MaxWeight is the largest candidate weight the run reached.
+	MaxWeight float64
 }
 
 // Policy decides a rollout.
@@ -95,6 +94,7 @@ func (t traffic) interval(sc Scenario, w float64, dt float64) (cn, cx, sn, sx in
 // check adds StepWeight up to MaxWeight, and a passed check at MaxWeight
 // promotes.
 type Flagger struct {
+	Label                                       string
 	Interval, StepWeight, MaxWeight, MinSuccess float64
 	Threshold                                   int
 }
@@ -102,8 +102,16 @@ type Flagger struct {
 // DefaultFlagger is the tutorial's configuration.
 var DefaultFlagger = Flagger{Interval: 60, StepWeight: 10, MaxWeight: 50, MinSuccess: 0.99, Threshold: 5}
 
+// PeerFlagger is the benchmark configuration: a 10s interval.
+var PeerFlagger = Flagger{Label: "flagger-10s", Interval: 10, StepWeight: 10, MaxWeight: 50, MinSuccess: 0.99, Threshold: 5}
+
 // Name implements Policy.
-func (Flagger) Name() string { return "flagger" }
+func (f Flagger) Name() string {
+	if f.Label != "" {
+		return f.Label
+	}
+	return "flagger"
+}
 
 // Run implements Policy.
 func (f Flagger) Run(sc Scenario, seed uint64, horizon float64) Run {
@@ -130,95 +138,6 @@ func (f Flagger) Run(sc Scenario, seed uint64, horizon float64) Run {
 			return run
 		}
 		w = math.Min(w+f.StepWeight, f.MaxWeight)
-	}
-	return run
-}
-
-// Fulcrum is Fulcrum's controller loop around the sequential judge: a
-// round every Interval seconds judges the step's window; Fail rolls back
-// (after FailureLimit consecutive failed rounds); Pass after MinStep
-// seconds at a step advances; reaching 100 promotes. Inconclusive holds,
-// except that a step which served fewer than MinSamples candidate requests
-// in MinStep advances (low traffic: more weight is what brings evidence),
-// never onto the last step, so promotion always needs a Pass.
-type Fulcrum struct {
-	Steps        []float64
-	Interval     float64
-	MinStep      float64
-	MinSamples   int64
-	FailureLimit int
-	Judge        v1alpha1.SequentialJudge
-}
-
-// DefaultFulcrum is Fulcrum's default configuration for an error-rate
-// metric: CRD defaults (minStepDuration 1m, minSamples 100), the design's
-// steps, a 10s interval, and the sequential judge the examples use.
-var DefaultFulcrum = Fulcrum{
-	Steps:        []float64{1, 5, 25, 50, 100},
-	Interval:     10,
-	MinStep:      60,
-	MinSamples:   100,
-	FailureLimit: 1,
-	Judge:        v1alpha1.SequentialJudge{MaxIncrease: 0.005, Confidence: 0.99},
-}
-
-// Name implements Policy.
-func (Fulcrum) Name() string { return "fulcrum" }
-
-// Run implements Policy.
-func (f Fulcrum) Run(sc Scenario, seed uint64, horizon float64) Run {
-	tr := newTraffic(seed)
-	var run Run
-	step, stepStart := 0, 0.0
-	var cand, stab stats.Counts
-	var prev *v1alpha1.MetricResult
-	fails := 0
-	for t := f.Interval; t <= horizon; t += f.Interval {
-		w := f.Steps[step]
-		cn, cx, sn, sx := tr.interval(sc, w, f.Interval)
-		run.CandidateRequests += cn
-		run.CandidateErrors += cx
-		run.Seconds = t
-		cand.Total += cn
-		cand.Bad += cx
-		stab.Total += sn
-		stab.Bad += sx
-		res := judge.Sequential(f.Judge, judge.CountsInput{
-			Candidate: cand, Stable: stab, MinSamples: f.MinSamples,
-			Step: int32(step), Previous: prev, NoEstimate: true,
-		})
-		prev = &res
-		switch res.Verdict {
-		case v1alpha1.VerdictFail:
-			fails++
-			if fails >= f.FailureLimit {
-				run.Outcome = RolledBack
-				return run
-			}
-			continue
-		case v1alpha1.VerdictPass:
-			fails = 0
-			if t-stepStart < f.MinStep {
-				continue
-			}
-		default:
-			fails = 0
-			round := v1alpha1.AnalysisRound{Verdict: res.Verdict, Metrics: []v1alpha1.MetricResult{res}}
-			if t-stepStart < f.MinStep || !analysis.AdvanceForEvidence(round, f.MinSamples, f.Steps[step+1] >= 100) {
-				continue
-			}
-		}
-		step++
-		if f.Steps[step] >= 100 {
-			run.Outcome = Promoted
-			return run
-		}
-		stepStart, cand, stab, prev = t, stats.Counts{}, stats.Counts{}, nil
-	}
-	// Undecided at the horizon: what the judge would report.
-	res := judge.Sequential(f.Judge, judge.CountsInput{Candidate: cand, Stable: stab, MinSamples: f.MinSamples, Step: int32(step), Previous: prev})
-	if res.SamplesNeeded != nil {
-		run.SamplesNeeded = *res.SamplesNeeded
 	}
 	return run
 }

@@ -6,7 +6,7 @@ import (
 )
 
 // The targets, on fewer seeds than the published table so the test
-// stays quick; the command prints the 1,000-seed table.
+// stays quick; the command prints the table.
 func TestFulcrumMeetsTargetsAgainstFlagger(t *testing.T) {
 	if testing.Short() {
 		t.Skip("simulates a few hundred rollouts")
@@ -24,11 +24,21 @@ func TestFulcrumMeetsTargetsAgainstFlagger(t *testing.T) {
 	if fulcrum.MeanRequests > 2*sprt {
 		t.Errorf("bad at 1000 rps: %.0f candidate requests, more than twice SPRT's %.0f", fulcrum.MeanRequests, sprt)
 	}
-	healthy := Evaluate(Scenario{Name: "healthy", RPS: 1000, StableP: 0.005, CandidateP: 0.005}, []Policy{DefaultFulcrum}, 200, 7200, 2)[0]
-	if healthy.RolledBack > 2 { // 1% of 200
-		t.Errorf("healthy at 1000 rps: %d false rollbacks in 200", healthy.RolledBack)
+	healthy := Evaluate(Scenario{Name: "healthy", RPS: 1000, StableP: 0.005, CandidateP: 0.005}, []Policy{DefaultFulcrum, PeerFulcrum}, 200, 7200, 2)
+	for _, h := range healthy {
+		if h.RolledBack > 2 { // 1% of 200
+			t.Errorf("healthy at 1000 rps: %s: %d false rollbacks in 200", h.Policy, h.RolledBack)
+		}
 	}
-	low := Evaluate(Scenario{Name: "bad", RPS: 1, StableP: 0.005, CandidateP: 0.02}, policies, 100, 7200, 2)
+	// The goal: promote a healthy model in under 50s, faster than
+	// Argo Rollouts (50-51s) and Flagger (82s) on the peers' schedule.
+	if s := healthy[0].MeanSeconds; s >= 50 {
+		t.Errorf("healthy at 1000 rps: promoted after %.0fs with the README's configuration, want under 50s", s)
+	}
+	if s := healthy[1].MeanSeconds; s >= 50 {
+		t.Errorf("healthy at 1000 rps: promoted after %.0fs on 10%% steps, want under 50s", s)
+	}
+	low := Evaluate(Scenario{Name: "bad", RPS: 1, StableP: 0.005, CandidateP: 0.02}, policies, 40, 7200, 2)
 	if low[1].Promoted != 0 {
 		t.Errorf("bad at 1 rps: fulcrum promoted %d of %d", low[1].Promoted, low[1].Runs)
 	}
@@ -39,8 +49,25 @@ func TestFulcrumMeetsTargetsAgainstFlagger(t *testing.T) {
 
 func TestUndecidedRunsReportSamplesNeeded(t *testing.T) {
 	r := DefaultFulcrum.Run(Scenario{RPS: 1, StableP: 0.005, CandidateP: 0.005}, 1, 1200)
-	if r.Outcome != Undecided || r.SamplesNeeded <= 0 {
-		t.Errorf("healthy at 1 rps after 20 minutes: %+v, want undecided with samples needed", r)
+	if r.Outcome != Undecided || r.SamplesNeeded <= 0 || r.ETASeconds <= 0 {
+		t.Errorf("healthy at 1 rps after 20 minutes: %+v, want undecided with samples needed and how long they take", r)
+	}
+	// At 1 request/s a look serves a handful of requests: the exposure
+	// budget lets the steps up to 50% (never to 100%) to bring evidence.
+	if r.MaxWeight != 50 {
+		t.Errorf("healthy at 1 rps: reached %v%%, want 50%%", r.MaxWeight)
+	}
+}
+
+// Without the exposure budget, a step waits for its evidence: at 1,000
+// requests/s and 1% that is minutes, which is why the budget exists.
+func TestBudgetZeroWaitsForEvidence(t *testing.T) {
+	f := DefaultFulcrum
+	f.NoBudget = true
+	r := f.Run(Scenario{RPS: 1000, StableP: 0.005, CandidateP: 0.005}, 1, 3600)
+	withBudget := DefaultFulcrum.Run(Scenario{RPS: 1000, StableP: 0.005, CandidateP: 0.005}, 1, 3600)
+	if r.Outcome != Promoted || withBudget.Outcome != Promoted || r.Seconds < 2*withBudget.Seconds {
+		t.Errorf("budget 0: %+v; default budget: %+v; want both promoted, the first much later", r, withBudget)
 	}
 }
 

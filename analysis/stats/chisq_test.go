@@ -72,11 +72,7 @@ func TestDriftNoiseFloorScalesWithSamples(t *testing.T) {
 		over := 0
 		const trials = 2000
 		for i := 0; i < trials; i++ {
-			c, s := make([]float64, len(probs)), make([]float64, len(probs))
-			for j := 0; j < n; j++ {
-				c[pick(r, probs)]++
-				s[pick(r, probs)]++
-			}
+			c, s := multinomial(r, n, probs), multinomial(r, n, probs)
 			d, err := Drift(c, s, 0.01)
 			if err != nil {
 				t.Fatal(err)
@@ -91,13 +87,19 @@ func TestDriftNoiseFloorScalesWithSamples(t *testing.T) {
 	}
 }
 
-func pick(r *rand.Rand, probs []float64) int {
-	u := r.Float64()
+// multinomial draws n trials over probs as a chain of binomials.
+func multinomial(r *rand.Rand, n int, probs []float64) []float64 {
+	out := make([]float64, len(probs))
+	left, mass := int64(n), 1.0
 	for i, p := range probs {
-		if u < p {
-			return i
+		if i == len(probs)-1 || mass <= 0 {
+			out[i] = float64(left)
+			break
 		}
-		u -= p
+		k := binom(r, left, math.Min(1, p/mass))
+		out[i] = float64(k)
+		left -= k
+		mass -= p
 	}
-	return len(probs) - 1
+	return out
 }

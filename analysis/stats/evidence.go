@@ -12,49 +12,59 @@ import (
 const gridPoints = 48
 
 var (
-	// upRatios mix alternatives 1.1..10 times the null rate (a worse candidate).
-	upRatios = logGrid(math.Log(1.1), math.Log(10))
-	// downRatios mix alternatives 0.01..0.99 times the null rate (a better one).
-	downRatios = logGrid(math.Log(0.01), math.Log(0.99))
+	// up mixes alternatives 1.1..10 times the null rate (a worse candidate).
+	up = newGrid(1.1, 10)
+	// down mixes alternatives 0.1..0.99 times the null rate (a better one).
+	// Bounds are valid for any fixed grid; this one puts the weight where
+	// NotWorse decisions are made (a candidate at stable's rate against
+	// stable + maxIncrease is r ≈ 0.2..0.95 for base rates from 0.1% to 10%
+	// and maxIncrease 0.5 points), and needs about 10% fewer candidate
+	// requests than 0.01..0.99 (measured at a 0.5% base rate).
+	down = newGrid(0.1, 0.99)
 )
 
-func logGrid(lo, hi float64) []float64 {
-	out := make([]float64, gridPoints)
-	for i := range out {
-		out[i] = math.Exp(lo + (hi-lo)*float64(i)/float64(gridPoints-1))
-	}
-	return out
+// grid is a mixing prior: ratios uniform in log between two ends, with
+// their logarithms.
+type grid struct {
+	ratios, logs [gridPoints]float64
 }
 
-// logLR is the log likelihood ratio of x bad events in n trials at rate p
-// against rate q.
-func logLR(x, n, p, q float64) float64 {
-	l := 0.0
-	if x > 0 {
-		l += x * (math.Log(p) - math.Log(q))
+func newGrid(lo, hi float64) *grid {
+	g := &grid{}
+	for i := range g.ratios {
+		g.logs[i] = math.Log(lo) + (math.Log(hi)-math.Log(lo))*float64(i)/float64(gridPoints-1)
+		g.ratios[i] = math.Exp(g.logs[i])
 	}
-	if n-x > 0 {
-		l += (n - x) * (math.Log1p(-p) - math.Log1p(-q))
-	}
-	return l
+	return g
 }
 
 // mixture is log of the average likelihood ratio over the ratio grid. Grid
 // points whose rate leaves (0, 1) are dropped: they contribute zero, which
-// keeps the mixture a supermartingale.
-func mixture(x, n, q float64, ratios []float64) float64 {
-	terms := make([]float64, 0, len(ratios))
-	for _, r := range ratios {
+// keeps the mixture a supermartingale. With p = r·q the log likelihood ratio
+// is x·log r + (n-x)·(log(1-rq) - log(1-q)): one logarithm per grid point.
+func mixture(x, n, q float64, g *grid) float64 {
+	var terms [gridPoints]float64
+	k := 0
+	l1q := math.Log1p(-q)
+	for i, r := range g.ratios {
 		p := q * r
 		if p <= 0 || p >= 1 {
 			continue
 		}
-		terms = append(terms, logLR(x, n, p, q))
+		t := 0.0
+		if x > 0 {
+			t += x * g.logs[i]
+		}
+		if n-x > 0 {
+			t += (n - x) * (math.Log1p(-p) - l1q)
+		}
+		terms[k] = t
+		k++
 	}
-	if len(terms) == 0 {
+	if k == 0 {
 		return math.Inf(-1)
 	}
-	return logSumExp(terms) - math.Log(float64(len(ratios)))
+	return logSumExp(terms[:k]) - math.Log(gridPoints)
 }
 
 // LogEvidenceAbove is log E, where E is an e-value against "the rate is at
@@ -73,7 +83,7 @@ func LogEvidenceAbove(x, n int64, q float64) float64 {
 		}
 		return 0
 	}
-	return mixture(float64(x), float64(n), q, upRatios)
+	return mixture(float64(x), float64(n), q, up)
 }
 
 // LogEvidenceBelow is log E against "the rate is at least q": the mirror of
@@ -88,7 +98,7 @@ func LogEvidenceBelow(x, n int64, q float64) float64 {
 		}
 		return 0
 	}
-	return mixture(float64(x), float64(n), q, downRatios)
+	return mixture(float64(x), float64(n), q, down)
 }
 
 // boundPrecision is the relative precision of bounds. Lower bounds stop
@@ -113,7 +123,7 @@ func lowerBound(x, n, alpha float64) float64 {
 	lo, hi := 0.0, phat
 	for i := 0; i < 60 && hi-lo > boundPrecision*hi; i++ {
 		m := (lo + hi) / 2
-		if mixture(x, n, m, upRatios) >= limit {
+		if mixture(x, n, m, up) >= limit {
 			lo = m
 		} else {
 			hi = m
@@ -138,7 +148,7 @@ func upperBound(x, n, alpha float64) float64 {
 	lo, hi := phat, 1.0
 	for i := 0; i < 60 && hi-lo > boundPrecision*hi; i++ {
 		m := (lo + hi) / 2
-		if mixture(x, n, m, downRatios) >= limit {
+		if mixture(x, n, m, down) >= limit {
 			hi = m
 		} else {
 			lo = m

@@ -17,6 +17,27 @@ func (c Counts) Rate() float64 {
 	return float64(c.Bad) / float64(c.Total)
 }
 
+// Add sums two counts.
+func (c Counts) Add(o Counts) Counts {
+	return Counts{Bad: c.Bad + o.Bad, Total: c.Total + o.Total}
+}
+
+// Segment is what both versions saw during one stretch of a rollout with
+// one traffic split: one step, from its start to its end (or to the latest
+// look, for the current step).
+type Segment struct {
+	Candidate, Stable Counts
+}
+
+// Pooled sums the segments per version: each version's counts over every
+// request it served in the rollout.
+func Pooled(segs []Segment) (cand, stable Counts) {
+	for _, s := range segs {
+		cand, stable = cand.Add(s.Candidate), stable.Add(s.Stable)
+	}
+	return cand, stable
+}
+
 // Decision of a sequential comparison.
 type Decision int
 
@@ -42,8 +63,9 @@ type SequentialResult struct {
 	// look, capped at 1. The running minimum over looks is an always-valid
 	// p-value.
 	PValue float64
-	// Lower and Upper bound candidate-minus-stable rate, time-uniformly at
-	// level alpha each.
+	// Lower and Upper bound candidate-minus-stable rate, time-uniformly: the
+	// bounds fail at any look of the rollout with probability at most alpha
+	// together.
 	Lower, Upper float64
 	// SamplesNeeded is an estimate of the further candidate events needed
 	// for a decision if the observed rates hold; -1 when no decision is in
@@ -51,33 +73,42 @@ type SequentialResult struct {
 	SamplesNeeded int64
 }
 
-// Sequential compares candidate and stable counts gathered since a point
-// where the traffic split last changed (so every event had the same chance
-// of going to the candidate). It may be called after every round; see the
-// package documentation for the error bounds.
+// Sequential compares candidate and stable over a whole rollout: segs are
+// its steps so far, oldest first, the current step last (its counts from the
+// step's start to this look). It may be called at every look; one alpha
+// covers the whole rollout, however many looks and steps (see the package
+// documentation).
 //
-//   - Worse when the conditional test rejects "candidate rate <= stable rate"
-//     at level alpha.
+//   - Worse when the rollout-wide conditional test rejects "candidate rate
+//     <= stable rate" at level alpha.
 //   - NotWorse when the candidate's upper bound is below stable's lower bound
-//     plus maxIncrease (alpha split 0.9/0.1 between them).
+//     plus maxIncrease, both over every request of the rollout (alpha split
+//     0.9/0.1 between them).
 //   - Undecided otherwise.
-func Sequential(cand, stable Counts, maxIncrease, alpha float64) SequentialResult {
-	return sequential(cand, stable, maxIncrease, alpha, true)
+func Sequential(segs []Segment, maxIncrease, alpha float64) SequentialResult {
+	return sequential(segs, maxIncrease, alpha, true)
 }
 
 // SequentialDecision is Sequential without the SamplesNeeded projection,
 // which costs a search; simulations use it.
-func SequentialDecision(cand, stable Counts, maxIncrease, alpha float64) SequentialResult {
-	return sequential(cand, stable, maxIncrease, alpha, false)
+func SequentialDecision(segs []Segment, maxIncrease, alpha float64) SequentialResult {
+	return sequential(segs, maxIncrease, alpha, false)
 }
 
-func sequential(cand, stable Counts, maxIncrease, alpha float64, project bool) SequentialResult {
-	c := fcounts{float64(max(cand.Bad, 0)), float64(max(cand.Total, 0))}
-	s := fcounts{float64(max(stable.Bad, 0)), float64(max(stable.Total, 0))}
-	c.bad, s.bad = math.Min(c.bad, c.total), math.Min(s.bad, s.total)
-	r := decide(c, s, maxIncrease, alpha)
+func sequential(segs []Segment, maxIncrease, alpha float64, project bool) SequentialResult {
+	if len(segs) == 0 {
+		segs = []Segment{{}}
+	}
+	var w WorseTest
+	for _, s := range segs[:len(segs)-1] {
+		w.Add(s)
+	}
+	cur := clean(segs[len(segs)-1])
+	pc, ps := Pooled(segs[:len(segs)-1])
+	closed := [2]fcounts{toF(pc), toF(ps)}
+	r := decide(&w, closed, cur, maxIncrease, alpha)
 	if r.Decision == Undecided && project {
-		r.SamplesNeeded = samplesNeeded(c, s, maxIncrease, alpha)
+		r.SamplesNeeded = samplesNeeded(&w, closed, cur, maxIncrease, alpha)
 	} else {
 		r.SamplesNeeded = -1
 	}
@@ -86,9 +117,23 @@ func sequential(cand, stable Counts, maxIncrease, alpha float64, project bool) S
 
 type fcounts struct{ bad, total float64 }
 
-func decide(c, s fcounts, maxIncrease, alpha float64) SequentialResult {
-	logE := conditionalEvidence(c, s)
+func toF(c Counts) fcounts {
+	t := float64(max(c.Total, 0))
+	return fcounts{math.Min(float64(max(c.Bad, 0)), t), t}
+}
+
+// fseg is a segment in floating point (projections add fractional counts).
+type fseg struct{ c, s fcounts }
+
+func clean(s Segment) fseg { return fseg{toF(s.Candidate), toF(s.Stable)} }
+
+// decide judges the closed steps (in w and their pooled counts) with the
+// current step cur.
+func decide(w *WorseTest, closed [2]fcounts, cur fseg, maxIncrease, alpha float64) SequentialResult {
+	logE := w.logEvidence(cur)
 	r := SequentialResult{PValue: math.Min(1, math.Exp(-logE))}
+	c := fcounts{closed[0].bad + cur.c.bad, closed[0].total + cur.c.total}
+	s := fcounts{closed[1].bad + cur.s.bad, closed[1].total + cur.s.total}
 	ac, as := alpha*(1-stableShare), alpha*stableShare
 	r.Lower = lowerBound(c.bad, c.total, ac) - upperBound(s.bad, s.total, as)
 	r.Upper = upperBound(c.bad, c.total, ac) - lowerBound(s.bad, s.total, as)
@@ -101,40 +146,13 @@ func decide(c, s fcounts, maxIncrease, alpha float64) SequentialResult {
 	return r
 }
 
-// LogEvidenceWorse is log E against "candidate rate <= stable rate" from
-// counts gathered under one traffic split; Sequential decides Worse when it
-// reaches log(1/alpha).
-func LogEvidenceWorse(cand, stable Counts) float64 {
-	return conditionalEvidence(fcounts{float64(cand.Bad), float64(cand.Total)}, fcounts{float64(stable.Bad), float64(stable.Total)})
-}
-
-// conditionalEvidence is log E against "candidate rate <= stable rate".
-// Given the total number of bad events, each one is the candidate's with
-// probability a = its share of events when the rates are equal (exactly: the
-// candidate's count is hypergeometric, which Hoeffding's convex-order
-// theorem bounds by Binomial(bad, a) for the convex likelihood ratios used
-// here). A candidate with rate ratio ρ takes a share ρa/(ρa+1-a). E averages
-// the likelihood ratios over ρ on the same grid as LogEvidenceAbove.
-func conditionalEvidence(c, s fcounts) float64 {
-	n := c.total + s.total
-	bad := c.bad + s.bad
-	if c.total <= 0 || s.total <= 0 || bad <= 0 {
-		return 0
-	}
-	a := c.total / n
-	terms := make([]float64, len(upRatios))
-	for i, rho := range upRatios {
-		p := rho * a / (rho*a + 1 - a)
-		terms[i] = logLR(c.bad, bad, p, a)
-	}
-	return logSumExp(terms) - math.Log(float64(len(upRatios)))
-}
-
-// samplesNeeded projects the observed rates forward, stable growing in its
-// current proportion to the candidate, and finds the fewest further
+// samplesNeeded projects the observed rates forward, stable growing in the
+// current step's proportion to the candidate, and finds the fewest further
 // candidate events that would decide. A candidate with no events yet is
 // assumed to behave like stable.
-func samplesNeeded(c, s fcounts, maxIncrease, alpha float64) int64 {
+func samplesNeeded(w *WorseTest, closed [2]fcounts, cur fseg, maxIncrease, alpha float64) int64 {
+	c := fcounts{closed[0].bad + cur.c.bad, closed[0].total + cur.c.total}
+	s := fcounts{closed[1].bad + cur.s.bad, closed[1].total + cur.s.total}
 	ps := 0.0
 	if s.total > 0 {
 		ps = s.bad / s.total
@@ -144,13 +162,18 @@ func samplesNeeded(c, s fcounts, maxIncrease, alpha float64) int64 {
 		pc = c.bad / c.total
 	}
 	ratio := 1.0
-	if c.total > 0 && s.total > 0 {
+	switch {
+	case cur.c.total > 0 && cur.s.total > 0:
+		ratio = cur.s.total / cur.c.total
+	case c.total > 0 && s.total > 0:
 		ratio = s.total / c.total
 	}
 	decides := func(m float64) bool {
-		cc := fcounts{c.bad + pc*m, c.total + m}
-		ss := fcounts{s.bad + ps*ratio*m, s.total + ratio*m}
-		return decide(cc, ss, maxIncrease, alpha).Decision != Undecided
+		next := fseg{
+			c: fcounts{cur.c.bad + pc*m, cur.c.total + m},
+			s: fcounts{cur.s.bad + ps*ratio*m, cur.s.total + ratio*m},
+		}
+		return decide(w, closed, next, maxIncrease, alpha).Decision != Undecided
 	}
 	const limit = 1e9
 	hi := math.Max(16, c.total/4)
@@ -173,15 +196,4 @@ func samplesNeeded(c, s fcounts, maxIncrease, alpha float64) int64 {
 		}
 	}
 	return int64(math.Ceil(hi))
-}
-
-// StepAlpha spends alpha over the steps of a rollout: step k (from 0) gets
-// alpha·6/(π²(k+1)²), and the steps together never spend more than alpha.
-// Each step tests only its own window, where the traffic split is fixed.
-func StepAlpha(alpha float64, step int32) float64 {
-	if step < 0 {
-		step = 0
-	}
-	k := float64(step) + 1
-	return alpha * 6 / (math.Pi * math.Pi * k * k)
 }

@@ -142,9 +142,9 @@ type SequentialJudge struct {
 	// At high traffic it asks for evidence before more traffic moves; at
 	// low traffic, where a look serves few requests, it lets steps advance
 	// so that evidence comes sooner. 0 advances only on evidence. It never
-	// moves onto the last step: promotion needs a Pass. Unset: 20.
+	// moves onto the last step: promotion needs a Pass. Unset: 25.
 	// +optional
-	// +kubebuilder:validation:XValidation:rule="self >= 0.0",message="sequential.exposureBudget must not be negative, for example 20 (extra bad events per look)"
+	// +kubebuilder:validation:XValidation:rule="self >= 0.0",message="sequential.exposureBudget must not be negative, for example 25 (extra bad events per look)"
 	ExposureBudget *float64 `json:"exposureBudget,omitempty"`
 }
 

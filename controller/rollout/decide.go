@@ -2,11 +2,9 @@ package rollout
 
 import (
 	"fmt"
-	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/fulcrum-ml/fulcrum/analysis"
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
 )
 
@@ -25,6 +23,7 @@ type decider struct {
 	drift      []string         // routes found with foreign weights
 	stableDown string           // why the stable subset cannot take traffic, if so
 	restored   []string         // subsets drained to stable this round, and why
+	advance    string           // why the current step may end (stepDone)
 }
 
 // Decide evaluates a rollout against what was observed. It never modifies r.
@@ -49,26 +48,6 @@ func Decide(r *v1alpha1.ModelRollout, o Observed) Decision {
 	x.applySpecAndIntent()
 	x.protect()
 	return x.finish(x.run())
-}
-
-// AnalysisDue reports whether the reconciler should run an analysis round now:
-// the rollout progresses, the step's weights are on the mesh, it has metrics,
-// and an interval has passed since the step started or the last round.
-func AnalysisDue(r *v1alpha1.ModelRollout, now time.Time) bool {
-	next, ok := nextRoundAt(r)
-	return ok && !now.Before(next)
-}
-
-func nextRoundAt(r *v1alpha1.ModelRollout) (time.Time, bool) {
-	st := r.Status
-	if st.Phase != v1alpha1.PhaseProgressing || st.StepStartedAt == nil || !hasMetrics(r) {
-		return time.Time{}, false
-	}
-	from := st.StepStartedAt.Time
-	if st.Analysis != nil && st.Analysis.LastRoundAt != nil && st.Analysis.LastRoundAt.After(from) {
-		from = st.Analysis.LastRoundAt.Time
-	}
-	return from.Add(interval(r)), true
 }
 
 // fail records a configuration problem; nothing is written to the mesh.
@@ -141,6 +120,7 @@ func (x *decider) judgeRound() {
 	if rd.Time.IsZero() {
 		rd.Time = x.now
 	}
+	counted := x.countsTowardLimits(rd)
 	a := x.analysis()
 	a.Ran = true
 	a.Rounds++
@@ -151,15 +131,22 @@ func (x *decider) judgeRound() {
 	}
 	spec := analysisSpec(x.r)
 	why := roundSummary(rd)
-	switch rd.Verdict {
-	case v1alpha1.VerdictPass:
+	// Rounds count toward the limits at most once per interval
+	// (countsTowardLimits); a sequential Fail is final (sequentialFail).
+	switch {
+	case rd.Verdict == v1alpha1.VerdictFail && x.sequentialFail(rd):
+		a.ConsecutiveFailures++
+		x.rollback(ActorController, "an always-valid sequential test failed: "+why, "")
+		return
+	case !counted:
+	case rd.Verdict == v1alpha1.VerdictPass:
 		a.ConsecutiveFailures, a.ConsecutiveInconclusive = 0, 0
-	case v1alpha1.VerdictFail:
+	case rd.Verdict == v1alpha1.VerdictFail:
 		a.ConsecutiveFailures++
 		x.event(EventTypeWarning, ReasonAnalysisFailed, fmt.Sprintf("round failed (%d of %d): %s", a.ConsecutiveFailures, spec.FailureLimit, why))
-	case v1alpha1.VerdictInconclusive:
+	case rd.Verdict == v1alpha1.VerdictInconclusive:
 		a.ConsecutiveInconclusive++
-	case v1alpha1.VerdictError:
+	case rd.Verdict == v1alpha1.VerdictError:
 		x.event(EventTypeWarning, ReasonAnalysisError, "metrics unavailable: "+why)
 		if x.r.Spec.OnMetricsUnavailable == v1alpha1.MetricsUnavailableRollback {
 			a.ConsecutiveFailures++
@@ -235,7 +222,7 @@ func (x *decider) progress(mayAdvance bool) map[string]int32 {
 			return map[string]int32{x.st.Candidate: 100}
 		}
 		x.st.StepStartedAt = &x.now
-		x.st.Analysis = &v1alpha1.AnalysisStatus{}
+		x.st.Analysis = x.nextStepAnalysis()
 		return target
 	}
 	if !mayAdvance || !x.stepDone(i) {
@@ -259,48 +246,12 @@ func (x *decider) progress(mayAdvance bool) map[string]int32 {
 	return x.progress(false)
 }
 
-func (x *decider) stepDone(i int32) bool {
-	if x.now.Sub(x.st.StepStartedAt.Time) < minStep(x.r) {
-		return false
-	}
-	if !hasMetrics(x.r) {
-		return true
-	}
-	a := x.st.Analysis
-	if a == nil || len(a.RecentRounds) == 0 {
-		return false
-	}
-	last := a.RecentRounds[len(a.RecentRounds)-1]
-	if last.Step != i || last.Time.Before(x.st.StepStartedAt) {
-		return false
-	}
-	return last.Verdict == v1alpha1.VerdictPass || x.advanceForEvidence(i, last)
-}
-
-// advanceForEvidence is the low-traffic rule (see analysis.AdvanceForEvidence):
-// when a step's time is up and the only thing missing is traffic, not doubt,
-// the next step brings evidence sooner. It never promotes: the step onto
-// 100% always needs a Pass.
-func (x *decider) advanceForEvidence(i int32, last v1alpha1.AnalysisRound) bool {
-	if last.Verdict != v1alpha1.VerdictInconclusive {
-		return false
-	}
-	// The round must cover the whole minimum step: a round from before the
-	// step's time was up saw a shorter window, so it may lack samples at
-	// any traffic, and "too little traffic" would be a false conclusion.
-	if last.Time.Before(&metav1.Time{Time: x.st.StepStartedAt.Add(minStep(x.r))}) {
-		return false
-	}
-	nextIsLast := int(i)+2 >= len(steps(x.r))
-	return analysis.AdvanceForEvidence(last, analysisSpec(x.r).MinSamples, nextIsLast)
-}
-
 func (x *decider) passReason(i int32) string {
 	if !hasMetrics(x.r) {
 		return fmt.Sprintf("step %d lasted %s; no analysis configured", i+1, minStep(x.r))
 	}
-	if a := x.st.Analysis; a != nil && len(a.RecentRounds) > 0 && a.RecentRounds[len(a.RecentRounds)-1].Verdict == v1alpha1.VerdictInconclusive {
-		return fmt.Sprintf("step %d had too little traffic for a verdict and nothing failed; moving on to gather evidence sooner", i+1)
+	if x.advance != "" {
+		return x.advance
 	}
 	return fmt.Sprintf("step %d passed analysis", i+1)
 }

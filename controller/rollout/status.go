@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/fulcrum-ml/fulcrum/analysis"
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
 )
 
@@ -174,7 +175,10 @@ func (x *decider) requeue() time.Duration {
 	}
 	now := x.o.Now
 	next := x.st.StepStartedAt.Add(minStep(x.r))
-	if r, ok := nextRoundAt(&v1alpha1.ModelRollout{Spec: x.r.Spec, Status: *x.st}); ok && (!next.After(now) || r.Before(next)) {
+	r, ok := nextRoundAt(&v1alpha1.ModelRollout{Spec: x.r.Spec, Status: *x.st})
+	if ok && (!next.After(now) || r.Before(next) || analysis.EvidenceDriven(x.r.Spec.Analysis)) {
+		// Rounds drive an evidence-driven rollout's steps: nothing happens
+		// between them.
 		next = r
 	}
 	if d := next.Sub(now); d > 0 {

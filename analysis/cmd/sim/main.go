@@ -23,12 +23,16 @@ func main() {
 		fmt.Fprintln(os.Stderr, "sim: -seeds must be >= 1 and -horizon > 0")
 		os.Exit(2)
 	}
-	policies := []sim.Policy{sim.DefaultFlagger, sim.DefaultFulcrum}
+	policies := []sim.Policy{sim.DefaultFlagger, sim.PeerFlagger, sim.DefaultFulcrum, sim.PeerFulcrum}
 	var rows []sim.Summary
 	for _, sc := range sim.Scenarios() {
 		rows = append(rows, sim.Evaluate(sc, policies, *seeds, *horizon, *workers)...)
 	}
-	fmt.Printf("Seeds 1..%d per row, horizon %.0f s. Flagger: %+v. Fulcrum: %+v.\n\n", *seeds, *horizon, sim.DefaultFlagger, sim.DefaultFulcrum)
+	fmt.Printf("Seeds 1..%d per row, horizon %.0f s.\n\n", *seeds, *horizon)
+	for _, p := range policies {
+		fmt.Printf("- %s: %+v\n", p.Name(), p)
+	}
+	fmt.Println()
 	sim.WriteTable(os.Stdout, rows)
 	fmt.Println()
 	fmt.Println("Wald's SPRT reference (stable rate known, α = β = 0.01, one look per request):")
