@@ -16,7 +16,7 @@ PLATFORMS ?= linux/amd64,linux/arm64
 IMAGE ?= ghcr.io/fulcrum-ml/fulcrum:$(VERSION)
 CA_CERTS := /etc/ssl/certs/ca-certificates.crt
 
-.PHONY: deps all generate verify verify-generated lint build test chart-test image image-push image-test fuzz unit e2e demo env bench-peers clean
+.PHONY: deps all generate verify verify-generated lint build test chart-test install-guide-test image image-push image-test fuzz unit e2e demo env bench-peers clean
 
 all: build
 
@@ -57,6 +57,7 @@ deps:
 test: deps
 	$(GO) test -count=1 -timeout 25m ./...
 	$(MAKE) chart-test
+	$(MAKE) install-guide-test
 	$(MAKE) image-test
 	$(MAKE) fuzz
 
@@ -65,6 +66,12 @@ test: deps
 ## so a dependency added there must not break it before its go.sum is refreshed.
 chart-test:
 	cd charts/fulcrum/test && $(GO) vet -mod=mod ./... && $(GO) test -mod=mod -count=1 -timeout 10m ./...
+
+## install-guide-test: the commands of docs/install.md, built, rendered, dry-run on the local
+## kube-apiserver or run as far as this machine allows (their own module under docs/installtest,
+## to keep Helm and a shell parser out of Fulcrum's).
+install-guide-test:
+	cd docs/installtest && $(GO) vet -mod=mod ./... && $(GO) test -mod=mod -count=1 -timeout 10m ./...
 
 ## image: the container image for PLATFORMS as an OCI image layout in IMAGE_DIR, built
 ## without a container runtime (hack/image); prints the digests and sizes. Only Debian's
