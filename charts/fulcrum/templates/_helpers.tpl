@@ -146,6 +146,9 @@ name: {{ .selfSigned }}
 {{- if and .Values.webhook.enabled (eq .Values.webhook.certificates "secret") (not .Values.webhook.secret.caBundle) -}}
 {{- fail "webhook.secret.caBundle (base64 PEM of the CA that signed webhook.secret.name) is required when webhook.certificates is secret" -}}
 {{- end -}}
+{{- if and .Values.controller.enabled (gt (int .Values.replicas) 1) (not (include "fulcrum.leaderElect" .)) -}}
+{{- fail "replicas > 1 with leaderElection.enabled=false would run several reconcilers writing the same weights: enable leader election or run one replica" -}}
+{{- end -}}
 {{- $adminPort := int (include "fulcrum.adminServicePort" .) -}}
 {{- if and .Values.admin.enabled .Values.webhook.enabled (eq $adminPort 443) -}}
 {{- fail "admin.servicePort 443 is the webhook's Service port: choose another" -}}

@@ -42,6 +42,7 @@ func TestBadValuesAreRefused(t *testing.T) {
 		"failure policy":              {"webhook: {guard: {failurePolicy: Deny}}", "failurePolicy"},
 		"existing SA unnamed":         {"serviceAccount: {create: false}", "serviceAccount.name"},
 		"admin on the webhook's port": {"admin: {servicePort: 443}", "admin.servicePort"},
+		"replicas without election":   {"leaderElection: {enabled: false}", "leader election"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

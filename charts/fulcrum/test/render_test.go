@@ -12,7 +12,6 @@ import (
 	"helm.sh/helm/v3/pkg/chartutil"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/yaml"
 
 	"github.com/fulcrum-ml/fulcrum/manifests"
@@ -176,6 +175,3 @@ func kindNames(objs []*unstructured.Unstructured) []string {
 	slices.Sort(out)
 	return out
 }
-
-// gk is a shorthand for group/kind comparisons.
-func gk(o *unstructured.Unstructured) schema.GroupKind { return o.GroupVersionKind().GroupKind() }
