@@ -137,7 +137,7 @@ func (c *faultCase) timeToSafe(subset string, visible time.Time, limit time.Dura
 func (c *faultCase) servedShare(subset string, weight int32, n float64) {
 	c.t.Helper()
 	c.waitProxy()
-	time.Sleep(200 * time.Millisecond) // answers to requests routed before
+	time.Sleep(inFlight)
 	s0 := c.traffic.Now()
 	var s1 sampleWindow
 	c.eventually(fmt.Sprintf("%.0f requests", n), func() bool {
@@ -152,6 +152,11 @@ func (c *faultCase) servedShare(subset string, weight int32, n float64) {
 }
 
 type sampleWindow struct{ share, n float64 }
+
+// inFlight is how long requests routed before a change may still be
+// answered: the models answer in 2 ms (p99 10 ms); 200 ms is ample on a
+// loaded machine.
+const inFlight = 200 * time.Millisecond
 
 // waitNoReadyPods waits until the API server shows no Ready, running pod
 // of version and returns when. Start it (podsGone) before the change: it

@@ -58,6 +58,7 @@ func (s Sample) Share(from Sample, subset string) (float64, float64) {
 // VirtualService stopped naming it.
 type Traffic struct {
 	metrics http.Handler
+	readMu  sync.Mutex // one read at a time, so samples are in time order
 	mu      sync.Mutex
 	samples []Sample
 	err     error
@@ -106,6 +107,8 @@ func (t *Traffic) Err() error {
 
 // Now takes a sample at once, records it and returns it.
 func (t *Traffic) Now() Sample {
+	t.readMu.Lock()
+	defer t.readMu.Unlock()
 	s, err := read(t.metrics)
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -158,11 +161,13 @@ func (t *Traffic) Between(subset string, from time.Time) float64 {
 	return t.samples[len(t.samples)-1].Toward(subset) - base.Toward(subset)
 }
 
-// read takes one sample from the exposition served by h.
+// read takes one sample from the exposition served by h. It is stamped
+// when the read ends, so a sample never claims a count before it existed.
 func read(h http.Handler) (Sample, error) {
-	s := Sample{At: time.Now(), Reached: map[string]float64{}}
+	s := Sample{Reached: map[string]float64{}}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	s.At = time.Now()
 	if rec.Code != http.StatusOK {
 		return s, fmt.Errorf("data-plane metrics: status %d", rec.Code)
 	}

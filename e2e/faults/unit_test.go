@@ -126,8 +126,8 @@ func TestTrafficCountsAndLastChange(t *testing.T) {
 	if _, ok := tr.LastChange("v2", mark); ok {
 		t.Fatal("LastChange reports growth while the counts stood still")
 	}
-	exp.set(func(e *exposition) { e.uh, e.v1 = 4, 80 })
 	grewBy := time.Now()
+	exp.set(func(e *exposition) { e.uh, e.v1 = 4, 80 })
 	s1 := tr.Now()
 	waitSamples(len(tr.samples) + 3)
 	at, ok := tr.LastChange("v2", mark)
