@@ -78,9 +78,9 @@ func TestRollbackSupersedesPendingPromote(t *testing.T) {
 
 	// Then
 	c.safeWithin("v2", thawed, reactBound)
-	mr := c.waitPhase(v1alpha1.PhaseRolledBack)
+	c.waitPhase(v1alpha1.PhaseRolledBack)
 	c.waitWeights(stableOnly)
-	mr = c.waitHistory(rb.Spec.Intent.ID)
+	mr := c.waitHistory(rb.Spec.Intent.ID)
 	if h := entryFor(mr, promote.ID); h == nil || h.Type != "IntentSuperseded" {
 		t.Fatalf("history entry for the promote %s: %+v, want IntentSuperseded\n%s", promote.ID, h, historyText(mr))
 	}

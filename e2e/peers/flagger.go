@@ -93,7 +93,7 @@ func (f *Flagger) Setup(ctx context.Context, c Cleaner, m *Model, p Profile) (Ro
 		if perr := proc.exited(); perr != nil {
 			return nil, perr
 		}
-		return nil, fmt.Errorf("Canary %s/%s not Initialized (phase %q; see %s): %w", m.NS, m.Name, phase, proc.log, err)
+		return nil, fmt.Errorf("flagger: Canary %s/%s not Initialized (phase %q; see %s): %w", m.NS, m.Name, phase, proc.log, err)
 	}
 	return r, m.WaitServing(ctx, StableVersion, time.Minute)
 }
