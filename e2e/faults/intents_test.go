@@ -59,31 +59,12 @@ func TestSplitAfterPromotionSticks(t *testing.T) {
 // fulcrum recording 70/30, and v2 keeps its 30% of the traffic.
 func TestAdoptExistingSplit(t *testing.T) {
 	c := given(t, caseConfig{})
-	vss := c.model.Istio.NetworkingV1alpha3().VirtualServices(c.model.NS)
-	if err := vss.Delete(c.ctx, c.model.Name, metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	dest := func(subset string, w int32) *networking.HTTPRouteDestination {
-		return &networking.HTTPRouteDestination{Destination: &networking.Destination{Host: c.model.Name, Subset: subset}, Weight: w}
-	}
-	_, err := vss.Create(c.ctx, &istionetv1alpha3.VirtualService{
-		ObjectMeta: metav1.ObjectMeta{Name: c.model.Name},
-		Spec: networking.VirtualService{Hosts: []string{c.model.Name},
-			Http: []*networking.HTTPRoute{{Route: []*networking.HTTPRouteDestination{dest("v1", 70), dest("v2", 30)}}}},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.waitProxy()
+	c.originExample()
 	c.startFulcrum("fulcrum")
 	seen := c.recordWeights()
 
 	// When
-	mr := c.model.NewRollout(rig.RolloutConfig{Metrics: []v1alpha1.Metric{}})
-	mr.Spec.VirtualService.Routes = nil
-	if err := env.Client.Create(c.ctx, mr); err != nil {
-		t.Fatal(err)
-	}
+	c.createIdleRollout()
 
 	// Then
 	c.waitPhase(v1alpha1.PhaseManualSplit)
@@ -91,7 +72,7 @@ func TestAdoptExistingSplit(t *testing.T) {
 	if got := seen(); len(got) != 1 || !sameWeights(got[0], split70) {
 		t.Fatalf("weights seen on the route since the rollout was created: %v, want 70/30 only", got)
 	}
-	mr = c.rollout()
+	mr := c.rollout()
 	var adopted []v1alpha1.HistoryEntry
 	for _, h := range mr.Status.History {
 		if h.Type == "Adopted" {
@@ -104,6 +85,86 @@ func TestAdoptExistingSplit(t *testing.T) {
 	c.historyIntact(&v1alpha1.ModelRollout{}, mr)
 	c.logHistory(mr)
 	c.servedShare("v2", 30, 1500)
+}
+
+// Given the origin example's route at 70/30 with live traffic and a stalled
+// controller (its admin API in a process of its own), when a ModelRollout is
+// created over it and an engineer rolls back before the controller has
+// looked at it (its status is empty, as if stable served 100%), then the
+// rollback is accepted, because the route says otherwise; once the
+// controller runs, the data plane leaves v2 within one reconcile, and
+// history records the rollback by the engineer.
+func TestRollbackBeforeAdoption(t *testing.T) {
+	c := given(t, caseConfig{})
+	c.originExample()
+	ctl := c.startFulcrum("controller", func(cfg *rig.FulcrumConfig) { cfg.Admin = false })
+	adm := c.startFulcrum("admin", func(cfg *rig.FulcrumConfig) { cfg.Controller = false })
+	if err := ctl.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ctl.Thaw() })
+
+	// When
+	c.createIdleRollout()
+	var rb *v1alpha1.ModelRollout
+	var err error
+	c.eventually("the admin API to know the new rollout", func() bool {
+		rb, err = c.act(adm, "rollback", client.ActionRequest{Reason: "not this split"})
+		return !client.IsStatus(err, http.StatusNotFound)
+	})
+	if err != nil {
+		t.Fatalf("rollback of a new rollout over a 70/30 route: %v; want it accepted", err)
+	}
+	if err := ctl.Thaw(); err != nil {
+		t.Fatal(err)
+	}
+	thawed := time.Now()
+
+	// Then
+	c.safeWithin("v2", thawed, reactBound)
+	c.waitPhase(v1alpha1.PhaseRolledBack)
+	c.waitWeights(stableOnly)
+	mr := c.waitHistory(rb.Spec.Intent.ID)
+	if h := entryFor(mr, rb.Spec.Intent.ID); h == nil || h.Type != "RolledBack" || h.Actor != rig.EngineerUser {
+		t.Fatalf("history entry for the rollback %s: %+v, want RolledBack by %s\n%s", rb.Spec.Intent.ID, h, rig.EngineerUser, historyText(mr))
+	}
+	c.historyIntact(&v1alpha1.ModelRollout{}, mr)
+	c.logHistory(mr)
+	c.servedShare("v1", 100, 600)
+}
+
+// originExample replaces the model's VirtualService with the one Fulcrum's
+// origin example has: networking.istio.io/v1alpha3, one unnamed HTTP route,
+// 70% v1 and 30% v2; and waits until the proxy routes by it.
+func (c *faultCase) originExample() {
+	c.t.Helper()
+	vss := c.model.Istio.NetworkingV1alpha3().VirtualServices(c.model.NS)
+	if err := vss.Delete(c.ctx, c.model.Name, metav1.DeleteOptions{}); err != nil {
+		c.t.Fatal(err)
+	}
+	dest := func(subset string, w int32) *networking.HTTPRouteDestination {
+		return &networking.HTTPRouteDestination{Destination: &networking.Destination{Host: c.model.Name, Subset: subset}, Weight: w}
+	}
+	_, err := vss.Create(c.ctx, &istionetv1alpha3.VirtualService{
+		ObjectMeta: metav1.ObjectMeta{Name: c.model.Name},
+		Spec: networking.VirtualService{Hosts: []string{c.model.Name},
+			Http: []*networking.HTTPRoute{{Route: []*networking.HTTPRouteDestination{dest("v1", 70), dest("v2", 30)}}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.waitProxy()
+}
+
+// createIdleRollout creates a ModelRollout with stable v1, no candidate, no
+// metrics, and no routes listed (the VirtualService's only route).
+func (c *faultCase) createIdleRollout() {
+	c.t.Helper()
+	mr := c.model.NewRollout(rig.RolloutConfig{Metrics: []v1alpha1.Metric{}})
+	mr.Spec.VirtualService.Routes = nil
+	if err := env.Client.Create(c.ctx, mr); err != nil {
+		c.t.Fatal(err)
+	}
 }
 
 // Given a canary, when an engineer pauses it, then a second pause is
