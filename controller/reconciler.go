@@ -163,22 +163,39 @@ func rollbackPending(mr *v1alpha1.ModelRollout) bool {
 // invalid or too large (a bound the decider missed), it writes the same
 // decision with the bulky parts shrunk rather than not at all: an unwritten
 // rollback would be decided again, from stale status, on every reconcile.
+//
+// A conflict means someone changed the object (its spec, labels, intent)
+// since this reconcile read it. The status is the controller's alone, so if
+// nobody else wrote it the decision still describes what was just written
+// to the mesh, and it is written onto the fresh copy: lost, the first step
+// of a canary would look like weights to adopt, and a step like drift to
+// revert. The next reconcile decides on the new spec.
 func (r *Reconciler) writeStatus(ctx context.Context, cur *v1alpha1.ModelRollout, st v1alpha1.ModelRolloutStatus) (*v1alpha1.ModelRollout, error) {
-	upd := cur.DeepCopy()
-	upd.Status = st
-	err := r.client.Status().Update(ctx, upd)
-	r.metrics.wrote("status", err)
+	upd, err := r.updateStatus(ctx, cur, st)
+	if apierrors.IsConflict(err) {
+		fresh := &v1alpha1.ModelRollout{}
+		if gerr := r.reader.Get(ctx, client.ObjectKeyFromObject(cur), fresh); gerr == nil &&
+			fresh.UID == cur.UID && equality.Semantic.DeepEqual(fresh.Status, cur.Status) {
+			cur = fresh
+			upd, err = r.updateStatus(ctx, cur, st)
+		}
+	}
 	if err != nil && (apierrors.IsInvalid(err) || apierrors.IsRequestEntityTooLargeError(err)) {
 		ctrl.LoggerFrom(ctx).Error(err, "status refused; writing it again with analysis messages and old history trimmed")
-		upd = cur.DeepCopy()
-		upd.Status = shrinkStatus(st)
-		err = r.client.Status().Update(ctx, upd)
-		r.metrics.wrote("status", err)
+		upd, err = r.updateStatus(ctx, cur, shrinkStatus(st))
 	}
 	if err != nil {
 		return nil, err
 	}
 	return upd, nil
+}
+
+func (r *Reconciler) updateStatus(ctx context.Context, cur *v1alpha1.ModelRollout, st v1alpha1.ModelRolloutStatus) (*v1alpha1.ModelRollout, error) {
+	upd := cur.DeepCopy()
+	upd.Status = st
+	err := r.client.Status().Update(ctx, upd)
+	r.metrics.wrote("status", err)
+	return upd, err
 }
 
 // shrinkStatus keeps every decision (phase, weights, step, counts, newest
