@@ -9,11 +9,32 @@ import (
 )
 
 // MinDwell is the least time a rollout with a sequential metric spends at
-// a step, however early its evidence is in: Istio pushes a weight change to
-// every Envoy within a second or two, so by then the mesh has converged,
-// and the step has had at least one look at its own traffic (rounds come
-// every LookPeriod, at most 5s).
+// a step when spec.strategy.canary.minStepDuration is unset, however early
+// its evidence is in: Istio pushes a weight change to every Envoy within a
+// second or two, so by then the mesh has converged, and the step has had at
+// least one look at its own traffic (rounds come every LookPeriod, at most
+// 5s).
 const MinDwell = 5 * time.Second
+
+// DefaultMinStepDuration is a step's least duration when minStepDuration is
+// unset and the rollout's steps do not follow the evidence (no metrics, or
+// only fixed-sample judges), and how long a fixed-sample metric short of
+// minSamples holds a step before the low-traffic rule may advance it.
+const DefaultMinStepDuration = time.Minute
+
+// StepDwell is the least time a step lasts: minStepDuration when the spec
+// sets it (a person asked for it, and it is honoured whatever the evidence
+// says), else MinDwell for a rollout that follows the evidence and
+// DefaultMinStepDuration for others.
+func StepDwell(spec *v1alpha1.Analysis, minStepDuration time.Duration) time.Duration {
+	switch {
+	case minStepDuration > 0:
+		return minStepDuration
+	case EvidenceDriven(spec):
+		return MinDwell
+	}
+	return DefaultMinStepDuration
+}
 
 // DefaultExposureBudget applies when a sequential judge leaves
 // exposureBudget unset: expected extra bad events per look at the next
@@ -79,7 +100,8 @@ type StepInput struct {
 	Spec *v1alpha1.Analysis
 	// Age is how long the step had lasted when the round ran.
 	Age time.Duration
-	// MinStepDuration is spec.strategy.canary.minStepDuration.
+	// MinStepDuration is spec.strategy.canary.minStepDuration, 0 when
+	// unset (see StepDwell).
 	MinStepDuration time.Duration
 	// NextWeight is the candidate's weight at the next step, in percent;
 	// NextIsLast is true when the next step promotes (100%).
@@ -91,19 +113,20 @@ type StepInput struct {
 // round, how (AdvanceEvidence, AdvanceBudget, AdvanceLowTraffic; "" to
 // hold) and why, in words for history.
 //
-//   - A Pass advances once the step has lasted MinDwell (evidence-driven
-//     rollouts) or minStepDuration (others). It is the only way onto the
-//     last step: promotion always needs a Pass.
+//   - A Pass advances once the step has lasted StepDwell: minStepDuration
+//     when set, else MinDwell (evidence-driven rollouts) or
+//     DefaultMinStepDuration (others). It is the only way onto the last
+//     step: promotion always needs a Pass.
 //   - Nothing else advances when a metric failed or errored.
 //   - A sequential metric that is Inconclusive lets the step advance after
-//     MinDwell when its exposure budget allows the next weight: the
+//     StepDwell when its exposure budget allows the next weight: the
 //     request rate of the step × the next weight × one LookPeriod × the
 //     upper confidence bound on the increase (1 without any) is at most
 //     exposureBudget extra bad events, and the candidate's observed rate
 //     is within maxIncrease of stable's (no budget is spent on a candidate
 //     the evidence leans against).
 //   - Any other Inconclusive metric lets it advance after minStepDuration
-//     when it saw fewer than minSamples candidate requests: at low traffic
+//     (DefaultMinStepDuration when unset) when it saw fewer than minSamples candidate requests: at low traffic
 //     more weight is what brings evidence (at high traffic this never
 //     fires).
 //
@@ -111,11 +134,7 @@ type StepInput struct {
 // data-dependent choice of steps (see package stats).
 func Advance(in StepInput) (kind, why string) {
 	r := in.Round
-	dwell := in.MinStepDuration
-	if EvidenceDriven(in.Spec) {
-		dwell = min(MinDwell, in.MinStepDuration)
-	}
-	if in.Age < dwell {
+	if in.Age < StepDwell(in.Spec, in.MinStepDuration) {
 		return "", ""
 	}
 	if r.Verdict == v1alpha1.VerdictPass {
@@ -144,7 +163,7 @@ func Advance(in StepInput) (kind, why string) {
 			why = joinWhy(why, m.Name+": "+w)
 			continue
 		}
-		if in.Age < in.MinStepDuration || m.CandidateSamples >= in.Spec.MinSamples {
+		if in.Age < lowTrafficAfter(in.MinStepDuration) || m.CandidateSamples >= in.Spec.MinSamples {
 			return "", ""
 		}
 		kind = AdvanceLowTraffic
@@ -154,6 +173,15 @@ func Advance(in StepInput) (kind, why string) {
 		return kind, "too little traffic for a verdict and nothing failed; moving on to gather evidence sooner (" + why + ")"
 	}
 	return kind, "the exposure budget allows the next weight before the evidence is in (" + why + ")"
+}
+
+// lowTrafficAfter is how long a step with a fixed-sample metric short of
+// minSamples lasts before the low-traffic rule may advance it.
+func lowTrafficAfter(minStepDuration time.Duration) time.Duration {
+	if minStepDuration > 0 {
+		return minStepDuration
+	}
+	return DefaultMinStepDuration
 }
 
 // withinBudget checks one Inconclusive sequential metric against its

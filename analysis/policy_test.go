@@ -70,7 +70,7 @@ func TestAdvance(t *testing.T) {
 		{"without a sequential judge a pass waits for minStepDuration", &v1alpha1.Analysis{MinSamples: 100, Metrics: []v1alpha1.Metric{{Name: "p99"}}}, round(p99), 30 * time.Second, 25, false, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, why := Advance(StepInput{Round: tc.r, Spec: tc.spec, Age: tc.age, MinStepDuration: time.Minute, NextWeight: tc.next, NextIsLast: tc.nextIsLast})
+			got, why := Advance(StepInput{Round: tc.r, Spec: tc.spec, Age: tc.age, NextWeight: tc.next, NextIsLast: tc.nextIsLast})
 			if got != tc.want {
 				t.Fatalf("Advance = %q (%s), want %q", got, why, tc.want)
 			}
@@ -78,6 +78,35 @@ func TestAdvance(t *testing.T) {
 				t.Errorf("reason %q does not say what the budget allowed", why)
 			}
 		})
+	}
+}
+
+// A minStepDuration that the spec sets is the least time at a step, even
+// for a rollout whose evidence is in: a person asked for it.
+func TestAdvanceHonoursASetMinStepDuration(t *testing.T) {
+	pass := v1alpha1.AnalysisRound{Verdict: v1alpha1.VerdictPass, Metrics: []v1alpha1.MetricResult{seq(v1alpha1.VerdictPass, 1000, 0.001)}}
+	in := StepInput{Round: pass, Spec: seqSpec(nil), Age: 30 * time.Second, MinStepDuration: time.Minute, NextWeight: 25}
+	if got, _ := Advance(in); got != "" {
+		t.Fatalf("Advance at 30s with minStepDuration 1m = %q, want a hold", got)
+	}
+	in.Age = time.Minute
+	if got, _ := Advance(in); got != AdvanceEvidence {
+		t.Fatalf("Advance at 1m with minStepDuration 1m = %q, want %q", got, AdvanceEvidence)
+	}
+	for _, tc := range []struct {
+		spec    *v1alpha1.Analysis
+		minStep time.Duration
+		want    time.Duration
+	}{
+		{seqSpec(nil), 0, MinDwell},
+		{seqSpec(nil), 2 * time.Second, 2 * time.Second},
+		{&v1alpha1.Analysis{Metrics: []v1alpha1.Metric{{Name: "p99"}}}, 0, DefaultMinStepDuration},
+		{nil, 0, DefaultMinStepDuration},
+		{nil, 10 * time.Second, 10 * time.Second},
+	} {
+		if got := StepDwell(tc.spec, tc.minStep); got != tc.want {
+			t.Errorf("StepDwell(%v, %v) = %v, want %v", tc.spec != nil && EvidenceDriven(tc.spec), tc.minStep, got, tc.want)
+		}
 	}
 }
 

@@ -100,7 +100,13 @@ func Sequential(j v1alpha1.SequentialJudge, in CountsInput) v1alpha1.MetricResul
 		// Never Fail or Pass below minSamples; the bounds still show,
 		// and say how fast the exposure budget may move.
 		r.Verdict, r.SamplesNeeded = g.Verdict, g.SamplesNeeded
-		r.Message = g.Message + eta(in, *g.SamplesNeeded, &r)
+		msg := g.Message
+		if s.Decision == stats.Undecided && s.SamplesNeeded > *g.SamplesNeeded {
+			need := s.SamplesNeeded
+			r.SamplesNeeded = &need
+			msg += fmt.Sprintf("; a verdict needs about %d more at the observed rates", need)
+		}
+		r.Message = msg + eta(in, *r.SamplesNeeded, &r)
 		return r
 	}
 	switch {

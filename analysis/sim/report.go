@@ -23,14 +23,14 @@ func Scenarios() []Scenario {
 
 // Summary aggregates the runs of one policy on one scenario.
 type Summary struct {
-	Scenario                        Scenario
-	Policy                          string
-	Runs                            int
-	Promoted, RolledBack, Undecided int
-	MeanRequests, MeanErrors        float64
-	MeanSeconds                     float64 // over decided runs
-	MedianSamplesNeeded             int64   // over undecided runs
-	MedianETASeconds                float64 // over undecided runs
+	Scenario                                Scenario
+	Policy                                  string
+	Runs                                    int
+	Promoted, RolledBack, Paused, Undecided int
+	MeanRequests, MeanErrors                float64
+	MeanSeconds                             float64 // over runs with an outcome (promoted, rolled back, paused)
+	MedianSamplesNeeded                     int64   // over paused and undecided runs
+	MedianETASeconds                        float64 // over paused and undecided runs
 }
 
 // Evaluate runs seeds 1..seeds of every policy on sc, workers at a time.
@@ -67,6 +67,10 @@ func Evaluate(sc Scenario, policies []Policy, seeds int, horizon float64, worker
 				s.Promoted++
 			case RolledBack:
 				s.RolledBack++
+			case Paused:
+				s.Paused++
+				need = append(need, r.SamplesNeeded)
+				etas = append(etas, r.ETASeconds)
 			default:
 				s.Undecided++
 				need = append(need, r.SamplesNeeded)
@@ -95,7 +99,7 @@ func Evaluate(sc Scenario, policies []Policy, seeds int, horizon float64, worker
 
 // WriteTable prints summaries as a Markdown table.
 func WriteTable(w io.Writer, rows []Summary) {
-	fmt.Fprintln(w, "| scenario | rps | policy | candidate requests before decision | candidate errors served | time to decision | promoted / rolled back / undecided | false rollbacks | missed regressions | samples still needed, and ETA (median, undecided) |")
+	fmt.Fprintln(w, "| scenario | rps | policy | candidate requests before the outcome | candidate errors served | time to the outcome | promoted / rolled back / paused / undecided | false rollbacks | missed regressions | samples still needed, and ETA (median, paused or undecided) |")
 	fmt.Fprintln(w, "|---|---:|---|---:|---:|---:|---|---:|---:|---:|")
 	for _, s := range rows {
 		falseRB, missed := "–", "–"
@@ -105,18 +109,18 @@ func WriteTable(w io.Writer, rows []Summary) {
 			missed = fmt.Sprintf("%d / %d", s.Promoted, s.Runs)
 		}
 		t := "–"
-		if s.Promoted+s.RolledBack > 0 {
+		if s.Promoted+s.RolledBack+s.Paused > 0 {
 			t = fmt.Sprintf("%.0f s", s.MeanSeconds)
 		}
 		need := "–"
-		if s.Undecided > 0 {
+		if s.Undecided+s.Paused > 0 {
 			need = fmt.Sprintf("%d", s.MedianSamplesNeeded)
 			if s.MedianETASeconds > 0 {
 				need += fmt.Sprintf(" (%s)", time.Duration(s.MedianETASeconds*float64(time.Second)).Round(time.Minute))
 			}
 		}
-		fmt.Fprintf(w, "| %s %.1f%%→%.1f%% | %g | %s | %.0f | %.1f | %s | %d / %d / %d | %s | %s | %s |\n",
+		fmt.Fprintf(w, "| %s %.1f%%→%.1f%% | %g | %s | %.0f | %.1f | %s | %d / %d / %d / %d | %s | %s | %s |\n",
 			s.Scenario.Name, 100*s.Scenario.StableP, 100*s.Scenario.CandidateP, s.Scenario.RPS, s.Policy,
-			s.MeanRequests, s.MeanErrors, t, s.Promoted, s.RolledBack, s.Undecided, falseRB, missed, need)
+			s.MeanRequests, s.MeanErrors, t, s.Promoted, s.RolledBack, s.Paused, s.Undecided, falseRB, missed, need)
 	}
 }

@@ -4,6 +4,7 @@
 package sim
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 
@@ -18,6 +19,8 @@ const (
 	Undecided Outcome = iota
 	Promoted
 	RolledBack
+	// Paused: the inconclusive limit stopped the rollout for a person.
+	Paused
 )
 
 // Scenario is the traffic of one rollout.
@@ -104,6 +107,12 @@ var DefaultFlagger = Flagger{Interval: 60, StepWeight: 10, MaxWeight: 50, MinSuc
 
 // PeerFlagger is the benchmark configuration: a 10s interval.
 var PeerFlagger = Flagger{Label: "flagger-10s", Interval: 10, StepWeight: 10, MaxWeight: 50, MinSuccess: 0.99, Threshold: 5}
+
+// String describes the configuration in one line.
+func (f Flagger) String() string {
+	return fmt.Sprintf("success rate >= %g%% every %gs, %g%% steps to %g%%, %d failed checks roll back",
+		100*f.MinSuccess, f.Interval, f.StepWeight, f.MaxWeight, f.Threshold)
+}
 
 // Name implements Policy.
 func (f Flagger) Name() string {

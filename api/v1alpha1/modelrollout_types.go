@@ -147,9 +147,11 @@ type CanaryStrategy struct {
 	// +kubebuilder:validation:XValidation:rule="self.isSorted() && self.all(x, self.filter(y, y == x).size() == 1)",message="spec.strategy.canary.steps must strictly increase, for example [5, 25, 50, 100]"
 	Steps []int32 `json:"steps"`
 
-	// MinStepDuration is the least time spent at each step, between 1s and 24h.
+	// MinStepDuration is the least time spent at each step, between 1s and
+	// 24h, whatever the analysis says. Unset, a rollout with a sequential
+	// metric (its steps follow the evidence) stays at least 5s at a step,
+	// and any other rollout 1m.
 	// +optional
-	// +kubebuilder:default="1m"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('24h')",message="spec.strategy.canary.minStepDuration must be between 1s and 24h, for example 1m"
 	MinStepDuration metav1.Duration `json:"minStepDuration,omitzero"`

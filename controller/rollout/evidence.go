@@ -93,7 +93,7 @@ func (x *decider) stepDone(i int32) bool {
 	}
 	all := steps(x.r)
 	kind, why := analysis.Advance(analysis.StepInput{
-		Round: last, Spec: &spec, Age: x.stepAge(last.Time.Time), MinStepDuration: minStep(x.r),
+		Round: last, Spec: &spec, Age: x.stepAge(last.Time.Time), MinStepDuration: minStepSpec(x.r),
 		NextWeight: all[min(int(i)+1, len(all)-1)], NextIsLast: int(i)+2 >= len(all),
 	})
 	x.advance = advanceReason(i, kind, why)
@@ -172,6 +172,10 @@ func (x *decider) nextStepAnalysis() *v1alpha1.AnalysisStatus {
 	return next
 }
 
+// maxEvidenceMetrics is the CRD's bound on status.analysis.evidence, the
+// spec's bound on metrics.
+const maxEvidenceMetrics = 32
+
 // addStepEvidence appends one metric's completed step, keeping at most
 // v1alpha1.MaxEvidenceSteps steps per metric: beyond that (a step restarted
 // after many manual splits) the two oldest steps with the same index are
@@ -182,7 +186,7 @@ func addStepEvidence(ev []v1alpha1.MetricEvidence, metric string, s v1alpha1.Ste
 		i++
 	}
 	if i == len(ev) {
-		if len(ev) >= maxRoundMetrics {
+		if len(ev) >= maxEvidenceMetrics {
 			return ev
 		}
 		ev = append(ev, v1alpha1.MetricEvidence{Metric: metric})

@@ -12,8 +12,10 @@ import (
 )
 
 // withSequential gives the rollout an error-rate metric judged by the
-// sequential test: its steps follow the evidence.
+// sequential test, and leaves minStepDuration unset: its steps follow the
+// evidence.
 func withSequential(r *v1alpha1.ModelRollout) {
+	r.Spec.Strategy.Canary.MinStepDuration = metav1.Duration{}
 	r.Spec.Analysis = &v1alpha1.Analysis{
 		Interval: metav1.Duration{Duration: 30 * time.Second}, FailureLimit: 2, InconclusiveLimit: 3, MinSamples: 100,
 		Metrics: []v1alpha1.Metric{{Name: "error-rate", Template: "istio-error-rate",
@@ -53,11 +55,11 @@ func (s *sim) wantEvidence(steps ...int64) {
 	}
 }
 
-// A Pass ends a step after the minimum dwell, not after minStepDuration;
+// A Pass ends a step after the minimum dwell (minStepDuration unset);
 // rounds come every look period (5s) on the clock's boundaries; each
 // completed step's counts stay in status for the steps after it.
 func TestEvidenceDrivenStepsAdvanceOnPassAfterTheDwell(t *testing.T) {
-	s := newSim(t, withSequential) // steps 5, 25, 50, 100; minStepDuration 1m
+	s := newSim(t, withSequential) // steps 5, 25, 50, 100; minStepDuration unset
 	s.r.Spec.Candidate = "v2"
 	d := s.reconcile(nil)
 	if d.RequeueAfter != 5*time.Second {
@@ -239,4 +241,22 @@ func TestAddStepEvidenceIsBounded(t *testing.T) {
 	if len(steps) != v1alpha1.MaxEvidenceSteps || total != v1alpha1.MaxEvidenceSteps+5 {
 		t.Fatalf("%d steps holding %d requests; want %d steps holding all %d", len(steps), total, v1alpha1.MaxEvidenceSteps, v1alpha1.MaxEvidenceSteps+5)
 	}
+}
+
+// A minStepDuration that the spec sets holds an evidence-driven step whose
+// evidence is in, until it has lasted that long.
+func TestSetMinStepDurationHoldsAPassedStep(t *testing.T) {
+	s := newSim(t, withSequential, func(r *v1alpha1.ModelRollout) {
+		r.Spec.Strategy.Canary.MinStepDuration = metav1.Duration{Duration: 20 * time.Second}
+	})
+	s.r.Spec.Candidate = "v2"
+	s.reconcile(nil)
+	for range 3 {
+		s.clk.Step(5 * time.Second)
+		s.reconcile(seqRound(v1alpha1.VerdictPass, 500, 5*time.Second, 0.001))
+		s.wantWeights(map[string]int32{"v1": 95, "v2": 5})
+	}
+	s.clk.Step(5 * time.Second)
+	s.reconcile(seqRound(v1alpha1.VerdictPass, 500, 5*time.Second, 0.001))
+	s.wantWeights(map[string]int32{"v1": 75, "v2": 25})
 }

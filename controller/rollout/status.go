@@ -233,11 +233,17 @@ func steps(r *v1alpha1.ModelRollout) []int32 {
 	return DefaultSteps
 }
 
-func minStep(r *v1alpha1.ModelRollout) time.Duration {
-	if c := r.Spec.Strategy.Canary; c != nil && c.MinStepDuration.Duration > 0 {
+// minStepSpec is spec.strategy.canary.minStepDuration, 0 when unset.
+func minStepSpec(r *v1alpha1.ModelRollout) time.Duration {
+	if c := r.Spec.Strategy.Canary; c != nil {
 		return c.MinStepDuration.Duration
 	}
-	return DefaultMinStepDuration
+	return 0
+}
+
+// minStep is the least time a step lasts (analysis.StepDwell).
+func minStep(r *v1alpha1.ModelRollout) time.Duration {
+	return analysis.StepDwell(r.Spec.Analysis, minStepSpec(r))
 }
 
 func hasMetrics(r *v1alpha1.ModelRollout) bool {

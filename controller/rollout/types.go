@@ -34,9 +34,8 @@ const (
 // Defaults applied when a field is zero (the CRD defaults them too; these
 // cover objects that bypassed defaulting, such as in unit tests).
 var (
-	DefaultSteps           = []int32{5, 25, 50, 100}
-	DefaultMinStepDuration = time.Minute
-	DefaultInterval        = 30 * time.Second
+	DefaultSteps    = []int32{5, 25, 50, 100}
+	DefaultInterval = 30 * time.Second
 )
 
 // History entry types, as the API names them (see api/v1alpha1).

@@ -47,8 +47,9 @@ func FulcrumSpec(name string) v1alpha1.ModelRolloutSpec {
 		DestinationRule: name,
 		Service:         name,
 		Stable:          StableVersion,
-		Strategy: v1alpha1.Strategy{Canary: &v1alpha1.CanaryStrategy{
-			Steps: steps, MinStepDuration: metav1.Duration{Duration: Interval}}},
+		// minStepDuration unset: the steps follow the evidence (at least
+		// analysis.MinDwell each), as a user who asks for speed would set it.
+		Strategy: v1alpha1.Strategy{Canary: &v1alpha1.CanaryStrategy{Steps: steps}},
 		Analysis: &v1alpha1.Analysis{
 			Interval: metav1.Duration{Duration: Interval},
 			Metrics: []v1alpha1.Metric{{Name: "error-rate", Template: "istio-error-rate",

@@ -1,8 +1,9 @@
 // Command sim replays seeded canary traffic through Flagger's
-// fixed-threshold rule and Fulcrum's sequential judge and prints a Markdown
-// table of exposure, speed and error rates, with Wald's SPRT as reference.
+// fixed-threshold rule and Fulcrum's controller loop (the README's
+// configuration, and the peers' 10% steps) and prints a Markdown table of
+// exposure, speed and error rates, with Wald's SPRT as reference.
 //
-//	go run ./analysis/cmd/sim -seeds 1000
+//	go run ./analysis/cmd/sim -seeds 200
 package main
 
 import (
@@ -15,7 +16,7 @@ import (
 )
 
 func main() {
-	seeds := flag.Int("seeds", 1000, "simulated rollouts per scenario and policy (seeds 1..N)")
+	seeds := flag.Int("seeds", 200, "simulated rollouts per scenario and policy (seeds 1..N)")
 	horizon := flag.Float64("horizon", 7200, "seconds after which an undecided rollout is reported as undecided")
 	workers := flag.Int("workers", runtime.GOMAXPROCS(0), "parallel simulations")
 	flag.Parse()
@@ -30,7 +31,7 @@ func main() {
 	}
 	fmt.Printf("Seeds 1..%d per row, horizon %.0f s.\n\n", *seeds, *horizon)
 	for _, p := range policies {
-		fmt.Printf("- %s: %+v\n", p.Name(), p)
+		fmt.Printf("- %s: %v\n", p.Name(), p)
 	}
 	fmt.Println()
 	sim.WriteTable(os.Stdout, rows)
