@@ -153,8 +153,10 @@ func TestValidModelRolloutsAreAdmitted(t *testing.T) {
 				return mr
 			}(),
 			check: func(t *testing.T, got *v1alpha1.ModelRollout) {
-				if d := got.Spec.Strategy.Canary.MinStepDuration.Duration; d != time.Minute {
-					t.Errorf("minStepDuration defaulted to %s, want 1m", d)
+				// minStepDuration has no default: unset, the steps follow
+				// the evidence (analysis.StepDwell).
+				if d := got.Spec.Strategy.Canary.MinStepDuration.Duration; d != 0 {
+					t.Errorf("minStepDuration defaulted to %s, want it left unset", d)
 				}
 				a := got.Spec.Analysis
 				if a.Interval.Duration != 30*time.Second || a.FailureLimit != 2 || a.InconclusiveLimit != 10 || a.MinSamples != 100 {

@@ -251,10 +251,13 @@ func (s *scenario) recordWeights(subset string) *weightRecorder {
 			r.mu.Unlock()
 		}
 	}
+	// The first look is taken before returning, so that it precedes
+	// whatever the test does next (a rollout the controller may step at
+	// once).
+	r.sample()
 	go func() {
 		defer close(r.done)
 		for {
-			r.sample()
 			select {
 			case <-r.stop:
 				return
@@ -262,6 +265,7 @@ func (s *scenario) recordWeights(subset string) *weightRecorder {
 				return
 			case <-time.After(50 * time.Millisecond):
 			}
+			r.sample()
 		}
 	}()
 	s.t.Cleanup(r.end)
