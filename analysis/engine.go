@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/config"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -121,7 +122,13 @@ func (e *Engine) providerFor(spec *v1alpha1.Provider) (provider.Provider, error)
 	if p, ok := e.providers[string(s.Type)+" "+addr]; ok {
 		return p, nil
 	}
-	p, err := provider.New(s, e.cfg.Prometheus)
+	cfg := e.cfg.Prometheus
+	if s.Address != "" {
+		// A template's own address never receives the controller's
+		// credentials, headers or client certificate (issue 14).
+		cfg = provider.PrometheusConfig{Address: s.Address, Timeout: cfg.Timeout, HTTP: config.DefaultHTTPClientConfig, Metrics: cfg.Metrics}
+	}
+	p, err := provider.New(s.Type, cfg)
 	if err != nil {
 		return nil, err
 	}

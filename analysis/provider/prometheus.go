@@ -2,19 +2,16 @@ package provider
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"math"
 	"net/http"
 	"net/url"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 )
 
@@ -28,18 +25,15 @@ type PrometheusConfig struct {
 	// Timeout bounds each query, on the client and as Prometheus's own
 	// query timeout. DefaultTimeout when zero.
 	Timeout time.Duration
-	// BearerToken, or BearerTokenFile (re-read on every query so rotated
-	// tokens work), is sent as "Authorization: Bearer". At most one of
-	// bearer and basic auth.
-	BearerToken     string
-	BearerTokenFile string
-	// BasicAuth username and password.
-	Username, Password string
-	// CAFile is a PEM bundle that verifies the server's certificate, in
-	// addition to none of the system roots. Empty: the system roots.
-	CAFile string
-	// InsecureSkipVerify turns off certificate checks (tests only).
-	InsecureSkipVerify bool
+	// HTTP is how to connect: basic auth, authorization, OAuth2, TLS
+	// (CA, client certificate), proxy and extra headers, in Prometheus's
+	// own format (what a scrape config or remote_write takes), so users
+	// write what they already know. Files it names (password_file,
+	// credentials_file, ca_file, cert_file, ...) are re-read as Prometheus
+	// re-reads them, so rotated credentials take effect without a restart.
+	// The zero value sends no credentials and follows no redirects;
+	// config.DefaultHTTPClientConfig is what Prometheus uses by default.
+	HTTP config.HTTPClientConfig
 	// Metrics records queries; nil records nothing.
 	Metrics *Metrics
 }
@@ -47,51 +41,52 @@ type PrometheusConfig struct {
 // Prometheus runs instant queries against a Prometheus server.
 type Prometheus struct {
 	api     promv1.API
+	http    *http.Client
 	address string
 	timeout time.Duration
 	metrics *Metrics
 }
 
 // NewPrometheus checks cfg and builds a client. It does not contact the
-// server.
+// server; files that cfg.HTTP names must exist.
 func NewPrometheus(cfg PrometheusConfig) (*Prometheus, error) {
-	u, err := url.Parse(cfg.Address)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("prometheus address %q: want an http(s) URL such as http://prometheus.monitoring:9090", cfg.Address)
+	if err := CheckAddress(cfg.Address); err != nil {
+		return nil, err
 	}
-	if (cfg.BearerToken != "" || cfg.BearerTokenFile != "") && cfg.Username != "" {
-		return nil, errors.New("prometheus auth: set either a bearer token or basic auth, not both")
+	// Validate normalises (bearer_token becomes authorization) as well as
+	// checks: work on a copy so the caller's config is left as written.
+	hc := cfg.HTTP
+	if err := hc.Validate(); err != nil {
+		return nil, fmt.Errorf("prometheus http client config: %w", err)
 	}
-	if cfg.BearerToken != "" && cfg.BearerTokenFile != "" {
-		return nil, errors.New("prometheus auth: set bearerToken or bearerTokenFile, not both")
+	httpClient, err := config.NewClientFromConfig(hc, "fulcrum-prometheus", config.WithUserAgent("fulcrum"))
+	if err != nil {
+		return nil, fmt.Errorf("prometheus http client config: %w", err)
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.InsecureSkipVerify} //nolint:gosec // opt-in, for tests
-	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("prometheus caFile: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("prometheus caFile %s: no PEM certificates found", cfg.CAFile)
-		}
-		tlsCfg.RootCAs = pool
-	}
-	tr.TLSClientConfig = tlsCfg
 	timeout := cfg.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	client, err := api.NewClient(api.Config{
-		Address:      cfg.Address,
-		RoundTripper: &authTransport{next: tr, cfg: cfg},
-	})
+	client, err := api.NewClient(api.Config{Address: cfg.Address, Client: httpClient})
 	if err != nil {
 		return nil, fmt.Errorf("prometheus client: %w", err)
 	}
-	return &Prometheus{api: promv1.NewAPI(client), address: cfg.Address, timeout: timeout, metrics: cfg.Metrics}, nil
+	return &Prometheus{api: promv1.NewAPI(client), http: httpClient, address: cfg.Address, timeout: timeout, metrics: cfg.Metrics}, nil
 }
+
+// CheckAddress accepts an http(s) base URL with a host.
+func CheckAddress(address string) error {
+	u, err := url.Parse(address)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("prometheus address %q: want an http(s) URL such as http://prometheus.monitoring:9090", address)
+	}
+	return nil
+}
+
+// Close releases the client's idle connections; queries still work after
+// it (they open new ones). Callers that drop a client call it so a cache
+// eviction does not leave connections open until the server closes them.
+func (p *Prometheus) Close() { p.http.CloseIdleConnections() }
 
 // Address is the server's base URL (the provider label of its metrics).
 func (p *Prometheus) Address() string { return p.address }
@@ -146,30 +141,4 @@ func classify(err error) error {
 		return ErrBadQuery
 	}
 	return ErrUnreachable
-}
-
-type authTransport struct {
-	next http.RoundTripper
-	cfg  PrometheusConfig
-}
-
-func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	token := t.cfg.BearerToken
-	if t.cfg.BearerTokenFile != "" {
-		b, err := os.ReadFile(t.cfg.BearerTokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("read bearer token file: %w", err)
-		}
-		token = strings.TrimSpace(string(b))
-	}
-	if token == "" && t.cfg.Username == "" {
-		return t.next.RoundTrip(req)
-	}
-	req = req.Clone(req.Context())
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	} else {
-		req.SetBasicAuth(t.cfg.Username, t.cfg.Password)
-	}
-	return t.next.RoundTrip(req)
 }

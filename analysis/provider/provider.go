@@ -64,19 +64,15 @@ func (e *QueryError) Unwrap() []error {
 	return []error{e.Kind, e.Err}
 }
 
-// New builds the provider a MetricTemplate asks for, starting from the
-// controller's Prometheus settings; spec.Address overrides the address
-// (auth and TLS settings carry over). Unknown types are an error wrapping
-// ErrUnknownProvider, never a silent default.
-func New(spec v1alpha1.Provider, base PrometheusConfig) (Provider, error) {
-	switch spec.Type {
+// New builds the provider of type t with cfg as given: the caller decides
+// the address and the credentials (package connections keeps a template
+// that names its own address from receiving the controller's). Unknown
+// types are an error wrapping ErrUnknownProvider, never a silent default.
+func New(t v1alpha1.ProviderType, cfg PrometheusConfig) (Provider, error) {
+	switch t {
 	case v1alpha1.ProviderPrometheus, "":
-		cfg := base
-		if spec.Address != "" {
-			cfg.Address = spec.Address
-		}
 		return NewPrometheus(cfg)
 	default:
-		return nil, fmt.Errorf("provider.type %q: %w; the supported type is %q", spec.Type, ErrUnknownProvider, v1alpha1.ProviderPrometheus)
+		return nil, fmt.Errorf("provider.type %q: %w; the supported type is %q", t, ErrUnknownProvider, v1alpha1.ProviderPrometheus)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/config"
 
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
 )
@@ -94,6 +95,8 @@ func TestPrometheusUnreachable(t *testing.T) {
 	}
 }
 
+// The unit-level check of the HTTP settings with httptest servers; the
+// same modes against a real Prometheus behind auth are in auth_e2e_test.go.
 func TestPrometheusAuthAndCA(t *testing.T) {
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "token")
@@ -108,24 +111,35 @@ func TestPrometheusAuthAndCA(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	p, err := NewPrometheus(PrometheusConfig{Address: bearer.URL, BearerTokenFile: tokenFile, CAFile: caFile})
+	withToken := config.HTTPClientConfig{
+		Authorization: &config.Authorization{CredentialsFile: tokenFile},
+		TLSConfig:     config.TLSConfig{CAFile: caFile},
+	}
+	p, err := NewPrometheus(PrometheusConfig{Address: bearer.URL, HTTP: withToken})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := p.Query(ctx, "up", time.Now()); err != nil {
 		t.Errorf("bearer token file with custom CA: %v", err)
 	}
-	noCA, _ := NewPrometheus(PrometheusConfig{Address: bearer.URL, BearerTokenFile: tokenFile})
+	// The token file is re-read: a rotated token is sent on the next query.
+	if err := os.WriteFile(tokenFile, []byte("rotated"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Query(ctx, "up", time.Now()); !errors.Is(err, ErrUnreachable) {
+		t.Errorf("rotated token: %v, want ErrUnreachable (the server wants the old one)", err)
+	}
+	noCA, _ := NewPrometheus(PrometheusConfig{Address: bearer.URL, HTTP: config.HTTPClientConfig{Authorization: withToken.Authorization}})
 	if _, err := noCA.Query(ctx, "up", time.Now()); !errors.Is(err, ErrUnreachable) {
 		t.Errorf("unknown CA: %v, want ErrUnreachable", err)
 	}
 	basic := httptest.NewServer(fakeProm(t, "Basic dTpw")) // u:p
 	defer basic.Close()
-	pb, _ := NewPrometheus(PrometheusConfig{Address: basic.URL, Username: "u", Password: "p"})
+	pb, _ := NewPrometheus(PrometheusConfig{Address: basic.URL, HTTP: config.HTTPClientConfig{BasicAuth: &config.BasicAuth{Username: "u", Password: "p"}}})
 	if _, err := pb.Query(ctx, "up", time.Now()); err != nil {
 		t.Errorf("basic auth: %v", err)
 	}
-	wrong, _ := NewPrometheus(PrometheusConfig{Address: basic.URL, Username: "u", Password: "x"})
+	wrong, _ := NewPrometheus(PrometheusConfig{Address: basic.URL, HTTP: config.HTTPClientConfig{BasicAuth: &config.BasicAuth{Username: "u", Password: "x"}}})
 	if _, err := wrong.Query(ctx, "up", time.Now()); err == nil {
 		t.Error("wrong password accepted")
 	}
@@ -134,18 +148,18 @@ func TestPrometheusAuthAndCA(t *testing.T) {
 func TestConfigErrors(t *testing.T) {
 	for name, cfg := range map[string]PrometheusConfig{
 		"no scheme":       {Address: "prometheus:9090"},
-		"both auths":      {Address: "http://p", BearerToken: "t", Username: "u"},
-		"token and file":  {Address: "http://p", BearerToken: "t", BearerTokenFile: "/f"},
-		"missing CA file": {Address: "https://p", CAFile: "/does/not/exist"},
+		"both auths":      {Address: "http://p", HTTP: config.HTTPClientConfig{BearerToken: "t", BasicAuth: &config.BasicAuth{Username: "u"}}},
+		"token and file":  {Address: "http://p", HTTP: config.HTTPClientConfig{BearerToken: "t", BearerTokenFile: "/f"}},
+		"missing CA file": {Address: "https://p", HTTP: config.HTTPClientConfig{TLSConfig: config.TLSConfig{CAFile: "/does/not/exist"}}},
 	} {
 		if _, err := NewPrometheus(cfg); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	if _, err := New(v1alpha1.Provider{Type: "datadog"}, PrometheusConfig{Address: "http://p"}); !errors.Is(err, ErrUnknownProvider) {
+	if _, err := New("datadog", PrometheusConfig{Address: "http://p"}); !errors.Is(err, ErrUnknownProvider) {
 		t.Errorf("unknown provider type: %v", err)
 	}
-	if _, err := New(v1alpha1.Provider{Type: v1alpha1.ProviderPrometheus, Address: "http://other:9090"}, PrometheusConfig{Address: "http://p"}); err != nil {
-		t.Errorf("prometheus with address override: %v", err)
+	if _, err := New(v1alpha1.ProviderPrometheus, PrometheusConfig{Address: "http://other:9090"}); err != nil {
+		t.Errorf("prometheus: %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/prometheus/common/config"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -41,7 +42,7 @@ func setupController(_ context.Context, mgr ctrl.Manager, f *flags) error {
 	if f.prometheusURL != "" {
 		engine, err := analysis.NewEngine(analysis.EngineConfig{
 			Prometheus: provider.PrometheusConfig{
-				Address: f.prometheusURL, Timeout: f.prometheusTimeout, BearerTokenFile: f.prometheusBearerTokenFile,
+				Address: f.prometheusURL, Timeout: f.prometheusTimeout, HTTP: config.HTTPClientConfig{BearerTokenFile: f.prometheusBearerTokenFile},
 			},
 			Templates:       mgr.GetClient(),
 			Registerer:      metrics.Registry,

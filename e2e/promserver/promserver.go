@@ -42,17 +42,28 @@ type Config struct {
 	// empty. Giving the Addr and Dir of a stopped server starts it again
 	// where it was, with its data (tests of Prometheus outages).
 	Addr string
+	// WebConfig is the content of Prometheus's --web.config.file:
+	// basic_auth_users (bcrypt hashes) and tls_server_config (with
+	// client_auth_type for client certificates). None when empty.
+	WebConfig string
+	// HTTPS: WebConfig serves TLS, so URL starts with https://.
+	HTTPS bool
+	// Client reaches the server for the readiness check and reloads, with
+	// what WebConfig asks for (CA, password, client certificate);
+	// http.DefaultClient when nil.
+	Client *http.Client
 }
 
 // Server is a running Prometheus.
 type Server struct {
 	// URL is the server's base address, e.g. http://127.0.0.1:41234.
-	URL  string
-	Addr string
-	cmd  *exec.Cmd
-	dir  string
-	own  bool
-	done chan struct{}
+	URL    string
+	Addr   string
+	client *http.Client
+	cmd    *exec.Cmd
+	dir    string
+	own    bool
+	done   chan struct{}
 }
 
 // Start launches Prometheus and waits until it answers /-/ready.
@@ -87,14 +98,22 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := os.WriteFile(confPath, []byte(renderConfig(cfg)), 0o644); err != nil {
 		return nil, fmt.Errorf("write prometheus config: %w", err)
 	}
-	cmd := exec.Command(bin,
-		"--config.file="+confPath,
-		"--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr,
+	args := []string{
+		"--config.file=" + confPath,
+		"--storage.tsdb.path=" + filepath.Join(dir, "data"),
+		"--web.listen-address=" + addr,
 		"--web.enable-lifecycle",
 		"--storage.tsdb.retention.time=1d",
 		"--log.level=warn",
-	)
+	}
+	if cfg.WebConfig != "" {
+		webPath := filepath.Join(dir, "web.yml")
+		if err := os.WriteFile(webPath, []byte(cfg.WebConfig), 0o600); err != nil {
+			return nil, fmt.Errorf("write prometheus web config: %w", err)
+		}
+		args = append(args, "--web.config.file="+webPath)
+	}
+	cmd := exec.Command(bin, args...)
 	if cfg.Log != nil {
 		cmd.Stdout, cmd.Stderr = cfg.Log, cfg.Log
 	}
@@ -103,7 +122,14 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start prometheus: %w", err)
 	}
-	s := &Server{URL: "http://" + addr, Addr: addr, cmd: cmd, dir: dir, own: own, done: make(chan struct{})}
+	scheme, client := "http", cfg.Client
+	if cfg.HTTPS {
+		scheme = "https"
+	}
+	if client == nil {
+		client = http.DefaultClient
+	}
+	s := &Server{URL: scheme + "://" + addr, Addr: addr, client: client, cmd: cmd, dir: dir, own: own, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(s.done) }()
 	if err := s.waitReady(ctx, 60*time.Second); err != nil {
 		s.Stop()
@@ -154,7 +180,7 @@ func (s *Server) waitReady(ctx context.Context, limit time.Duration) error {
 			return ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
-		resp, err := http.Get(s.URL + "/-/ready")
+		resp, err := s.client.Get(s.URL + "/-/ready")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -168,7 +194,7 @@ func (s *Server) waitReady(ctx context.Context, limit time.Duration) error {
 // Reload makes Prometheus re-read its configuration after the caller
 // rewrote it with Rewrite.
 func (s *Server) Reload() error {
-	resp, err := http.Post(s.URL+"/-/reload", "text/plain", nil)
+	resp, err := s.client.Post(s.URL+"/-/reload", "text/plain", nil)
 	if err != nil {
 		return fmt.Errorf("reload prometheus: %w", err)
 	}
