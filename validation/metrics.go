@@ -96,10 +96,10 @@ func judgeNeeds(m *v1alpha1.Metric, s templates.Template) (judge, missing string
 }
 
 // ValidateMetricTemplate checks that each query of a MetricTemplate renders
-// and parses as PromQL.
+// and parses as PromQL, and the shape of its provider.
 func ValidateMetricTemplate(mt *v1alpha1.MetricTemplate) field.ErrorList {
 	p := field.NewPath("spec")
-	var errs field.ErrorList
+	errs := ValidateProvider(p.Child("provider"), mt.Spec.Provider)
 	errs = append(errs, ValidateQuery(p.Child("query"), mt.Spec.Query)...)
 	errs = append(errs, ValidateQuery(p.Child("sampleQuery"), mt.Spec.SampleQuery)...)
 	errs = append(errs, ValidateQuery(p.Child("badQuery"), mt.Spec.BadQuery)...)

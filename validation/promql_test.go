@@ -48,3 +48,28 @@ func TestValidateMetricTemplate(t *testing.T) {
 		{"spec.histogramQuery", field.ErrorTypeInvalid, "can't evaluate field Nope"},
 	})
 }
+
+func TestValidateProvider(t *testing.T) {
+	p := field.NewPath("spec", "provider")
+	ref := func(name, key string) *v1alpha1.SecretKeyRef { return &v1alpha1.SecretKeyRef{Name: name, Key: key} }
+	tests := []struct {
+		name string
+		spec v1alpha1.Provider
+		want []wantErr
+	}{
+		{"default", v1alpha1.Provider{Type: v1alpha1.ProviderPrometheus}, nil},
+		{"address and secret", v1alpha1.Provider{Address: "https://mimir.team-a:8080/prometheus", HTTPClientConfigSecretRef: ref("mimir-auth", "config.yaml")}, nil},
+		{"secret alone", v1alpha1.Provider{HTTPClientConfigSecretRef: ref("tenant", "http_config")}, nil},
+		{"no host", v1alpha1.Provider{Address: "https://"}, []wantErr{{"spec.provider.address", field.ErrorTypeInvalid, "with a host"}}},
+		{"credentials in address", v1alpha1.Provider{Address: "https://u:pw@p:9090"}, []wantErr{{"spec.provider.address", field.ErrorTypeInvalid, "httpClientConfigSecretRef"}}},
+		{"bad names", v1alpha1.Provider{HTTPClientConfigSecretRef: ref("Mimir_Auth", "a/b")}, []wantErr{
+			{"spec.provider.httpClientConfigSecretRef.name", field.ErrorTypeInvalid, "not a Secret name"},
+			{"spec.provider.httpClientConfigSecretRef.key", field.ErrorTypeInvalid, "not a Secret key"},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assertErrors(t, validation.ValidateProvider(p, tt.spec), tt.want)
+		})
+	}
+}

@@ -208,6 +208,27 @@ spec:
 		assertDenied(t, err, `admission webhook "metrictemplates.fulcrum.dev" denied the request`, "spec.query: Invalid value", "not valid PromQL once rendered (rate(x[model]))")
 	})
 
+	t.Run("a template's own connection: a Secret reference is admitted, credentials in the address are not", func(t *testing.T) {
+		const withProvider = `
+apiVersion: fulcrum.dev/v1alpha1
+kind: MetricTemplate
+metadata: {name: %s, namespace: %s}
+spec:
+  provider: %s
+  query: sum(up)
+`
+		if _, err := admin.Resource(gvrMT).Namespace(ns).Create(ctx, objf(t, withProvider, "tenant", ns,
+			`{type: prometheus, address: "https://mimir.team-a:8080/prometheus", httpClientConfigSecretRef: {name: mimir-auth, key: config.yaml}}`), metav1.CreateOptions{}); err != nil {
+			t.Fatalf("template with a Secret reference: %v", err)
+		}
+		_, err := admin.Resource(gvrMT).Namespace(ns).Create(ctx, objf(t, withProvider, "userinfo", ns,
+			`{type: prometheus, address: "https://u:pw@mimir.team-a:8080"}`), metav1.CreateOptions{})
+		assertDenied(t, err, `admission webhook "metrictemplates.fulcrum.dev" denied the request`, "spec.provider.address: Invalid value", "httpClientConfigSecretRef")
+		if err != nil && strings.Contains(err.Error(), "pw@") {
+			t.Errorf("the denial shows the password: %v", err)
+		}
+	})
+
 	t.Run("stable cannot move during a rollout except by Fulcrum", func(t *testing.T) {
 		setPhase(t, ctx, admin, ns, "good", "Progressing")
 		_, err := patch(ctx, asAlice.Resource(gvrMR).Namespace(ns), "good", `{"spec":{"stable":"v3"}}`)

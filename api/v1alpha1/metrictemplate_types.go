@@ -89,8 +89,39 @@ type Provider struct {
 	// rejected rather than silently replaced.
 	// +kubebuilder:default=prometheus
 	Type ProviderType `json:"type"`
-	// Address overrides the controller's default Prometheus address.
+	// Address overrides the controller's default Prometheus address. The
+	// controller's credentials, headers and client certificate never go to
+	// another address: a template that sets one connects with nothing but
+	// what its httpClientConfigSecretRef gives.
 	// +optional
 	// +kubebuilder:validation:Pattern=`^https?://`
 	Address string `json:"address,omitempty"`
+	// HTTPClientConfigSecretRef names a key of a Secret in the template's
+	// namespace whose value is Prometheus's HTTP client settings in YAML,
+	// as in a Prometheus scrape config: basic_auth, authorization, oauth2,
+	// tls_config (ca, cert, key as PEM text), proxy_url, http_headers,
+	// follow_redirects, enable_http2. Values are written inline: fields
+	// that name files (password_file, ca_file, ...) are refused, because
+	// they would read the controller's own files. When set, the template's
+	// queries use these settings and none of the controller's, at address
+	// or, without one, at the controller's Prometheus. A changed Secret
+	// takes effect within seconds; a missing or invalid one makes the
+	// metric's rounds Error, never Pass.
+	// +optional
+	HTTPClientConfigSecretRef *SecretKeyRef `json:"httpClientConfigSecretRef,omitempty"`
+}
+
+// SecretKeyRef names one key of a Secret in the referring object's
+// namespace.
+type SecretKeyRef struct {
+	// Name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+	// Key within the Secret's data.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	Key string `json:"key"`
 }
