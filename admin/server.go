@@ -27,6 +27,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/fulcrum-ml/fulcrum/admin/auth"
@@ -204,6 +205,25 @@ func (s *Server) Start(ctx context.Context) error {
 // Serve serves on ln until ctx ends, then shuts down gracefully. It starts
 // the event streams' informer handler first.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
+	serveTLS := s.cfg.TLSCertFile != "" && s.cfg.TLSKeyFile != ""
+	if serveTLS {
+		// The pair is read now (an error if missing or mismatched) and
+		// again whenever the files change: kubelet swaps a mounted
+		// Secret's files when cert-manager renews it, and the next
+		// handshake gets the new certificate without a restart.
+		w, err := certwatcher.New(s.cfg.TLSCertFile, s.cfg.TLSKeyFile)
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("admin: load TLS certificate %s and key %s: %w", s.cfg.TLSCertFile, s.cfg.TLSKeyFile, err)
+		}
+		go func() {
+			if err := w.Start(ctx); err != nil {
+				s.cfg.Logger.Error(err, "admin: watching the TLS certificate stopped; the last one read is served")
+			}
+		}()
+		tlsConfig.GetCertificate = w.GetCertificate
+	}
 	if err := s.startEvents(ctx); err != nil {
 		_ = ln.Close()
 		return err
@@ -219,19 +239,19 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		// Requests inherit ctx, so streams end when the server stops.
 		BaseContext: func(net.Listener) context.Context { return ctx },
 		ErrorLog:    nil,
-		TLSConfig:   &tls.Config{MinVersion: tls.VersionTLS12},
+		TLSConfig:   tlsConfig,
 	}
 	errc := make(chan error, 1)
 	go func() {
 		var err error
-		if s.cfg.TLSCertFile != "" && s.cfg.TLSKeyFile != "" {
-			err = srv.ServeTLS(ln, s.cfg.TLSCertFile, s.cfg.TLSKeyFile)
+		if serveTLS {
+			err = srv.ServeTLS(ln, "", "")
 		} else {
 			err = srv.Serve(ln)
 		}
 		errc <- err
 	}()
-	s.cfg.Logger.Info("admin API serving", "addr", ln.Addr().String(), "tls", s.cfg.TLSCertFile != "")
+	s.cfg.Logger.Info("admin API serving", "addr", ln.Addr().String(), "tls", serveTLS)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("admin: serve: %w", err)

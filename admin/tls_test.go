@@ -21,7 +21,9 @@ import (
 
 // TestServesTLSWithConfiguredCertificate starts the real listener with
 // --admin-tls-cert/--admin-tls-key and checks a client that trusts only the
-// CA reaches the API, and a plain-HTTP client does not.
+// CA reaches the API, and a plain-HTTP client does not; then the files are
+// replaced (as kubelet does when cert-manager renews the Secret) and new
+// connections get the new certificate without a restart.
 func TestServesTLSWithConfiguredCertificate(t *testing.T) {
 	now := time.Now()
 	ca, err := certs.NewCA("fulcrum-test-ca", now, time.Hour)
@@ -85,5 +87,36 @@ func TestServesTLSWithConfiguredCertificate(t *testing.T) {
 		if res.StatusCode < 400 {
 			t.Fatalf("plain HTTP to the TLS listener answered %d", res.StatusCode)
 		}
+	}
+
+	renewed, err := certs.NewServingCert(ca, []string{"127.0.0.1"}, now, 2*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, renewed.KeyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(certFile, renewed.CertPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want, err := tls.X509KeyPair(renewed.CertPEM, renewed.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantLeaf, _ := x509.ParseCertificate(want.Certificate[0])
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		conn, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
+		if err == nil {
+			got := conn.ConnectionState().PeerCertificates[0].SerialNumber
+			conn.Close()
+			if got.Cmp(wantLeaf.SerialNumber) == 0 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("renewed certificate not served within 20s (last error %v)", err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -110,3 +110,73 @@ func TestEveryValueIsDocumented(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeSaysWhatValuesSay: each row's meaning in README.md is the
+// value's "# --" comment in values.yaml (backticks aside), and no comment
+// line starts with a flag ("# --flag" reads as the start of another value's
+// comment, which cut several rows short).
+func TestReadmeSaysWhatValuesSay(t *testing.T) {
+	text, err := os.ReadFile(filepath.Join(chartDir(t), "values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	flagFirst := regexp.MustCompile(`^\s*# --\S`)
+	key := regexp.MustCompile(`^( *)([A-Za-z0-9_]+):`)
+	docs := map[string]string{}
+	var stack []struct {
+		indent int
+		key    string
+	}
+	var cur []string
+	for i, line := range strings.Split(string(text), "\n") {
+		trimmed := strings.TrimSpace(line)
+		switch {
+		case flagFirst.MatchString(line):
+			t.Errorf("values.yaml:%d: a comment line starts with a flag (%q): rewrap it, or it reads as a new value's comment", i+1, trimmed)
+			continue
+		case strings.HasPrefix(trimmed, "# --"):
+			cur = []string{strings.TrimSpace(trimmed[4:])}
+			continue
+		case trimmed == "":
+			cur = nil
+			continue
+		case strings.HasPrefix(trimmed, "#"):
+			if cur != nil {
+				cur = append(cur, strings.TrimSpace(trimmed[1:]))
+			}
+			continue
+		}
+		m := key.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		for len(stack) > 0 && stack[len(stack)-1].indent >= len(m[1]) {
+			stack = stack[:len(stack)-1]
+		}
+		path := m[2]
+		for j := len(stack) - 1; j >= 0; j-- {
+			path = stack[j].key + "." + path
+		}
+		if cur != nil {
+			docs[path] = strings.Join(cur, " ")
+		}
+		cur = nil
+		stack = append(stack, struct {
+			indent int
+			key    string
+		}{len(m[1]), m[2]})
+	}
+	readme, err := os.ReadFile(filepath.Join(chartDir(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile("(?m)^\\| `([A-Za-z0-9_.]+)` \\| .*? \\| (.*) \\|$").FindAllStringSubmatch(string(readme), -1) {
+		want, ok := docs[m[1]]
+		if !ok {
+			continue // TestEveryValueIsDocumented reports it
+		}
+		if got := strings.ReplaceAll(m[2], "`", ""); got != strings.ReplaceAll(want, "`", "") {
+			t.Errorf("README.md row %s says\n\t%s\nvalues.yaml says\n\t%s", m[1], got, want)
+		}
+	}
+}
