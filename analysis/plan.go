@@ -151,6 +151,9 @@ func (p *plan) judge(req Request, b *batch, prev *v1alpha1.MetricResult) v1alpha
 		}
 		return judge.Relative(*m.Relative, vals)
 	case m.Sequential != nil:
+		if why := nonFiniteCount(b, label, req, map[string]*queryKey{"sample": p.samples, "bad event": p.bad, "histogram bucket": p.histogram}); why != "" {
+			return v1alpha1.MetricResult{Verdict: v1alpha1.VerdictInconclusive, Message: why}
+		}
 		in := judge.CountsInput{MinSamples: req.Spec.MinSamples, Step: req.Step, Previous: prev,
 			Steps: completedSteps(req.Evidence, m.Name), Window: p.window}
 		if p.histogram != nil {
@@ -201,6 +204,25 @@ func byVersion(b *batch, k *queryKey, label string) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// nonFiniteCount names the first count of the candidate or stable that is
+// NaN or ±Inf ("" when there is none). Such a count is no number of events:
+// read as 0 it would let a candidate without bad events pass.
+func nonFiniteCount(b *batch, label string, req Request, keys map[string]*queryKey) string {
+	for _, what := range []string{"sample", "bad event", "histogram bucket"} {
+		k := keys[what]
+		if k == nil {
+			continue
+		}
+		for _, s := range b.queries[*k].samples {
+			v := s.Labels[label]
+			if (v == req.Candidate || v == req.Stable) && (math.IsNaN(s.Value) || math.IsInf(s.Value, 0)) {
+				return fmt.Sprintf("the %s count of %s is %s: counts must be finite numbers of events; check the template's query", what, v, strconv.FormatFloat(s.Value, 'g', -1, 64))
+			}
+		}
+	}
+	return ""
 }
 
 func get(v map[string]float64, sub string) float64 {

@@ -1,8 +1,9 @@
 // Package judge turns measured numbers into a verdict with its evidence.
 // Every judge is a pure function: numbers in, v1alpha1.MetricResult out
-// (without the metric's name, which the caller sets). Missing values and NaN
-// are never Pass or Fail: they come out Inconclusive with a message saying
-// what was missing.
+// (without the metric's name, which the caller sets). Missing values, NaN
+// and ±Inf are never Pass or Fail: they come out Inconclusive with a message
+// saying what was missing or why the number cannot be judged (Inf − Inf is
+// NaN, and every comparison with NaN is false).
 package judge
 
 import (
@@ -59,6 +60,26 @@ func num(v float64) string {
 	return strconv.FormatFloat(v, 'g', 4, 64)
 }
 
+// infinite says why an infinite reading of side ("candidate", "stable")
+// cannot be judged; "" when v is not infinite.
+func infinite(side string, v float64) string {
+	if !math.IsInf(v, 0) {
+		return ""
+	}
+	return fmt.Sprintf("%s's value is %s (a quantile above the histogram's largest finite bucket, or a division by zero): it cannot be judged; add a larger bucket or make the query return a finite number", side, num(v))
+}
+
+// nonFiniteCount names the first NaN or infinite count in counts; "" when
+// every count is finite.
+func nonFiniteCount(side string, counts ...float64) string {
+	for _, c := range counts {
+		if math.IsNaN(c) || math.IsInf(c, 0) {
+			return fmt.Sprintf("%s has a count of %s: counts must be finite numbers; check the query", side, num(c))
+		}
+	}
+	return ""
+}
+
 func withSamples(r v1alpha1.MetricResult, v Values) v1alpha1.MetricResult {
 	r.CandidateSamples = max(v.CandidateSamples, 0)
 	r.BaselineSamples = max(v.StableSamples, 0)
@@ -77,6 +98,10 @@ func Threshold(j v1alpha1.ThresholdJudge, v Values) v1alpha1.MetricResult {
 	if math.IsNaN(v.Candidate) {
 		r.Verdict = v1alpha1.VerdictInconclusive
 		r.Message = "no value for the candidate in the window (no series, or 0/0)"
+		return r
+	}
+	if why := infinite("the candidate", v.Candidate); why != "" {
+		r.Verdict, r.Message = v1alpha1.VerdictInconclusive, why
 		return r
 	}
 	switch {
@@ -130,6 +155,12 @@ func Relative(j v1alpha1.RelativeJudge, v Values) v1alpha1.MetricResult {
 	case math.IsNaN(v.Stable):
 		r.Verdict, r.Message = v1alpha1.VerdictInconclusive, "no value for stable in the window: nothing to compare with"
 		return r
+	}
+	for _, why := range []string{infinite("the candidate", v.Candidate), infinite("stable", v.Stable)} {
+		if why != "" {
+			r.Verdict, r.Message = v1alpha1.VerdictInconclusive, why
+			return r
+		}
 	}
 	if j.MaxIncrease != nil {
 		d := v.Candidate - v.Stable

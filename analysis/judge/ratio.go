@@ -22,6 +22,11 @@ func SampleRatio(j v1alpha1.SampleRatioJudge, observed map[string]float64, weigh
 		maxP = DefaultMaxPValue
 	}
 	desc := fmt.Sprintf("p >= %s", num(maxP))
+	for _, sub := range sortedKeys(observed) {
+		if why := nonFiniteCount("subset "+sub, observed[sub]); why != "" {
+			return v1alpha1.MetricResult{Verdict: v1alpha1.VerdictInconclusive, Threshold: desc, Message: why}
+		}
+	}
 	var stable string
 	for sub := range weights {
 		if sub != candidate && weights[sub] > 0 {
@@ -66,14 +71,21 @@ func SampleRatio(j v1alpha1.SampleRatioJudge, observed map[string]float64, weigh
 	return r
 }
 
-func split(observed map[string]float64) string {
+func sortedKeys(observed map[string]float64) []string {
 	keys := make([]string, 0, len(observed))
-	var tot float64
-	for k, v := range observed {
+	for k := range observed {
 		keys = append(keys, k)
-		tot += v
 	}
 	sort.Strings(keys)
+	return keys
+}
+
+func split(observed map[string]float64) string {
+	keys := sortedKeys(observed)
+	var tot float64
+	for _, v := range observed {
+		tot += v
+	}
 	parts := make([]string, len(keys))
 	for i, k := range keys {
 		parts[i] = fmt.Sprintf("%s=%.1f%%", k, 100*observed[k]/tot)
@@ -114,6 +126,11 @@ func Drift(j v1alpha1.DriftJudge, cand, stable []float64, minSamples int64) v1al
 		conf = DefaultDriftConfidence
 	}
 	desc := fmt.Sprintf("PSI <= %s (chi-square at %s%%)", num(maxPSI), num(100*conf))
+	for _, why := range []string{nonFiniteCount("the candidate's histogram", cand...), nonFiniteCount("stable's histogram", stable...)} {
+		if why != "" {
+			return v1alpha1.MetricResult{Verdict: v1alpha1.VerdictInconclusive, Threshold: desc, Message: why}
+		}
+	}
 	var nc, ns float64
 	for i := range cand {
 		nc += cand[i]
