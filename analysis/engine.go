@@ -8,11 +8,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/config"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/fulcrum-ml/fulcrum/analysis/connections"
 	"github.com/fulcrum-ml/fulcrum/analysis/provider"
 	"github.com/fulcrum-ml/fulcrum/analysis/templates"
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
@@ -21,9 +22,15 @@ import (
 // EngineConfig configures NewEngine.
 type EngineConfig struct {
 	// Prometheus is the default provider: the controller's Prometheus
-	// address, auth, TLS and timeout. MetricTemplates may override the
-	// address; the rest carries over.
+	// address, auth, TLS and timeout. A MetricTemplate may name its own
+	// address and a Secret with its own settings; the controller's
+	// settings never go to another address (package connections).
 	Prometheus provider.PrometheusConfig
+	// Secrets reads the Secrets of MetricTemplates'
+	// spec.provider.httpClientConfigSecretRef: pass mgr.GetAPIReader(),
+	// which GETs one Secret, not the cache, which would list and watch
+	// every Secret in the cluster. Nil: such templates get Error rounds.
+	Secrets client.Reader
 	// Provider, when set, runs every query instead of Prometheus (tests,
 	// or a caller that wraps the provider).
 	Provider provider.Provider
@@ -60,8 +67,9 @@ type Engine struct {
 
 	shared *sharedCache // nil when batching is off
 
-	mu        sync.Mutex
-	providers map[string]provider.Provider // by address
+	// connections hands out providers by template; nil when cfg.Provider
+	// runs every query.
+	connections *connections.Pool
 }
 
 var _ Analyzer = (*Engine)(nil)
@@ -72,7 +80,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("register provider metrics: %w", err)
 	}
-	e := &Engine{cfg: cfg, metrics: m, clock: cfg.Clock, providers: map[string]provider.Provider{}}
+	e := &Engine{cfg: cfg, metrics: m, clock: cfg.Clock}
 	if e.clock == nil {
 		e.clock = clock.RealClock{}
 	}
@@ -93,47 +101,24 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 			return nil, errors.New("engine: set Prometheus.Address (the controller's Prometheus, e.g. http://prometheus.monitoring:9090) or Provider")
 		}
 		e.cfg.Prometheus.Metrics = m
-		if _, err := e.providerFor(nil); err != nil {
+		pool, err := connections.New(connections.Config{Global: e.cfg.Prometheus, Secrets: cfg.Secrets, Clock: e.clock})
+		if err != nil {
 			return nil, err
 		}
+		e.connections = pool
 	}
 	return e, nil
 }
 
-// providerFor returns the provider a template asks for, building and
-// caching one per address.
-func (e *Engine) providerFor(spec *v1alpha1.Provider) (provider.Provider, error) {
+// providerFor returns the provider that a template of namespace asks for.
+func (e *Engine) providerFor(ctx context.Context, namespace string, spec *v1alpha1.Provider) (provider.Provider, error) {
 	if e.cfg.Provider != nil {
 		if spec != nil && spec.Type != "" && spec.Type != v1alpha1.ProviderPrometheus {
 			return nil, fmt.Errorf("provider.type %q: %w", spec.Type, provider.ErrUnknownProvider)
 		}
 		return e.cfg.Provider, nil
 	}
-	s := v1alpha1.Provider{Type: v1alpha1.ProviderPrometheus}
-	if spec != nil {
-		s = *spec
-	}
-	addr := s.Address
-	if addr == "" {
-		addr = e.cfg.Prometheus.Address
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if p, ok := e.providers[string(s.Type)+" "+addr]; ok {
-		return p, nil
-	}
-	cfg := e.cfg.Prometheus
-	if s.Address != "" {
-		// A template's own address never receives the controller's
-		// credentials, headers or client certificate (issue 14).
-		cfg = provider.PrometheusConfig{Address: s.Address, Timeout: cfg.Timeout, HTTP: config.DefaultHTTPClientConfig, Metrics: cfg.Metrics}
-	}
-	p, err := provider.New(s.Type, cfg)
-	if err != nil {
-		return nil, err
-	}
-	e.providers[string(s.Type)+" "+addr] = p
-	return p, nil
+	return e.connections.For(ctx, connections.Template{Namespace: namespace, Provider: spec})
 }
 
 // Analyze implements Analyzer: one round for one rollout.

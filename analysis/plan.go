@@ -35,7 +35,7 @@ func (e *Engine) plan(ctx context.Context, req Request, m v1alpha1.Metric, data 
 		return p
 	}
 	p.tpl = tpl
-	prov, err := e.providerFor(tpl.Provider)
+	prov, err := e.providerFor(ctx, req.Namespace, tpl.Provider)
 	if err != nil {
 		p.err = fmt.Errorf("metric %s: template %s: %w", m.Name, tpl.Name, err)
 		return p

@@ -96,9 +96,10 @@ func (c *FileConfig) QueryTimeout() time.Duration { return time.Duration(c.Timeo
 const HTTPFields = "Prometheus's http client settings (basic_auth, authorization, oauth2, tls_config, proxy_url, no_proxy, proxy_from_environment, proxy_connect_header, http_headers, follow_redirects, enable_http2)"
 
 // goTypeName matches the Go type the YAML decoder names in an unknown-field
-// error ("field usernme not found in type config.plain"): the type means
-// nothing to someone writing YAML, the field and line do.
-var goTypeName = regexp.MustCompile(` in type [A-Za-z0-9_.]+`)
+// or type error ("field usernme not found in type config.plain", "cannot
+// unmarshal !!str `x` into config.plain"): the type means nothing to
+// someone writing YAML, the field and line do.
+var goTypeName = regexp.MustCompile(` (in type|into) [][*A-Za-z0-9_.]+`)
 
 // YAMLError rewrites a YAML decoding error for the person who wrote the
 // YAML: one line, the line number and field kept, Go type names dropped,

@@ -44,7 +44,10 @@ func setupController(_ context.Context, mgr ctrl.Manager, f *flags) error {
 			Prometheus: provider.PrometheusConfig{
 				Address: f.prometheusURL, Timeout: f.prometheusTimeout, HTTP: config.HTTPClientConfig{BearerTokenFile: f.prometheusBearerTokenFile},
 			},
-			Templates:       mgr.GetClient(),
+			Templates: mgr.GetClient(),
+			// A direct GET per Secret read: the cache would list and
+			// watch every Secret in the cluster (RBAC grants get only).
+			Secrets:         mgr.GetAPIReader(),
 			Registerer:      metrics.Registry,
 			DisableBatching: !f.analysisBatch,
 		})
