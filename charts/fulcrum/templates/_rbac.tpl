@@ -26,12 +26,14 @@ namespace instead of cluster-wide. */ -}}
 - apiGroups: [""]
   resources: ["pods", "services"]
   verbs: ["get", "list", "watch"]
+{{- if .Values.controller.enabled }}
 # MetricTemplates' spec.provider.httpClientConfigSecretRef: one Secret read
 # by name with a direct GET when a round needs it; Secrets are never listed
 # or watched (no cache of every Secret in the cluster).
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get"]
+{{- end }}
 - apiGroups: ["", "events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
