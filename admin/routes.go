@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -31,7 +30,10 @@ func (s *Server) routes() http.Handler {
 
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	r.Get("/readyz", s.readyz)
-	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
+	// No /metrics here: it names every namespace and rollout, and this port
+	// answers anyone who can reach it. The metrics port serves it
+	// (--metrics-bind-address), where a NetworkPolicy admits only
+	// Prometheus.
 	r.Get("/openapi.json", serveOpenAPI)
 
 	r.Route(APIPrefix, func(r chi.Router) {

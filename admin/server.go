@@ -14,7 +14,6 @@ package admin
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -89,16 +88,16 @@ type Config struct {
 
 	Logger logr.Logger
 	Clock  clock.WithTicker
-	// Registry receives the admin metrics and Gatherer serves /metrics;
-	// a fresh registry serves both when nil. Pass controller-runtime's
-	// metrics.Registry for both to serve every Fulcrum metric here.
+	// Registry receives the admin metrics; a fresh registry when nil. Pass
+	// controller-runtime's metrics.Registry so that the metrics port serves
+	// them. The admin port serves no /metrics: the metrics name every
+	// namespace and rollout, and the admin port answers without a token.
 	Registry prometheus.Registerer
-	Gatherer prometheus.Gatherer
 
 	// MaxBodyBytes bounds request bodies; 64 KiB when zero.
 	MaxBodyBytes int64
 	// RateLimit and RateBurst bound requests per client address; 20/s with
-	// a burst of 60 when zero. Probes and /metrics are exempt.
+	// a burst of 60 when zero. Probes are exempt.
 	RateLimit rate.Limit
 	RateBurst int
 	// HeartbeatInterval between heartbeat events on streams; 15s when zero.
@@ -149,11 +148,8 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
 	}
-	if cfg.Registry == nil && cfg.Gatherer == nil {
-		reg := prometheus.NewRegistry()
-		cfg.Registry, cfg.Gatherer = reg, reg
-	} else if cfg.Registry == nil || cfg.Gatherer == nil {
-		return nil, errors.New("admin: set both Registry and Gatherer, or neither")
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
 	}
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = 64 << 10

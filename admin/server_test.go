@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -261,21 +263,34 @@ func TestRateLimit(t *testing.T) {
 	}
 }
 
-func TestMetricsAndOpenAPI(t *testing.T) {
-	f := newFixture(t, nil, nil, newRollout("ml", "fraud", v1alpha1.PhaseProgressing))
+// TestMetricsNotOnAdminPort: /metrics names every namespace, rollout,
+// subset and phase, so the admin port, which anyone who can reach it may
+// call without a token, does not serve it (issue 14, finding 4). The
+// metrics port serves the registry the admin metrics are registered in.
+func TestMetricsNotOnAdminPort(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	f := newFixture(t, nil, func(c *Config) { c.Registry = reg }, newRollout("ml", "fraud", v1alpha1.PhaseProgressing))
 	f.do("GET", fraud, viewerToken, "")
 	f.do("GET", fraud, "", "")
-	r := f.do("GET", "/metrics", "", "")
+	if r := f.do("GET", "/metrics", "", ""); r.status != http.StatusNotFound || strings.Contains(r.raw, "fulcrum_") {
+		t.Fatalf("GET /metrics on the admin port: %d %s; want 404 without metrics", r.status, r.raw)
+	}
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	for _, want := range []string{
 		`fulcrum_admin_requests_total{code="200",route="/api/v1/namespaces/{namespace}/rollouts/{name}"} 1`,
 		`fulcrum_admin_requests_total{code="401",route="/api/v1/namespaces/{namespace}/rollouts/{name}"} 1`,
 		`fulcrum_admin_request_duration_seconds_bucket`,
 	} {
-		if !strings.Contains(r.raw, want) {
-			t.Fatalf("metrics lack %s:\n%s", want, r.raw)
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Fatalf("metrics lack %s:\n%s", want, rec.Body.String())
 		}
 	}
-	r = f.do("GET", "/openapi.json", "", "")
+}
+
+func TestOpenAPI(t *testing.T) {
+	f := newFixture(t, nil, nil, newRollout("ml", "fraud", v1alpha1.PhaseProgressing))
+	r := f.do("GET", "/openapi.json", "", "")
 	// Every route of the router is in the document, and nothing else.
 	routes, err := f.srv.Routes()
 	if err != nil {

@@ -52,7 +52,6 @@ func setupAdmin(_ context.Context, mgr ctrl.Manager, f *flags) error {
 		UI:            ui,
 		Logger:        ctrl.Log.WithName("admin"),
 		Registry:      metrics.Registry,
-		Gatherer:      metrics.Registry,
 	})
 	if err != nil {
 		return fmt.Errorf("admin server: %w", err)

@@ -78,7 +78,6 @@ func startFulcrum(t *testing.T) string {
 		UI:                dashboard.Handler(),
 		Logger:            testr.New(t).WithName("admin"),
 		Registry:          reg,
-		Gatherer:          reg,
 		HeartbeatInterval: 5 * time.Second,
 	})
 	if err != nil {
