@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -27,6 +28,7 @@ import (
 	"github.com/fulcrum-ml/fulcrum/analysis/provider"
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
 	"github.com/fulcrum-ml/fulcrum/e2e/promserver/promauth"
+	"github.com/fulcrum-ml/fulcrum/manifests"
 )
 
 const ns = "team-a"
@@ -302,5 +304,31 @@ func TestCacheIsBounded(t *testing.T) {
 	// The first was evicted: asking again builds a new one.
 	if p, _ := pool.For(context.Background(), Template{Namespace: ns, Provider: &v1alpha1.Provider{Address: "http://127.0.0.1:9090"}}); p == first {
 		t.Error("an evicted client was handed out again")
+	}
+}
+
+// The shipped example's Secret holds settings the controller accepts.
+func TestExampleSecretParses(t *testing.T) {
+	objs, err := manifests.Objects("examples")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, o := range objs {
+		if o.GetKind() != "Secret" || o.GetName() != "mimir-team-a" {
+			continue
+		}
+		found = true
+		value, _, _ := unstructured.NestedString(o.Object, "stringData", "http-client.yaml")
+		cfg, err := ParseSecretConfig([]byte(value))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.BasicAuth == nil || cfg.HTTPHeaders == nil {
+			t.Errorf("example settings %+v", cfg)
+		}
+	}
+	if !found {
+		t.Fatal("no Secret mimir-team-a in manifests/examples")
 	}
 }

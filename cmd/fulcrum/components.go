@@ -4,12 +4,10 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/prometheus/common/config"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/fulcrum-ml/fulcrum/analysis"
-	"github.com/fulcrum-ml/fulcrum/analysis/provider"
 	"github.com/fulcrum-ml/fulcrum/controller"
 )
 
@@ -39,12 +37,10 @@ func setupController(_ context.Context, mgr ctrl.Manager, f *flags) error {
 		return err
 	}
 	var analyzer analysis.Analyzer
-	if f.prometheusURL != "" {
+	if f.prometheus.Address != "" {
 		engine, err := analysis.NewEngine(analysis.EngineConfig{
-			Prometheus: provider.PrometheusConfig{
-				Address: f.prometheusURL, Timeout: f.prometheusTimeout, HTTP: config.HTTPClientConfig{BearerTokenFile: f.prometheusBearerTokenFile},
-			},
-			Templates: mgr.GetClient(),
+			Prometheus: f.prometheus,
+			Templates:  mgr.GetClient(),
 			// A direct GET per Secret read: the cache would list and
 			// watch every Secret in the cluster (RBAC grants get only).
 			Secrets:         mgr.GetAPIReader(),
@@ -56,7 +52,7 @@ func setupController(_ context.Context, mgr ctrl.Manager, f *flags) error {
 		}
 		analyzer = engine
 	} else {
-		ctrl.Log.Info("no --prometheus-url: rollouts with metrics will get Error rounds; rollouts without metrics advance on time")
+		ctrl.Log.Info("no --prometheus-url or --prometheus-config-file: rollouts with metrics will get Error rounds; rollouts without metrics advance on time")
 	}
 	m, err := controller.NewMetrics(metrics.Registry)
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/fulcrum-ml/fulcrum/analysis/provider"
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
 	"github.com/fulcrum-ml/fulcrum/cmd/internal/version"
 	"github.com/fulcrum-ml/fulcrum/controller"
@@ -50,8 +51,11 @@ type flags struct {
 	kubeAPIBurst            int
 
 	prometheusURL, prometheusBearerTokenFile string
+	prometheusConfigFile                     string
 	prometheusTimeout                        time.Duration
 	analysisBatch                            bool
+	// prometheus is the connection the flags above make (prometheus.go).
+	prometheus provider.PrometheusConfig
 
 	adminAddr, adminTokenFile, adminTLSCert, adminTLSKey string
 	dashboard                                            bool
@@ -87,6 +91,7 @@ func parseFlags(args []string) (*flags, *textlogger.Config, error) {
 	fs.StringVar(&f.prometheusURL, "prometheus-url", "", "Prometheus base URL for analysis; without it rollouts with metrics get Error rounds (never Pass)")
 	fs.StringVar(&f.prometheusBearerTokenFile, "prometheus-bearer-token-file", "", "file with a bearer token for Prometheus, re-read on every query")
 	fs.DurationVar(&f.prometheusTimeout, "prometheus-timeout", 0, "timeout of each Prometheus query; the provider's default when 0")
+	fs.StringVar(&f.prometheusConfigFile, "prometheus-config-file", "", "YAML file with url, timeout and Prometheus's HTTP client settings (basic_auth, authorization, oauth2, tls_config, proxy_url, http_headers, ...); files it names are re-read; a setting also given by a flag above is refused")
 	fs.BoolVar(&f.analysisBatch, "analysis-batch", true, "run built-in metric templates once per round for every rollout (grouped by namespace and service) instead of once per rollout")
 	fs.StringVar(&f.adminAddr, "admin-bind-address", ":8080", "address of the admin API")
 	fs.StringVar(&f.adminTokenFile, "admin-token-file", "", "static token file (kube-apiserver CSV: token,user,uid,\"group1,group2\") for local use, checked before TokenReview")
@@ -112,6 +117,10 @@ func parseFlags(args []string) (*flags, *textlogger.Config, error) {
 	}
 	if f.leaseDuration <= f.renewDeadline || f.renewDeadline <= f.retryPeriod {
 		return nil, logs, fmt.Errorf("--lease-duration (%s) must exceed --renew-deadline (%s), which must exceed --retry-period (%s)", f.leaseDuration, f.renewDeadline, f.retryPeriod)
+	}
+	var err error
+	if f.prometheus, err = prometheusConfig(f); err != nil {
+		return nil, logs, err
 	}
 	return f, logs, nil
 }
