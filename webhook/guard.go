@@ -57,11 +57,11 @@ func (s *Server) admitVirtualService(r *http.Request, req *admissionv1.Admission
 		return badRequest(fmt.Errorf("decode VirtualService: %w", err))
 	}
 	for _, o := range []metav1.Object{&old, &vs, &oldU, &vsU} {
-		if o.GetNamespace() == "" {
-			o.SetNamespace(req.Namespace)
+		if err := inRequestNamespace(req, o); err != nil {
+			return badRequest(err)
 		}
 	}
-	rollouts, err := s.lookups.ModelRollouts(r.Context(), req.Namespace)
+	rollouts, err := namespaced(s.lookups, req.Namespace).ModelRollouts(r.Context(), req.Namespace)
 	if err != nil {
 		// Fail open, like the Ignore failure policy: the guard must never
 		// block mesh configuration because Fulcrum cannot read.

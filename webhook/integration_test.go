@@ -5,6 +5,7 @@ import (
 
 	"fmt"
 	"net"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -190,7 +191,7 @@ spec:
 			{"template with bad PromQL", "analysis: {metrics: [{name: x, template: broken, threshold: {max: 1}}]}", "MetricTemplate " + ns + "/broken is broken: spec.query: Invalid value"},
 			{"judge the template cannot feed", "analysis: {metrics: [{name: x, template: latency, sequential: {maxIncrease: 0.01}}]}", "the sequential judge needs MetricTemplate " + ns + "/latency to set spec.badQuery and spec.sampleQuery"},
 			{"inline query not PromQL", `analysis: {metrics: [{name: x, query: 'sum(rate(x[{{.Window}}])', threshold: {max: 1}}]}`, "spec.analysis.metrics[0].query: Invalid value: \"sum(rate(x[{{.Window}}])\": not valid PromQL once rendered (sum(rate(x[300s]))"},
-			{"inline query template error", `analysis: {metrics: [{name: x, query: 'x{a="{{.Nope}}"}', threshold: {max: 1}}]}`, "can't evaluate field Nope"},
+			{"inline query template error", `analysis: {metrics: [{name: x, query: 'x{a="{{.Nope}}"}', threshold: {max: 1}}]}`, "field .Nope is not allowed in a query template"},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
 				var spec []string
@@ -239,6 +240,67 @@ spec:
 		// Restore the rollout's shape for the guard tests.
 		if _, err := patch(ctx, asFulcrum.Resource(gvrMR).Namespace(ns), "good", `{"spec":{"stable":"v1","candidate":"v2"}}`); err != nil {
 			t.Fatal(err)
+		}
+	})
+
+	t.Run("spec.intent.actor names the requesting user, except when Fulcrum writes for one", func(t *testing.T) {
+		good := asAlice.Resource(gvrMR).Namespace(ns)
+		_, err := patch(ctx, good, "good", `{"spec":{"intent":{"id":"p1","action":"Pause","actor":"bob","reason":"bob said so"}}}`)
+		assertDenied(t, err, `spec.intent.actor: Forbidden: is "bob", but the API server authenticated this request as "alice": set spec.intent.actor to "alice"`)
+		if _, err := patch(ctx, good, "good", `{"spec":{"intent":{"id":"p1","action":"Pause","actor":"alice"}}}`); err != nil {
+			t.Fatalf("alice naming herself: %v", err)
+		}
+		_, err = patch(ctx, good, "good", `{"spec":{"intent":{"id":"r1","action":"Rollback","actor":"alice","supersedes":{"id":"p0","action":"Start","actor":"carol"}}}}`)
+		assertDenied(t, err, `spec.intent.supersedes: Forbidden: names intent "p0" (Start by "carol"), which is not the intent this edit replaces`)
+		// The admin API writes as Fulcrum's service account, for the user
+		// it authenticated.
+		if _, err := patch(ctx, asFulcrum.Resource(gvrMR).Namespace(ns), "good", `{"spec":{"intent":{"id":"p2","action":"Pause","actor":"carol"}}}`); err != nil {
+			t.Fatalf("Fulcrum writing carol's intent: %v", err)
+		}
+		// Carol's intent stays while alice edits another field.
+		if _, err := patch(ctx, good, "good", `{"spec":{"onDelete":"Keep"}}`); err != nil {
+			t.Fatalf("alice editing onDelete under carol's intent: %v", err)
+		}
+	})
+
+	t.Run("a forged review cannot make the webhook read another namespace", func(t *testing.T) {
+		victim, err := env.CreateNamespace(ctx, "victim")
+		if err != nil {
+			t.Fatal(err)
+		}
+		create(t, admin, gvrVS("v1"), obj(t, vsYAML(victim, "fraud", `[{name: predict, route: [{destination: {host: fraud, subset: v1}}]}]`)))
+		create(t, admin, gvrDR, objf(t, `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: fraud, namespace: %s}
+spec:
+  host: secret-host
+  subsets: [{name: v1}, {name: hidden-v7}]
+`, victim))
+		// A review any pod could send straight to the webhook port: the
+		// request is about the caller's namespace, the object names the
+		// victim's.
+		forged := obj(t, rolloutYAML(victim, "probe", "candidate: v9", "analysis: "))
+		body, err := forged.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, op := range []string{"CREATE", "UPDATE"} {
+			review := fmt.Sprintf(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"group":"fulcrum.dev","version":"v1alpha1","kind":"ModelRollout"},"namespace":%q,"name":"probe","operation":%q,"userInfo":{"username":"mallory"},"object":%s,"oldObject":%s}}`,
+				ns, op, body, body)
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest("POST", webhook.PathModelRollouts, strings.NewReader(review))
+			req.Header.Set("Content-Type", "application/json")
+			srv.Handler().ServeHTTP(rec, req)
+			answer := rec.Body.String()
+			if !strings.Contains(answer, `"allowed":false`) {
+				t.Errorf("%s: forged review admitted: %s", op, answer)
+			}
+			for _, secret := range []string{victim, "hidden-v7", "secret-host"} {
+				if strings.Contains(answer, secret) {
+					t.Errorf("%s: the answer describes the other namespace (%q): %s", op, secret, answer)
+				}
+			}
 		}
 	})
 

@@ -24,23 +24,35 @@ func (s *Server) admitRollout(r *http.Request, req *admissionv1.AdmissionRequest
 	if err := json.Unmarshal(req.Object.Raw, &mr); err != nil {
 		return badRequest(fmt.Errorf("decode ModelRollout: %w", err))
 	}
-	if mr.Namespace == "" {
-		mr.Namespace = req.Namespace
+	if err := inRequestNamespace(req, &mr); err != nil {
+		return badRequest(err)
 	}
+	// Whatever the review says, the checks read the request's namespace
+	// only, so their messages describe nothing outside it.
+	l := namespaced(s.lookups, req.Namespace)
+	fulcrum := s.isFulcrum(req.UserInfo.Username)
 	var errs field.ErrorList
 	var warns []string
 	if req.Operation == admissionv1.Create {
-		errs, warns = validation.ValidateRollout(r.Context(), s.lookups, &mr)
+		errs, warns = validation.ValidateRollout(r.Context(), l, &mr)
+		if !fulcrum {
+			errs = append(errs, validation.ValidateIntentRequester(nil, &mr, req.UserInfo.Username)...)
+		}
 	} else {
 		var old v1alpha1.ModelRollout
 		if err := json.Unmarshal(req.OldObject.Raw, &old); err != nil {
 			return badRequest(fmt.Errorf("decode old ModelRollout: %w", err))
 		}
-		if old.Namespace == "" {
-			old.Namespace = req.Namespace
+		if err := inRequestNamespace(req, &old); err != nil {
+			return badRequest(err)
 		}
-		errs, warns = validation.ValidateRolloutUpdate(r.Context(), s.lookups, &old, &mr,
-			validation.UpdateOptions{AllowStableChange: s.isFulcrum(req.UserInfo.Username)})
+		errs, warns = validation.ValidateRolloutUpdate(r.Context(), l, &old, &mr,
+			validation.UpdateOptions{AllowStableChange: fulcrum})
+		// Fulcrum's own service account writes intents for the users the
+		// admin API authenticated, and names them as actors.
+		if !fulcrum && mr.DeletionTimestamp == nil {
+			errs = append(errs, validation.ValidateIntentRequester(&old, &mr, req.UserInfo.Username)...)
+		}
 	}
 	if len(errs) > 0 {
 		return deny(apierrors.NewInvalid(v1alpha1.GroupVersion.WithKind("ModelRollout").GroupKind(), name(req, mr.ObjectMeta), errs).ErrStatus, warns...)
