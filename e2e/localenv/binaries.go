@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -197,17 +199,23 @@ func EnsureBinaries(ctx context.Context, opts BuildOptions) (*Binaries, error) {
 		return nil, err
 	}
 	defer unlock()
+	var todo []component
 	for _, c := range missing {
-		dst := out.paths[c.name]
-		if isFile(dst) { // another process built it while we waited
-			continue
+		if !isFile(out.paths[c.name]) { // another process may have built it while we waited
+			todo = append(todo, c)
 		}
+	}
+	jobs, err := planBuilds(root, todo, versions)
+	if err != nil {
+		return nil, err
+	}
+	for _, j := range jobs {
 		start := time.Now()
-		logf("localenv: building %s %s (once; cached in %s)", c.name, versions[c.name], binDir)
-		if err := build(ctx, filepath.Join(root, c.toolsDir), c, versions[c.name], dst); err != nil {
+		logf("localenv: building %s (once; cached in %s)", j.describe(versions), binDir)
+		if err := j.run(ctx, binDir, out.paths); err != nil {
 			return nil, err
 		}
-		logf("localenv: built %s in %s", c.name, time.Since(start).Round(time.Second))
+		logf("localenv: built %s in %s", j.names(), time.Since(start).Round(time.Second))
 	}
 	if stages != "" && !isFile(stages) {
 		if err := writeKwokStages(ctx, filepath.Join(root, components[Kwok].toolsDir), stages); err != nil {
@@ -217,33 +225,130 @@ func EnsureBinaries(ctx context.Context, opts BuildOptions) (*Binaries, error) {
 	return out, nil
 }
 
-func build(ctx context.Context, dir string, c component, version, dst string) error {
-	tmp := fmt.Sprintf("%s.tmp-%d", dst, os.Getpid())
-	args := []string{"build", "-o", tmp}
-	if c.stampKube {
-		ld, err := kubeLdflags(version)
+// buildJob is one `go build` invocation: the components of one tools module
+// that share their -ldflags. kube-apiserver, kube-controller-manager and
+// kube-scheduler are one job: the go command loads the package graph once,
+// compiles each shared package once, and schedules the three binaries'
+// own packages and links together, so both cores keep working while one
+// binary links (mostly on one core), where three builds in a row wait for
+// each link.
+type buildJob struct {
+	dir     string // the tools module's folder
+	ldflags string
+	comps   []component // in the order asked
+}
+
+// planBuilds groups comps into jobs, one per tools module and -ldflags, in
+// the order each is first asked for.
+func planBuilds(root string, comps []component, versions map[string]string) ([]buildJob, error) {
+	var jobs []buildJob
+	for _, c := range comps {
+		ld, err := c.linkerFlags(versions[c.name])
 		if err != nil {
-			return err
+			return nil, err
 		}
-		args = append(args, "-ldflags", ld)
-	} else if c.ldflags != "" {
-		args = append(args, "-ldflags", c.ldflags)
+		dir := filepath.Join(root, c.toolsDir)
+		i := slices.IndexFunc(jobs, func(j buildJob) bool { return j.dir == dir && j.ldflags == ld })
+		if i < 0 {
+			jobs = append(jobs, buildJob{dir: dir, ldflags: ld})
+			i = len(jobs) - 1
+		}
+		jobs[i].comps = append(jobs[i].comps, c)
 	}
-	args = append(args, c.pkg)
+	return jobs, nil
+}
+
+// linkerFlags are the -ldflags of c at version.
+func (c component) linkerFlags(version string) (string, error) {
+	if c.stampKube {
+		return kubeLdflags(version)
+	}
+	return c.ldflags, nil
+}
+
+// args is the go command line that writes every binary of the job into the
+// existing folder outDir, each named after its package (see execName).
+func (j buildJob) args(outDir string) []string {
+	args := []string{"build", "-o", outDir + string(filepath.Separator)}
+	if j.ldflags != "" {
+		args = append(args, "-ldflags", j.ldflags)
+	}
+	for _, c := range j.comps {
+		args = append(args, c.pkg)
+	}
+	return args
+}
+
+func (j buildJob) names() string {
+	var n []string
+	for _, c := range j.comps {
+		n = append(n, c.name)
+	}
+	return strings.Join(n, ", ")
+}
+
+// describe names the job's binaries with their versions, for progress lines.
+func (j buildJob) describe(versions map[string]string) string {
+	var n []string
+	for i, c := range j.comps {
+		if i == len(j.comps)-1 || versions[c.name] != versions[j.comps[i+1].name] {
+			n = append(n, c.name+" "+versions[c.name])
+		} else {
+			n = append(n, c.name)
+		}
+	}
+	return strings.Join(n, ", ")
+}
+
+// run builds the job into a temporary folder in binDir and renames each
+// binary to its path in dst (keyed by component name), so a cached binary is
+// always complete.
+func (j buildJob) run(ctx context.Context, binDir string, dst map[string]string) error {
+	tmp, err := os.MkdirTemp(binDir, fmt.Sprintf(".build-%d-", os.Getpid()))
+	if err != nil {
+		return fmt.Errorf("build %s: %w", j.names(), err)
+	}
+	defer os.RemoveAll(tmp)
+	args := j.args(tmp)
 	cmd := exec.CommandContext(ctx, goBinary(), args...)
-	cmd.Dir = dir
+	cmd.Dir = j.dir
 	cmd.Env = append(os.Environ(), "GOWORK=off")
+	InterruptOnCancel(cmd)
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	if err := cmd.Run(); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("build %s (go %s in %s): %w\n%s", c.name, strings.Join(args, " "), dir, err, tail(buf.String(), 40))
+		return fmt.Errorf("build %s (go %s in %s): %w\n%s", j.names(), strings.Join(args, " "), j.dir, err, tail(buf.String(), 40))
 	}
-	if err := os.Rename(tmp, dst); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("install %s: %w", c.name, err)
+	for _, c := range j.comps {
+		if err := os.Rename(filepath.Join(tmp, execName(c.pkg)), dst[c.name]); err != nil {
+			return fmt.Errorf("install %s: %w", c.name, err)
+		}
 	}
 	return nil
+}
+
+// execName is the file name go build gives the binary of package pkg: its
+// last path element, or the one before a major-version suffix
+// (go.etcd.io/etcd/server/v3 is "server"), as cmd/go's DefaultExecName.
+func execName(pkg string) string {
+	elem := path.Base(pkg)
+	if elem != pkg && isMajorVersion(elem) {
+		elem = path.Base(path.Dir(pkg))
+	}
+	return elem
+}
+
+// isMajorVersion reports whether elem is a major-version suffix: v2, v3, ...
+func isMajorVersion(elem string) bool {
+	if len(elem) < 2 || elem[0] != 'v' || elem[1] == '0' || elem == "v1" {
+		return false
+	}
+	for _, r := range elem[1:] {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // writeKwokStages concatenates the stage YAML of the kwok module pinned in
@@ -283,6 +388,7 @@ func moduleDir(ctx context.Context, dir, module string) (string, error) {
 		cmd := exec.CommandContext(ctx, goBinary(), args...)
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), "GOWORK=off")
+		InterruptOnCancel(cmd)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			return "", fmt.Errorf("go %s in %s: %w: %s", strings.Join(args, " "), dir, err, bytes.TrimSpace(out))
@@ -305,6 +411,17 @@ func moduleDir(ctx context.Context, dir, module string) (string, error) {
 		return "", fmt.Errorf("module %s has no folder in the module cache", module)
 	}
 	return d, nil
+}
+
+// InterruptOnCancel makes a go command started with exec.CommandContext stop
+// as on Ctrl-C when ctx ends: it runs in a process group of its own, which
+// gets SIGINT, so the compilers and linkers it started stop with it (the
+// default, SIGKILL to the go command alone, leaves them running). Its caller
+// decides when it stops: a Ctrl-C reaches it through the caller's ctx.
+func InterruptOnCancel(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGINT) }
+	cmd.WaitDelay = 30 * time.Second
 }
 
 func goBinary() string {

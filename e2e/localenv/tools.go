@@ -65,7 +65,8 @@ func EnsureTool(ctx context.Context, t Tool, logf func(format string, args ...an
 	logf("localenv: building %s %s from %s (once; cached in %s)", t.Name, version, t.ToolsDir, binDir)
 	c := component{name: t.Name, toolsDir: t.ToolsDir, module: t.Module, pkg: t.Package,
 		ldflags: strings.NewReplacer("{{version}}", version, "{{number}}", strings.TrimPrefix(version, "v")).Replace(t.Ldflags)}
-	if err := build(ctx, filepath.Join(root, t.ToolsDir), c, version, path); err != nil {
+	job := buildJob{dir: filepath.Join(root, t.ToolsDir), ldflags: c.ldflags, comps: []component{c}}
+	if err := job.run(ctx, binDir, map[string]string{t.Name: path}); err != nil {
 		return "", "", err
 	}
 	logf("localenv: built %s in %s", t.Name, time.Since(start).Round(time.Second))

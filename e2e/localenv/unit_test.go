@@ -2,9 +2,11 @@ package localenv
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -187,9 +189,118 @@ func TestEnsureBinariesBuildsOnce(t *testing.T) {
 	if err != nil || string(out) != "fake etcd" {
 		t.Errorf("built binary printed %q, %v", out, err)
 	}
-	leftovers, _ := filepath.Glob(filepath.Join(cache, "bin", "*.tmp-*"))
+	leftovers, _ := filepath.Glob(filepath.Join(cache, "bin", ".build-*"))
 	if len(leftovers) > 0 {
 		t.Errorf("temporary files left: %v", leftovers)
+	}
+}
+
+// TestBuildPlan: the three Kubernetes binaries are one go build invocation
+// writing into a folder, stamped with the version; etcd and kwok, from
+// other tools modules, are one each.
+func TestBuildPlan(t *testing.T) {
+	var comps []component
+	for _, n := range []string{Etcd, KubeAPIServer, KubeControllerManager, KubeScheduler, Kwok} {
+		comps = append(comps, components[n])
+	}
+	versions := map[string]string{Etcd: "v3.6.16", KubeAPIServer: "v1.37.2", KubeControllerManager: "v1.37.2", KubeScheduler: "v1.37.2", Kwok: "v0.8.0"}
+	jobs, err := planBuilds("/repo", comps, versions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{
+		"/repo/e2e/tools/etcd": {"build", "-o", "/out/", "go.etcd.io/etcd/server/v3"},
+		"/repo/e2e/tools/kube": {"build", "-o", "/out/", "-ldflags",
+			"-X k8s.io/component-base/version.gitVersion=v1.37.2 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37",
+			"k8s.io/kubernetes/cmd/kube-apiserver", "k8s.io/kubernetes/cmd/kube-controller-manager", "k8s.io/kubernetes/cmd/kube-scheduler"},
+		"/repo/e2e/tools/kwok": {"build", "-o", "/out/", "sigs.k8s.io/kwok/cmd/kwok"},
+	}
+	if len(jobs) != len(want) {
+		t.Fatalf("%d go build invocations, want %d: %+v", len(jobs), len(want), jobs)
+	}
+	for _, j := range jobs {
+		if got := j.args("/out"); !slices.Equal(got, want[j.dir]) {
+			t.Errorf("go build in %s:\n got %q\nwant %q", j.dir, got, want[j.dir])
+		}
+	}
+	if got := jobs[1].describe(versions); got != "kube-apiserver, kube-controller-manager, kube-scheduler v1.37.2" {
+		t.Errorf("progress line names %q", got)
+	}
+
+	// Only what is missing is built: the scheduler alone is one package.
+	jobs, err = planBuilds("/repo", []component{components[KubeScheduler]}, versions)
+	if err != nil || len(jobs) != 1 || len(jobs[0].comps) != 1 {
+		t.Errorf("scheduler alone: %+v, %v", jobs, err)
+	}
+}
+
+func TestExecName(t *testing.T) {
+	tests := map[string]string{
+		"k8s.io/kubernetes/cmd/kube-apiserver": "kube-apiserver",
+		"go.etcd.io/etcd/server/v3":            "server",
+		"example.com/tool/v1":                  "v1",
+		"example.com/tool/v0":                  "v0",
+		"example.com/tool/v2x":                 "v2x",
+		"v2":                                   "v2",
+	}
+	for pkg, want := range tests {
+		if got := execName(pkg); got != want {
+			t.Errorf("execName(%q) = %q, want %q", pkg, got, want)
+		}
+	}
+}
+
+// TestEnsureBinariesOneKubeBuild builds two stand-in Kubernetes binaries from
+// one local module: one go build, each binary cached under its own name.
+func TestEnsureBinariesOneKubeBuild(t *testing.T) {
+	root := t.TempDir()
+	tools := filepath.Join(root, "e2e", "tools", "kube")
+	write := func(path, data string) {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(root, "go.mod"), "module github.com/fulcrum-ml/fulcrum\n")
+	write(filepath.Join(tools, "go.mod"), "module tools\n\ngo 1.26.0\n\nrequire k8s.io/kubernetes v1.37.2\n\nreplace k8s.io/kubernetes => ./fake\n")
+	write(filepath.Join(tools, "fake", "go.mod"), "module k8s.io/kubernetes\n\ngo 1.26.0\n")
+	for _, n := range []string{KubeAPIServer, KubeScheduler} {
+		write(filepath.Join(tools, "fake", "cmd", n, "main.go"), "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Print(\"fake "+n+"\") }\n")
+	}
+	cache := t.TempDir()
+	t.Setenv("FULCRUM_ROOT", root)
+	t.Setenv("FULCRUM_CACHE_DIR", cache)
+
+	var lines []string
+	logf := func(format string, args ...any) { lines = append(lines, fmt.Sprintf(format, args...)) }
+	b, err := EnsureBinaries(context.Background(), BuildOptions{Names: []string{KubeAPIServer, KubeScheduler}, Logf: logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var builds []string
+	for _, l := range lines {
+		if strings.HasPrefix(l, "localenv: building") {
+			builds = append(builds, l)
+		}
+	}
+	if len(builds) != 1 || !strings.Contains(builds[0], "kube-apiserver, kube-scheduler v1.37.2") {
+		t.Errorf("want one build of both, got %q", builds)
+	}
+	for _, n := range []string{KubeAPIServer, KubeScheduler} {
+		want := filepath.Join(cache, "bin", n+"-v1.37.2")
+		if b.Path(n) != want {
+			t.Errorf("%s at %s, want %s", n, b.Path(n), want)
+		}
+		out, err := exec.Command(want).Output()
+		if err != nil || string(out) != "fake "+n {
+			t.Errorf("%s printed %q, %v", n, out, err)
+		}
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(cache, "bin", ".build-*"))
+	if len(leftovers) > 0 {
+		t.Errorf("temporary folders left: %v", leftovers)
 	}
 }
 
