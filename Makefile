@@ -103,12 +103,17 @@ e2e: deps
 	$(GO) test -count=1 -timeout 20m ./e2e/...
 
 ## env: start the local Kubernetes environment and print how to reach it.
+## env and demo build their command and run the binary: `go run` exits 1 on
+## Ctrl-C whatever the program returns, and make would report an error.
 env: deps
-	$(GO) run ./e2e/cmd/localenv
+	$(GO) build -o $(BIN)/localenv ./e2e/cmd/localenv
+	$(BIN)/localenv
 
-## demo: the local environment with a live canary and the dashboard.
+## demo: the local environment with a live canary and the dashboard; flags of
+## e2e/cmd/demo in DEMO_FLAGS (e.g. DEMO_FLAGS='-candidate-error-rate 0.05').
 demo: deps
-	$(GO) run ./e2e/cmd/demo
+	$(GO) build -o $(BIN)/demo ./e2e/cmd/demo
+	$(BIN)/demo $(DEMO_FLAGS)
 
 ## bench-peers: Flagger and Argo Rollouts (built from their Go modules) and Fulcrum on one
 ## local environment with the same traffic; prints one table (docs/peers.md). Not part of

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -25,7 +26,9 @@ type Options struct {
 	// CandidateErrorRate makes v2 answer this share of requests with 500,
 	// so the canary is rolled back instead of promoted.
 	CandidateErrorRate float64
-	// ExitAfter ends the demo by itself (0: run until ctx ends, i.e. Ctrl-C).
+	// ExitAfter ends the demo by itself this long after the canary started
+	// (0: run until ctx ends, i.e. Ctrl-C). It counts from the canary, not
+	// from the start, which a first run spends minutes building.
 	ExitAfter time.Duration
 	// Out receives what a person reads.
 	Out io.Writer
@@ -54,11 +57,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Rate < 1 || o.Rate > 2000 {
 		return nil, fmt.Errorf("-rate %v: must be between 1 and 2000 requests per second", o.Rate)
 	}
-	if o.ExitAfter > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, o.ExitAfter)
-		defer cancel()
-	}
+	routeLogs()
+	processLog.hold()
 	res := &Result{}
 	var stack rig.Stack
 	defer stack.Run()
@@ -76,7 +76,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	for _, pid := range kube.Pids() {
 		res.Pids = append(res.Pids, pid)
 	}
-	say("Environment ready in %s (folder %s).", time.Since(start).Round(time.Second), kube.Dir)
+	if err := processLog.open(filepath.Join(kube.Dir, "demo.log")); err != nil {
+		return nil, err
+	}
+	stack.Cleanup(processLog.close) // before the folder goes
+	say("Environment ready in %s (folder %s, with every component's log; the demo's own in demo.log).", time.Since(start).Round(time.Second), kube.Dir)
 
 	say("Building fulcrum and fulcrumctl, applying Fulcrum's RBAC...")
 	env, err := rig.Setup(ctx, kube, kube.Dir)
@@ -143,7 +147,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	watch := exec.Command(env.FulcrumctlBin, "watch", "fraud", "-n", m.NS)
 	watch.Env = append(os.Environ(), "FULCRUM_SERVER="+f.AdminURL, "FULCRUM_TOKEN="+env.ViewerToken)
 	watch.Stdout, watch.Stderr = o.Out, o.Out
-	watch.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// Its own process group: Ctrl-C reaches the demo, which stops it first.
+	watch.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := watch.Start(); err != nil {
 		return nil, fmt.Errorf("fulcrumctl watch: %w", err)
 	}
@@ -155,7 +160,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		<-watched
 	})
 
-	<-ctx.Done()
+	var exitAfter <-chan time.Time
+	if o.ExitAfter > 0 {
+		exitAfter = time.After(o.ExitAfter)
+	}
+	select {
+	case <-ctx.Done():
+	case <-exitAfter:
+	}
 	say("")
 	say("Stopping: fulcrumctl watch, load, proxy, model servers, fulcrum, Prometheus and the environment...")
 	return res, nil

@@ -113,7 +113,8 @@ type Env struct {
 
 // Start builds missing binaries, starts every component the options ask for
 // and returns once all are ready: CRDs Established, the kwok node Ready.
-// On error everything started is stopped and the folder is kept for its logs.
+// On error everything started is stopped and the folder is kept for its logs;
+// when ctx is cancelled (Ctrl-C) the folder is removed.
 func Start(ctx context.Context, opts Options) (*Env, error) {
 	if opts.Logf == nil {
 		opts.Logf = func(string, ...any) {}
@@ -170,11 +171,17 @@ func startOnce(ctx context.Context, opts Options, root string, bins *Binaries) (
 	}
 	e := &Env{Dir: dir, opts: opts, AdminToken: randomToken()}
 	if err := e.start(ctx, root, bins); err != nil {
+		// The folder is kept for its logs, unless the start is retried (a
+		// port was taken) or was cancelled (Ctrl-C): then nothing failed.
 		portTaken := e.portTaken()
-		e.opts.KeepDir = !portTaken
+		cancelled := errors.Is(ctx.Err(), context.Canceled)
+		e.opts.KeepDir = !portTaken && !cancelled
 		_ = e.Stop()
-		if portTaken {
+		switch {
+		case portTaken:
 			return nil, fmt.Errorf("%w: %w", errPortTaken, err)
+		case cancelled:
+			return nil, fmt.Errorf("start local environment: %w", err)
 		}
 		return nil, fmt.Errorf("start local environment (logs in %s): %w", dir, err)
 	}

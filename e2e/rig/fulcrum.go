@@ -111,7 +111,9 @@ func (e *Env) StartFulcrum(ctx context.Context, c Cleaner, cfg FulcrumConfig) (*
 	}
 	f.cmd = exec.Command(e.FulcrumBin, args...)
 	f.cmd.Stdout, f.cmd.Stderr = logf, logf
-	f.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// A process group of its own: a Ctrl-C in the terminal reaches the
+	// caller, which stops fulcrum in its turn, not fulcrum directly.
+	f.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := f.cmd.Start(); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("start fulcrum: %w", err)

@@ -168,6 +168,7 @@ func (e *Env) build(ctx context.Context) error {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", e.Dir+"/", "./cmd/fulcrum", "./cmd/fulcrumctl")
 	cmd.Dir = root
+	localenv.InterruptOnCancel(cmd)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build ./cmd/fulcrum ./cmd/fulcrumctl: %w\n%s", err, out)
 	}

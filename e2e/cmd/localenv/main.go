@@ -1,7 +1,7 @@
 // Command localenv starts Fulcrum's local Kubernetes environment (etcd,
 // kube-apiserver, controller manager, scheduler, kwok with one node,
 // Prometheus, the Istio and Fulcrum CRDs), prints how to reach it, and
-// tears it down on Ctrl-C or SIGTERM.
+// tears it down on Ctrl-C or SIGTERM, exiting 0.
 //
 //	go run ./e2e/cmd/localenv            # start and wait
 //	go run ./e2e/cmd/localenv -build     # only build the cached binaries
@@ -37,8 +37,7 @@ func run(buildOnly, apiOnly, keep bool, timeout time.Duration) int {
 		start := time.Now()
 		bins, err := localenv.EnsureBinaries(ctx, localenv.BuildOptions{Logf: logf})
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "localenv: %v\n", err)
-			return 1
+			return failed(ctx, err)
 		}
 		for _, n := range []string{localenv.Etcd, localenv.KubeAPIServer, localenv.KubeControllerManager, localenv.KubeScheduler, localenv.Kwok} {
 			fmt.Printf("%s\t%s\n", n, bins.Path(n))
@@ -55,8 +54,7 @@ func run(buildOnly, apiOnly, keep bool, timeout time.Duration) int {
 	opts.KeepDir, opts.StartTimeout, opts.Logf = keep, timeout, logf
 	env, err := localenv.Start(ctx, opts)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "localenv: %v\n", err)
-		return 1
+		return failed(ctx, err)
 	}
 	defer func() {
 		logf("localenv: stopping")
@@ -79,4 +77,15 @@ func run(buildOnly, apiOnly, keep bool, timeout time.Duration) int {
 	fmt.Println("Ctrl-C stops the environment.")
 	<-ctx.Done()
 	return 0
+}
+
+// failed is the exit status after err: 0 when Ctrl-C or SIGTERM (ctx) ended
+// the build or the start, which is what was asked for.
+func failed(ctx context.Context, err error) int {
+	if ctx.Err() != nil {
+		fmt.Fprintln(os.Stderr, "localenv: stopped")
+		return 0
+	}
+	fmt.Fprintf(os.Stderr, "localenv: %v\n", err)
+	return 1
 }
