@@ -159,4 +159,5 @@ name: {{ .selfSigned }}
 {{- if and (not .Values.controller.enabled) (not .Values.admin.enabled) (not .Values.webhook.enabled) -}}
 {{- fail "controller, admin and webhook are all disabled: nothing would run" -}}
 {{- end -}}
+{{- include "fulcrum.validatePrometheus" . -}}
 {{- end -}}

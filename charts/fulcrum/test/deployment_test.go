@@ -58,7 +58,8 @@ func (r rendered) wantFlags(t *testing.T, want map[string]string) {
 	}
 }
 
-// secretMount is the Secret mounted at path, or "".
+// secretMount is the Secret mounted at path (the Secrets, comma-separated,
+// of a projected volume), or "".
 func (r rendered) secretMount(path string) string {
 	c := r.pod.Containers[0]
 	i := slices.IndexFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.MountPath == path })
@@ -66,8 +67,20 @@ func (r rendered) secretMount(path string) string {
 		return ""
 	}
 	for _, v := range r.pod.Volumes {
-		if v.Name == c.VolumeMounts[i].Name && v.Secret != nil {
+		if v.Name != c.VolumeMounts[i].Name {
+			continue
+		}
+		if v.Secret != nil {
 			return v.Secret.SecretName
+		}
+		if v.Projected != nil {
+			var names []string
+			for _, s := range v.Projected.Sources {
+				if s.Secret != nil {
+					names = append(names, s.Secret.Name)
+				}
+			}
+			return strings.Join(names, ",")
 		}
 	}
 	return ""

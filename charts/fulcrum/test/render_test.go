@@ -67,6 +67,29 @@ networkPolicy: {enabled: true}
 	"namespaces-limited": {namespaces: []string{"ml", "ml-staging"}, values: `
 watchNamespaces: [ml, ml-staging]
 `},
+	// The controller's Prometheus behind everything users put in front of
+	// it: basic auth, a private CA from a ConfigMap, a client certificate,
+	// a tenant header and a proxy, rendered into --prometheus-config-file.
+	"prometheus-auth": {values: `
+prometheus:
+  url: https://mimir-gateway.monitoring.svc:8080/prometheus
+  timeout: 20s
+  basicAuth: {secretName: mimir-basic-auth}
+  tls:
+    ca: {configMapName: corp-ca}
+    clientCertSecretName: fulcrum-prometheus-client
+    serverName: mimir-gateway.monitoring.svc
+  headers: {X-Scope-OrgID: ml-platform, X-Team: "ml & \"platform\": a"}
+  proxyURL: http://proxy.corp:3128
+`},
+	// A connection file of the user's own, with the bearer token from the
+	// chart and the address kept in the file.
+	"prometheus-own-file": {values: `
+prometheus:
+  url: ""
+  bearerToken: {secretName: mimir-token}
+  configSecret: {name: fulcrum-prometheus-oauth2, key: connection.yaml}
+`},
 	"controller-only": {values: `
 replicas: 1
 admin: {enabled: false}
