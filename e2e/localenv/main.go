@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"os"
 	"testing"
+
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 // Main runs a test package with an environment, for TestMain:
@@ -16,10 +19,17 @@ import (
 //
 // Under `go test -short` it starts nothing and *env stays nil: tests that need
 // it call t.Skip when env is nil (or testing.Short()). It returns the exit code.
+//
+// Main sets controller-runtime's global logger to logr.Discard(): the tests'
+// assertions tell what happened, and without a logger controller-runtime
+// prints a goroutine stack trace ("log.SetLogger(...) was never called") the
+// first time a client, manager or controller logs after the process's first
+// 30 s, which the environment's start-up and a first build take.
 func Main(m *testing.M, opts Options, env **Env) int {
 	if !flag.Parsed() {
 		flag.Parse()
 	}
+	ctrllog.SetLogger(logr.Discard())
 	if testing.Short() {
 		return m.Run()
 	}

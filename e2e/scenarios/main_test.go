@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
 	"github.com/fulcrum-ml/fulcrum/e2e/localenv"
 	"github.com/fulcrum-ml/fulcrum/e2e/rig"
 )
@@ -27,6 +30,9 @@ var (
 
 func TestMain(m *testing.M) {
 	flag.Parse()
+	// The rig's clients log through controller-runtime, which prints a stack
+	// trace when nobody set its logger; the tests' assertions tell the story.
+	ctrllog.SetLogger(logr.Discard())
 	if testing.Short() {
 		os.Exit(m.Run())
 	}
