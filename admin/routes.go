@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -215,6 +216,13 @@ func (s *Server) whoami(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ns := r.URL.Query().Get("namespace")
+	if ns != "" && !s.serves(r.Context(), ns) {
+		// A namespace the caller made up must not cost a review per verb:
+		// answer with the rights held in every namespace, which the cache
+		// already holds and which tell nothing about the namespace (a
+		// caller without rights there sees the same either way).
+		ns = ""
+	}
 	can := map[string]bool{}
 	for _, verb := range whoamiVerbs {
 		d, err := s.cfg.Authorizer.Authorize(r.Context(), u, auth.Attributes{Verb: verb, Namespace: ns})
@@ -231,4 +239,18 @@ func (s *Server) whoami(w http.ResponseWriter, r *http.Request) {
 		groups = []string{}
 	}
 	writeJSON(w, http.StatusOK, whoamiResponse{User: u.Name, Groups: groups, Can: can})
+}
+
+// serves reports whether ns is a namespace whose rollouts this server
+// serves: one of Config.Namespaces, or, when that is empty, a namespace that
+// holds a ModelRollout. It bounds the namespaces whoami asks about.
+func (s *Server) serves(ctx context.Context, ns string) bool {
+	if len(s.cfg.Namespaces) > 0 {
+		return slices.Contains(s.cfg.Namespaces, ns)
+	}
+	var list v1alpha1.ModelRolloutList
+	if err := s.cfg.Client.List(ctx, &list, client.InNamespace(ns), client.Limit(1)); err != nil {
+		return false
+	}
+	return len(list.Items) > 0
 }

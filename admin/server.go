@@ -79,6 +79,12 @@ type Config struct {
 	// Recorder records an Event on the rollout for every action; none when nil.
 	Recorder EventRecorder
 
+	// Namespaces the server serves (--namespaces); every namespace when
+	// empty. whoami answers for these, or, when empty, for namespaces that
+	// hold a ModelRollout; for any other it answers with the rights held in
+	// every namespace, so a made-up namespace costs no review.
+	Namespaces []string
+
 	// UI, when set, is mounted at / (the dashboard). API routes win.
 	UI http.Handler
 

@@ -3,8 +3,11 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -158,4 +161,132 @@ func TestBearerToken(t *testing.T) {
 	if _, ok := BearerToken(r, true); ok {
 		t.Fatal("basic accepted")
 	}
+}
+
+// gatedTokenReviewer answers every token as valid for audiences once gate
+// is closed, counting the calls.
+type gatedTokenReviewer struct {
+	calls     atomic.Int32
+	gate      chan struct{}
+	audiences []string
+}
+
+func (g *gatedTokenReviewer) Create(_ context.Context, tr *authnv1.TokenReview, _ metav1.CreateOptions) (*authnv1.TokenReview, error) {
+	g.calls.Add(1)
+	if g.gate != nil {
+		<-g.gate
+	}
+	out := tr.DeepCopy()
+	out.Status = authnv1.TokenReviewStatus{Authenticated: true, User: authnv1.UserInfo{Username: "u-" + tr.Spec.Token}, Audiences: g.audiences}
+	return out, nil
+}
+
+// concurrently runs f n times at once and waits for them.
+func concurrently(n int, release func(), f func()) {
+	var started, done sync.WaitGroup
+	started.Add(n)
+	done.Add(n)
+	for range n {
+		go func() {
+			defer done.Done()
+			started.Done()
+			f()
+		}()
+	}
+	started.Wait()
+	time.Sleep(50 * time.Millisecond) // let them all reach the review
+	release()
+	done.Wait()
+}
+
+// TestReviewsAreMergedAndEvictedOneAtATime: concurrent requests with one new
+// token cost one TokenReview, and a full cache drops one answer, not all of
+// them (issue 14, finding 5).
+func TestReviewsAreMergedAndEvictedOneAtATime(t *testing.T) {
+	g := &gatedTokenReviewer{gate: make(chan struct{})}
+	a := NewTokenReview(TokenReviewConfig{Reviewer: g})
+	ctx := context.Background()
+	concurrently(20, func() { close(g.gate) }, func() {
+		if u, ok, err := a.AuthenticateToken(ctx, "new"); err != nil || !ok || u.Name != "u-new" {
+			t.Errorf("%+v %v %v", u, ok, err)
+		}
+	})
+	if n := g.calls.Load(); n != 1 {
+		t.Fatalf("20 concurrent requests with one token cost %d TokenReviews, want 1", n)
+	}
+
+	// Fill the default cache (4096 answers) and go one past it.
+	for i := range 4096 {
+		_, _, _ = a.AuthenticateToken(ctx, fmt.Sprint("t", i))
+	}
+	_, _, _ = a.AuthenticateToken(ctx, "one-more")
+	before := g.calls.Load()
+	for _, tok := range []string{"t4095", "t100", "one-more"} {
+		_, _, _ = a.AuthenticateToken(ctx, tok)
+	}
+	if n := g.calls.Load() - before; n != 0 {
+		t.Fatalf("after one answer too many, %d recent tokens were reviewed again: the cache was emptied", n)
+	}
+
+	s := &fakeSAR{allow: func(authzv1.SubjectAccessReviewSpec) bool { return true }}
+	gate := make(chan struct{})
+	gs := &gatedSAR{fakeSAR: s, gate: gate}
+	z := NewSubjectAccessReview(SARConfig{Reviewer: gs})
+	concurrently(20, func() { close(gate) }, func() {
+		if d, err := z.Authorize(ctx, User{Name: "alice"}, Attributes{Verb: "get", Namespace: "ml"}); err != nil || !d.Allowed {
+			t.Errorf("%+v %v", d, err)
+		}
+	})
+	if n := gs.calls.Load(); n != 1 {
+		t.Fatalf("20 concurrent identical questions cost %d SubjectAccessReviews, want 1", n)
+	}
+}
+
+type gatedSAR struct {
+	*fakeSAR
+	mu    sync.Mutex
+	calls atomic.Int32
+	gate  chan struct{}
+}
+
+func (g *gatedSAR) Create(ctx context.Context, s *authzv1.SubjectAccessReview, o metav1.CreateOptions) (*authzv1.SubjectAccessReview, error) {
+	g.calls.Add(1)
+	<-g.gate
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.fakeSAR.Create(ctx, s, o)
+}
+
+// TestTokenAudiences: with audiences configured, a token the API server
+// vouches for only for other audiences is refused (issue 14, finding 5).
+func TestTokenAudiences(t *testing.T) {
+	var asked []string
+	r := &audienceReviewer{valid: map[string][]string{"for-fulcrum": {"fulcrum"}, "for-apiserver": {"https://kubernetes.default.svc"}}, asked: &asked}
+	a := NewTokenReview(TokenReviewConfig{Reviewer: r, Audiences: []string{"fulcrum"}})
+	ctx := context.Background()
+	if _, ok, err := a.AuthenticateToken(ctx, "for-fulcrum"); err != nil || !ok {
+		t.Fatalf("token for fulcrum refused: %v", err)
+	}
+	if strings.Join(asked, ",") != "fulcrum" {
+		t.Fatalf("TokenReview asked for audiences %q, want fulcrum", asked)
+	}
+	if _, ok, _ := a.AuthenticateToken(ctx, "for-apiserver"); ok {
+		t.Fatal("a token for the API server was accepted by an admin API that wants audience fulcrum")
+	}
+}
+
+// audienceReviewer is an authenticator that ignores the audiences asked
+// for and reports those the token has, as audience-agnostic ones may.
+type audienceReviewer struct {
+	valid map[string][]string
+	asked *[]string
+}
+
+func (r *audienceReviewer) Create(_ context.Context, tr *authnv1.TokenReview, _ metav1.CreateOptions) (*authnv1.TokenReview, error) {
+	*r.asked = tr.Spec.Audiences
+	out := tr.DeepCopy()
+	if auds, ok := r.valid[tr.Spec.Token]; ok {
+		out.Status = authnv1.TokenReviewStatus{Authenticated: true, User: authnv1.UserInfo{Username: "x"}, Audiences: auds}
+	}
+	return out, nil
 }

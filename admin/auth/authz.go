@@ -50,13 +50,18 @@ type SARConfig struct {
 	// AllowTTL and DenyTTL bound how long answers are reused; 10s and 5s when
 	// zero. A removed binding keeps allowing for at most AllowTTL.
 	AllowTTL, DenyTTL time.Duration
-	Clock             clock.PassiveClock
+	// CacheSize bounds the answers kept; 8192 when zero. When full, the
+	// least recently used answer goes.
+	CacheSize int
+	Clock     clock.PassiveClock
 }
 
-// SubjectAccessReview authorizes with the API server's RBAC.
+// SubjectAccessReview authorizes with the API server's RBAC. Answers are
+// cached per user and question, and concurrent requests asking the same
+// share one review.
 type SubjectAccessReview struct {
 	cfg   SARConfig
-	cache *ttlCache[Decision]
+	cache *reviewCache[Decision]
 }
 
 // NewSubjectAccessReview returns a SubjectAccessReview authorizer.
@@ -67,18 +72,28 @@ func NewSubjectAccessReview(cfg SARConfig) *SubjectAccessReview {
 	if cfg.DenyTTL == 0 {
 		cfg.DenyTTL = 5 * time.Second
 	}
+	if cfg.CacheSize <= 0 {
+		cfg.CacheSize = 8192
+	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
 	}
-	return &SubjectAccessReview{cfg: cfg, cache: newTTLCache[Decision](cfg.Clock, 8192)}
+	return &SubjectAccessReview{cfg: cfg, cache: newReviewCache[Decision](cfg.Clock, cfg.CacheSize)}
 }
 
 // Authorize implements Authorizer.
 func (s *SubjectAccessReview) Authorize(ctx context.Context, u User, a Attributes) (Decision, error) {
-	key := cacheKey(u, a)
-	if d, ok := s.cache.get(key); ok {
-		return d, nil
-	}
+	return s.cache.get(ctx, cacheKey(u, a), func(ctx context.Context) (Decision, error) {
+		return s.review(ctx, u, a)
+	}, func(d Decision) time.Duration {
+		if d.Allowed {
+			return s.cfg.AllowTTL
+		}
+		return s.cfg.DenyTTL
+	})
+}
+
+func (s *SubjectAccessReview) review(ctx context.Context, u User, a Attributes) (Decision, error) {
 	sar := &authzv1.SubjectAccessReview{Spec: authzv1.SubjectAccessReviewSpec{
 		User:   u.Name,
 		UID:    u.UID,
@@ -106,11 +121,6 @@ func (s *SubjectAccessReview) Authorize(ctx context.Context, u User, a Attribute
 	if res.Status.EvaluationError != "" && !d.Allowed {
 		d.Reason = strings.TrimSpace(d.Reason + " " + res.Status.EvaluationError)
 	}
-	ttl := s.cfg.DenyTTL
-	if d.Allowed {
-		ttl = s.cfg.AllowTTL
-	}
-	s.cache.put(key, d, ttl)
 	return d, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"slices"
 	"time"
 
 	authnv1 "k8s.io/api/authentication/v1"
@@ -20,18 +21,26 @@ type TokenReviewer interface {
 // TokenReviewConfig configures NewTokenReview.
 type TokenReviewConfig struct {
 	Reviewer TokenReviewer
-	// Audiences the token must be valid for; the API server's when empty.
+	// Audiences the token must be valid for. Empty means the API server's
+	// own, so that a token the caller uses against the API server works
+	// here too, and one stolen here works there: set an audience of
+	// Fulcrum's own (`kubectl create token NAME --audience fulcrum`).
 	Audiences []string
 	// SuccessTTL and FailureTTL bound how long answers are reused; 10s and
 	// 2s when zero. A revoked token keeps working for at most SuccessTTL.
 	SuccessTTL, FailureTTL time.Duration
-	Clock                  clock.PassiveClock
+	// CacheSize bounds the answers kept; 4096 when zero. When full, the
+	// least recently used answer goes.
+	CacheSize int
+	Clock     clock.PassiveClock
 }
 
 // TokenReview authenticates bearer tokens with the API server's TokenReview.
+// Answers are cached by a hash of the token, and concurrent requests with
+// the same token share one review.
 type TokenReview struct {
 	cfg   TokenReviewConfig
-	cache *ttlCache[tokenAnswer]
+	cache *reviewCache[tokenAnswer]
 }
 
 type tokenAnswer struct {
@@ -47,39 +56,55 @@ func NewTokenReview(cfg TokenReviewConfig) *TokenReview {
 	if cfg.FailureTTL == 0 {
 		cfg.FailureTTL = 2 * time.Second
 	}
+	if cfg.CacheSize <= 0 {
+		cfg.CacheSize = 4096
+	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
 	}
-	return &TokenReview{cfg: cfg, cache: newTTLCache[tokenAnswer](cfg.Clock, 4096)}
+	return &TokenReview{cfg: cfg, cache: newReviewCache[tokenAnswer](cfg.Clock, cfg.CacheSize)}
 }
 
 // AuthenticateToken implements Authenticator.
 func (t *TokenReview) AuthenticateToken(ctx context.Context, token string) (User, bool, error) {
 	// Key by a hash so the cache never holds tokens.
 	sum := sha256.Sum256([]byte(token))
-	key := string(sum[:])
-	if a, ok := t.cache.get(key); ok {
-		return a.user, a.ok, nil
+	a, err := t.cache.get(ctx, string(sum[:]), func(ctx context.Context) (tokenAnswer, error) {
+		return t.review(ctx, token)
+	}, func(a tokenAnswer) time.Duration {
+		if a.ok {
+			return t.cfg.SuccessTTL
+		}
+		return t.cfg.FailureTTL
+	})
+	if err != nil {
+		return User{}, false, err
 	}
+	return a.user, a.ok, nil
+}
+
+func (t *TokenReview) review(ctx context.Context, token string) (tokenAnswer, error) {
 	res, err := t.cfg.Reviewer.Create(ctx, &authnv1.TokenReview{
 		Spec: authnv1.TokenReviewSpec{Token: token, Audiences: t.cfg.Audiences},
 	}, metav1.CreateOptions{})
 	if err != nil {
-		return User{}, false, fmt.Errorf("token review: %w", err)
+		return tokenAnswer{}, fmt.Errorf("token review: %w", err)
 	}
 	st := res.Status
-	a := tokenAnswer{ok: st.Authenticated && st.Error == ""}
-	if a.ok {
-		a.user = User{Name: st.User.Username, UID: st.User.UID, Groups: st.User.Groups}
-		if len(st.User.Extra) > 0 {
-			a.user.Extra = map[string][]string{}
-			for k, v := range st.User.Extra {
-				a.user.Extra[k] = v
-			}
-		}
-		t.cache.put(key, a, t.cfg.SuccessTTL)
-	} else {
-		t.cache.put(key, a, t.cfg.FailureTTL)
+	// A client that sets spec.audiences must check that the API server
+	// answered for one of them (TokenReview's contract): an authenticator
+	// that ignores audiences would otherwise vouch for any token.
+	ok := st.Authenticated && st.Error == "" &&
+		(len(t.cfg.Audiences) == 0 || slices.ContainsFunc(st.Audiences, func(a string) bool { return slices.Contains(t.cfg.Audiences, a) }))
+	if !ok {
+		return tokenAnswer{}, nil
 	}
-	return a.user, a.ok, nil
+	u := User{Name: st.User.Username, UID: st.User.UID, Groups: st.User.Groups}
+	if len(st.User.Extra) > 0 {
+		u.Extra = map[string][]string{}
+		for k, v := range st.User.Extra {
+			u.Extra[k] = v
+		}
+	}
+	return tokenAnswer{user: u, ok: true}, nil
 }

@@ -1,58 +1,64 @@
 package auth
 
 import (
-	"sync"
+	"context"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+	utilcache "k8s.io/apimachinery/pkg/util/cache"
 	"k8s.io/utils/clock"
 )
 
-// ttlCache is a small map with per-entry expiry and a size bound; when full,
-// expired entries are swept and, failing that, the map is cleared (simple,
-// and a full cache only costs extra reviews).
-type ttlCache[V any] struct {
-	mu    sync.Mutex
-	clock clock.PassiveClock
-	max   int
-	m     map[string]ttlEntry[V]
+// reviewCache remembers review answers for a while and merges concurrent
+// reviews of the same question into one call. Its entries expire after
+// their TTL, and when it is full the least recently used entry goes, one at
+// a time: a burst of new tokens or namespaces costs extra reviews for the
+// answers it pushes out, never a cache emptied at once.
+type reviewCache[V any] struct {
+	lru      *utilcache.LRUExpireCache
+	inflight singleflight.Group
 }
 
-type ttlEntry[V any] struct {
-	v       V
-	expires time.Time
+func newReviewCache[V any](c clock.PassiveClock, size int) *reviewCache[V] {
+	return &reviewCache[V]{lru: utilcache.NewLRUExpireCacheWithClock(size, c)}
 }
 
-func newTTLCache[V any](c clock.PassiveClock, max int) *ttlCache[V] {
-	return &ttlCache[V]{clock: c, max: max, m: map[string]ttlEntry[V]{}}
-}
-
-func (c *ttlCache[V]) get(k string) (V, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[k]
-	if !ok || !c.clock.Now().Before(e.expires) {
+// get returns the cached answer for key, or runs review once for all the
+// callers asking at the same time and caches what it returns for ttl(v).
+// A failed review is not cached. The review runs on a context that is not
+// cancelled with the first caller's request, so that one caller going away
+// does not fail the others.
+func (c *reviewCache[V]) get(ctx context.Context, key string, review func(context.Context) (V, error), ttl func(V) time.Duration) (V, error) {
+	if v, ok := c.lru.Get(key); ok {
+		return v.(V), nil
+	}
+	ch := c.inflight.DoChan(key, func() (any, error) {
+		if v, ok := c.lru.Get(key); ok {
+			return v, nil
+		}
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reviewTimeout)
+		defer cancel()
+		v, err := review(rctx)
+		if err != nil {
+			return v, err
+		}
+		if d := ttl(v); d > 0 {
+			c.lru.Add(key, v, d)
+		}
+		return v, nil
+	})
+	select {
+	case <-ctx.Done():
 		var zero V
-		return zero, false
+		return zero, ctx.Err()
+	case r := <-ch:
+		if r.Err != nil {
+			var zero V
+			return zero, r.Err
+		}
+		return r.Val.(V), nil
 	}
-	return e.v, true
 }
 
-func (c *ttlCache[V]) put(k string, v V, ttl time.Duration) {
-	if ttl <= 0 {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	now := c.clock.Now()
-	if len(c.m) >= c.max {
-		for key, e := range c.m {
-			if !now.Before(e.expires) {
-				delete(c.m, key)
-			}
-		}
-		if len(c.m) >= c.max {
-			clear(c.m)
-		}
-	}
-	c.m[k] = ttlEntry[V]{v: v, expires: now.Add(ttl)}
-}
+// reviewTimeout bounds one TokenReview or SubjectAccessReview.
+const reviewTimeout = 10 * time.Second

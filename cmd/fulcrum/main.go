@@ -58,6 +58,9 @@ type flags struct {
 	prometheus provider.PrometheusConfig
 
 	adminAddr, adminTokenFile, adminTLSCert, adminTLSKey string
+	adminTokenAudiences                                  string
+	adminReviewQPS                                       float64
+	adminReviewBurst                                     int
 	dashboard                                            bool
 
 	webhookPort                                       int
@@ -95,6 +98,9 @@ func parseFlags(args []string) (*flags, *textlogger.Config, error) {
 	fs.BoolVar(&f.analysisBatch, "analysis-batch", true, "run built-in metric templates once per round for every rollout (grouped by namespace and service) instead of once per rollout")
 	fs.StringVar(&f.adminAddr, "admin-bind-address", ":8080", "address of the admin API")
 	fs.StringVar(&f.adminTokenFile, "admin-token-file", "", "static token file (kube-apiserver CSV: token,user,uid,\"group1,group2\") for local use, checked before TokenReview")
+	fs.StringVar(&f.adminTokenAudiences, "admin-token-audiences", "", "comma-separated audiences a bearer token must be valid for (e.g. fulcrum, for tokens from 'kubectl create token NAME --audience fulcrum'); empty accepts tokens for the API server, which a token sent to the admin API could then be replayed against")
+	fs.Float64Var(&f.adminReviewQPS, "admin-review-qps", 20, "queries per second of the admin API's own API server client for TokenReviews and SubjectAccessReviews, apart from the controller's")
+	fs.IntVar(&f.adminReviewBurst, "admin-review-burst", 40, "burst of TokenReviews and SubjectAccessReviews above --admin-review-qps")
 	fs.StringVar(&f.adminTLSCert, "admin-tls-cert", "", "certificate file; with --admin-tls-key the admin API serves HTTPS")
 	fs.StringVar(&f.adminTLSKey, "admin-tls-key", "", "private key file for --admin-tls-cert")
 	fs.BoolVar(&f.dashboard, "dashboard", true, "serve the web dashboard at / of the admin API")

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -22,7 +23,12 @@ import (
 // because actions are recorded on the ModelRollout and only the leader's
 // controller applies them.
 func setupAdmin(_ context.Context, mgr ctrl.Manager, f *flags) error {
-	cs, err := kubernetes.NewForConfig(mgr.GetConfig())
+	// Reviews go through a client of their own, so that a burst of new
+	// tokens cannot slow the controller's writes, nor the controller's
+	// work every user's authentication.
+	reviewCfg := rest.CopyConfig(mgr.GetConfig())
+	reviewCfg.QPS, reviewCfg.Burst = float32(f.adminReviewQPS), f.adminReviewBurst
+	cs, err := kubernetes.NewForConfig(reviewCfg)
 	if err != nil {
 		return fmt.Errorf("kubernetes client: %w", err)
 	}
@@ -34,7 +40,10 @@ func setupAdmin(_ context.Context, mgr ctrl.Manager, f *flags) error {
 		}
 		authn = append(authn, tf)
 	}
-	authn = append(authn, auth.NewTokenReview(auth.TokenReviewConfig{Reviewer: cs.AuthenticationV1().TokenReviews()}))
+	authn = append(authn, auth.NewTokenReview(auth.TokenReviewConfig{
+		Reviewer:  cs.AuthenticationV1().TokenReviews(),
+		Audiences: splitList(f.adminTokenAudiences),
+	}))
 	var ui = dashboard.Handler()
 	if !f.dashboard {
 		ui = nil
@@ -48,6 +57,7 @@ func setupAdmin(_ context.Context, mgr ctrl.Manager, f *flags) error {
 		Informers:     mgr.GetCache(),
 		Authenticator: authn,
 		Authorizer:    auth.NewSubjectAccessReview(auth.SARConfig{Reviewer: cs.AuthorizationV1().SubjectAccessReviews()}),
+		Namespaces:    splitList(f.namespaces),
 		Recorder:      mgr.GetEventRecorder("fulcrum-admin"),
 		UI:            ui,
 		Logger:        ctrl.Log.WithName("admin"),
