@@ -1,6 +1,7 @@
 package validation
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -11,10 +12,11 @@ import (
 	"github.com/fulcrum-ml/fulcrum/analysis/templates"
 )
 
-// placeholder is the data templates are rendered with before parsing:
-// values shaped like real ones, so that the rendered text is what
-// Prometheus would see. Rendering is analysis' own, so a template is
-// accepted here exactly when analysis can render it.
+// placeholder is the data templates are rendered with: values shaped like
+// real ones, so that the rendered text is what Prometheus would see.
+// Rendering is analysis' own (templates.Template.Render: the template
+// checks of templates.Check and the output bound), so a template is
+// accepted here exactly when the controller can render it.
 var placeholder = templates.NewData("fulcrum-validation", "model", "v1", "v2", 5*time.Minute)
 
 // RenderQuery renders a query template with placeholder values.
@@ -26,17 +28,20 @@ func RenderQuery(tmpl string) (string, error) {
 	return r.Query, nil
 }
 
-// ValidateQuery checks that a query template renders and that the result is
-// valid PromQL. An empty query is not checked (CEL rules say which are
-// required).
+// ValidateQuery checks that a query template passes templates.Check,
+// renders within templates.MaxRenderedBytes and is valid PromQL. An empty
+// query is not checked (CEL rules say which are required).
 func ValidateQuery(path *field.Path, tmpl string) field.ErrorList {
 	if strings.TrimSpace(tmpl) == "" {
 		return nil
 	}
 	rendered, err := RenderQuery(tmpl)
 	if err != nil {
-		return field.ErrorList{field.Invalid(path, tmpl, fmt.Sprintf(
-			"%v; a query is a Go text/template with .Namespace, .Service, .Stable, .Candidate, .Subsets, .SubsetRegex, .Window and .VersionLabel", err))}
+		var re *templates.RenderError
+		if errors.As(err, &re) {
+			err = re.Err
+		}
+		return field.ErrorList{field.Invalid(path, oneLine(tmpl), err.Error())}
 	}
 	if _, err := parser.NewParser(parser.Options{}).ParseExpr(rendered); err != nil {
 		return field.ErrorList{field.Invalid(path, tmpl, fmt.Sprintf(

@@ -15,14 +15,17 @@ func TestValidateQuery(t *testing.T) {
 		name, query, wantMsg string
 	}{
 		{"valid ratio", `sum by ({{.VersionLabel}}) (rate(istio_requests_total{response_code=~"5..",destination_version=~"{{.Subsets}}"}[{{.Window}}])) / sum by ({{.VersionLabel}}) (rate(istio_requests_total[{{.Window}}]))`, ""},
-		{"range over subsets", `sum by (v) (x{v=~"{{range $i, $s := .Subsets}}{{if $i}}|{{end}}{{$s}}{{end}}"})`, ""},
+		{"range over subsets", `sum by (v) (x{v=~"{{range $i, $s := .Subsets}}{{if $i}}|{{end}}{{$s}}{{end}}"})`, "{{range}} is not allowed in a query template"},
+		{"range bomb", `{{range 2000000000}}{{$.Namespace}}{{end}}`, "{{range}} is not allowed in a query template"},
+		{"printf", `x{a="{{printf "%0999999999d" 1}}"}`, `function "printf" is not allowed in a query template`},
+		{"subset by position", `sum by ({{.VersionLabel}}) (x{v="{{index .Subsets 1}}"})`, ""},
 		{"empty is not checked", "  ", ""},
 		{"unclosed paren", `sum(rate(x[5m])`, "not valid PromQL once rendered"},
 		{"bad duration", `rate(x[{{.Service}}])`, "not valid PromQL once rendered (rate(x[model]))"},
 		{"unknown function", `sumz(x)`, `unknown function with name "sumz"`},
 		{"template syntax", `sum(x{{.Window)`, "template: query:1: "},
-		{"unknown field", `x{{.Windows}}`, "can't evaluate field Windows"},
-		{"unknown template function", `{{ sprig .Window }}`, `function "sprig" not defined`},
+		{"unknown field", `x{{.Windows}}`, "field .Windows is not allowed"},
+		{"unknown template function", `{{ sprig .Window }}`, `function "sprig" is not allowed`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -45,7 +48,7 @@ func TestValidateMetricTemplate(t *testing.T) {
 	})
 	assertErrors(t, validation.ValidateMetricTemplate(mt), []wantErr{
 		{"spec.sampleQuery", field.ErrorTypeInvalid, "not valid PromQL"},
-		{"spec.histogramQuery", field.ErrorTypeInvalid, "can't evaluate field Nope"},
+		{"spec.histogramQuery", field.ErrorTypeInvalid, "field .Nope is not allowed"},
 	})
 }
 

@@ -77,7 +77,7 @@ func TestValidateRolloutRejects(t *testing.T) {
 		{"inline query bad promql", rollout(func(mr *v1alpha1.ModelRollout) { mr.Spec.Analysis.Metrics[2].Query = `sum(rate(x[{{.Window}}])` }), nil,
 			[]wantErr{{"spec.analysis.metrics[2].query", field.ErrorTypeInvalid, "not valid PromQL once rendered (sum(rate(x[300s])):"}}},
 		{"inline query bad template", rollout(func(mr *v1alpha1.ModelRollout) { mr.Spec.Analysis.Metrics[2].Query = `sum(x{a="{{.Nope}}"})` }), nil,
-			[]wantErr{{"spec.analysis.metrics[2].query", field.ErrorTypeInvalid, "can't evaluate field Nope"}}},
+			[]wantErr{{"spec.analysis.metrics[2].query", field.ErrorTypeInvalid, "field .Nope is not allowed in a query template"}}},
 		{"route managed by another rollout", rollout(), func(f *fakeLookups) { f.mrs = append(f.mrs, *other) },
 			[]wantErr{{"spec.virtualService.routes[0]", field.ErrorTypeInvalid, `HTTP route "predict" of VirtualService ml/fraud is already managed by ModelRollout ml/other`}}},
 		{"unnamed single route managed by another rollout", rollout(func(mr *v1alpha1.ModelRollout) { mr.Spec.VirtualService = v1alpha1.VirtualServiceRef{Name: "single"} }),

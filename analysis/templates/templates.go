@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"text/template"
 	"time"
 
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
@@ -104,6 +103,8 @@ type Rendered struct {
 }
 
 // Render renders every query of t with d (d.VersionLabel is set from t).
+// Each query passes Check first, and its output is cut off with an error
+// past MaxRenderedBytes.
 func (t Template) Render(d Data) (Rendered, error) {
 	d.VersionLabel = t.VersionLabel
 	var r Rendered
@@ -115,18 +116,37 @@ func (t Template) Render(d Data) (Rendered, error) {
 		if q.src == "" {
 			continue
 		}
-		tpl, err := template.New(q.field).Option("missingkey=error").Parse(q.src)
+		tpl, err := Check(q.field, q.src)
 		if err != nil {
-			return r, fmt.Errorf("template %s: %s does not parse as a Go template: %w", t.Name, q.field, err)
+			return r, &RenderError{Template: t.Name, Err: err}
 		}
 		var b bytes.Buffer
-		if err := tpl.Execute(&b, d); err != nil {
-			return r, fmt.Errorf("template %s: %s: %w (fields: .Namespace .Service .Subsets .SubsetRegex .Stable .Candidate .Window .VersionLabel)", t.Name, q.field, err)
+		if err := tpl.Execute(&limitWriter{w: &b, n: MaxRenderedBytes}, d); err != nil {
+			return r, &RenderError{Template: t.Name, Query: q.field, Err: err}
 		}
-		*q.dst = b.String()
+		out := b.String()
+		*q.dst = out
 	}
 	return r, nil
 }
+
+// RenderError is a query of a template that did not render: refused by
+// Check, or failed while running.
+type RenderError struct {
+	// Template is the template's name; Query the query field ("" when
+	// Err, from Check, names it).
+	Template, Query string
+	Err             error
+}
+
+func (e *RenderError) Error() string {
+	if e.Query == "" {
+		return fmt.Sprintf("template %s: %v", e.Template, e.Err)
+	}
+	return fmt.Sprintf("template %s: %s: %v", e.Template, e.Query, e.Err)
+}
+
+func (e *RenderError) Unwrap() error { return e.Err }
 
 // Builtin returns a built-in template by name.
 func Builtin(name string) (Template, bool) {
