@@ -17,7 +17,9 @@ import (
 // the controller queries. The Address is empty when nothing names a
 // Prometheus (analysis is then off).
 func prometheusConfig(f *flags) (provider.PrometheusConfig, error) {
-	cfg := provider.PrometheusConfig{Address: f.prometheusURL, Timeout: f.prometheusTimeout}
+	// Prometheus's defaults (follow redirects, HTTP/2), as a file without
+	// those fields gets them.
+	cfg := provider.PrometheusConfig{Address: f.prometheusURL, Timeout: f.prometheusTimeout, HTTP: config.DefaultHTTPClientConfig}
 	if f.prometheusConfigFile == "" {
 		if f.prometheusBearerTokenFile != "" {
 			if f.prometheusURL == "" {

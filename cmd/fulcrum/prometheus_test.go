@@ -52,6 +52,9 @@ func TestPrometheusFlagsAndConfigFile(t *testing.T) {
 		if a := f.prometheus.HTTP.Authorization; f.prometheus.Address != "http://p:9090" || a == nil || a.Type != "Bearer" || a.CredentialsFile != "/var/run/token" {
 			t.Fatalf("connection %+v", f.prometheus)
 		}
+		if !f.prometheus.HTTP.FollowRedirects || !f.prometheus.HTTP.EnableHTTP2 {
+			t.Errorf("flags alone lose Prometheus's defaults: %+v", f.prometheus.HTTP)
+		}
 		f, _, _ = parseFlags(nil)
 		if f.prometheus.Address != "" {
 			t.Fatalf("no flags: address %q", f.prometheus.Address)
