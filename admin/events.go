@@ -117,16 +117,19 @@ func (s *Server) publishObj(obj any, deleted bool) {
 func (s *Server) streamAll(w http.ResponseWriter, r *http.Request) {
 	ns := r.URL.Query().Get("namespace")
 	a := auth.Attributes{Verb: "list", Namespace: ns}
-	if _, ok := s.authorize(w, r, a, true); !ok {
+	u, ok := s.authorize(w, r, a, true)
+	if !ok || !s.takeStream(w, r, u) {
 		return
 	}
+	defer s.streams.release(u.Name)
 	s.stream(w, r, a, ns, "")
 }
 
 func (s *Server) streamOne(w http.ResponseWriter, r *http.Request) {
 	key := pathKey(r)
 	a := auth.Attributes{Verb: "get", Namespace: key.Namespace, Name: key.Name}
-	if _, ok := s.authorize(w, r, a, true); !ok {
+	u, ok := s.authorize(w, r, a, true)
+	if !ok {
 		return
 	}
 	var mr v1alpha1.ModelRollout
@@ -134,7 +137,21 @@ func (s *Server) streamOne(w http.ResponseWriter, r *http.Request) {
 		s.kubeError(w, r, err, "get rollout "+key.String())
 		return
 	}
+	if !s.takeStream(w, r, u) {
+		return
+	}
+	defer s.streams.release(u.Name)
 	s.stream(w, r, a, key.Namespace, key.Name)
+}
+
+// takeStream takes one of the user's stream slots, or answers 429.
+func (s *Server) takeStream(w http.ResponseWriter, r *http.Request, u auth.User) bool {
+	if s.streams.acquire(u.Name) {
+		return true
+	}
+	s.problem(w, r, problem{Status: http.StatusTooManyRequests, Title: "Too many event streams",
+		Detail: fmt.Sprintf("user %s already has %d event streams open, the most one user may: close one (a dashboard tab, a fulcrumctl watch), or follow every rollout on one stream (GET %s/events)", u.Name, s.cfg.MaxStreamsPerUser, APIPrefix)})
+	return false
 }
 
 // stream writes server-sent events: a snapshot of the matching rollouts,

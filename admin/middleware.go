@@ -11,12 +11,8 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/go-chi/chi/v5"
-	"golang.org/x/time/rate"
-	"k8s.io/utils/clock"
 )
 
 // RequestIDHeader carries the request id in both directions.
@@ -81,7 +77,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			// The path only: query strings may carry access tokens.
 			s.cfg.Logger.Info("http request", "requestID", id, "method", r.Method, "path", r.URL.Path,
 				"route", route, "status", status, "bytes", rec.bytes, "duration", d.String(),
-				"remote", r.RemoteAddr, "user", ri.user)
+				"remote", r.RemoteAddr, "client", s.clientIP(r), "user", ri.user)
 		}()
 		next.ServeHTTP(rec, r)
 	})
@@ -139,70 +135,6 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 		next.ServeHTTP(w, r)
 	})
-}
-
-// rateLimit bounds requests per client address with a token bucket each.
-func (s *Server) rateLimit(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.limiter.allow(clientKey(r)) {
-			w.Header().Set("Retry-After", "1")
-			s.problem(w, r, problem{Status: http.StatusTooManyRequests, Title: "Too many requests",
-				Detail: fmt.Sprintf("this client sent more than %g requests per second: slow down and retry after a second, or use the event stream instead of polling", float64(s.cfg.RateLimit))})
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-func clientKey(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
-type clientLimiter struct {
-	mu      sync.Mutex
-	limit   rate.Limit
-	burst   int
-	clock   clock.PassiveClock
-	clients map[string]*limitEntry
-	swept   time.Time
-}
-
-type limitEntry struct {
-	l    *rate.Limiter
-	seen time.Time
-}
-
-func newClientLimiter(l rate.Limit, burst int, c clock.PassiveClock) *clientLimiter {
-	return &clientLimiter{limit: l, burst: burst, clock: c, clients: map[string]*limitEntry{}, swept: c.Now()}
-}
-
-func (c *clientLimiter) allow(key string) bool {
-	if c.limit == rate.Inf {
-		return true
-	}
-	now := c.clock.Now()
-	c.mu.Lock()
-	// Forget idle clients once a minute so the map stays small.
-	if now.Sub(c.swept) > time.Minute {
-		for k, e := range c.clients {
-			if now.Sub(e.seen) > 3*time.Minute {
-				delete(c.clients, k)
-			}
-		}
-		c.swept = now
-	}
-	e, ok := c.clients[key]
-	if !ok {
-		e = &limitEntry{l: rate.NewLimiter(c.limit, c.burst)}
-		c.clients[key] = e
-	}
-	e.seen = now
-	c.mu.Unlock()
-	return e.l.AllowN(now, 1)
 }
 
 // requireJSON refuses bodies that say they are something other than JSON.

@@ -86,6 +86,9 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, stream boo
 		return auth.User{}, false
 	}
 	info(r.Context()).user = u.Name
+	if !s.limitUser(w, r, u.Name) {
+		return auth.User{}, false
+	}
 	return u, true
 }
 

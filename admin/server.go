@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -102,10 +103,22 @@ type Config struct {
 
 	// MaxBodyBytes bounds request bodies; 64 KiB when zero.
 	MaxBodyBytes int64
-	// RateLimit and RateBurst bound requests per client address; 20/s with
-	// a burst of 60 when zero. Probes are exempt.
+	// RateLimit and RateBurst bound each authenticated user's requests;
+	// 20/s with a burst of 60 when zero.
 	RateLimit rate.Limit
 	RateBurst int
+	// ClientRateLimit and ClientRateBurst bound requests per client address,
+	// checked before authentication (so they also bound TokenReviews of
+	// made-up tokens); 50/s with a burst of 150 when zero. Probes are exempt.
+	ClientRateLimit rate.Limit
+	ClientRateBurst int
+	// TrustedProxies are the addresses of proxies (an ingress) whose
+	// X-Forwarded-For and X-Real-IP name the client address; those headers
+	// are ignored from any other peer.
+	TrustedProxies []netip.Prefix
+	// MaxStreamsPerUser bounds the event streams one user keeps open; 8
+	// when zero.
+	MaxStreamsPerUser int
 	// HeartbeatInterval between heartbeat events on streams; 15s when zero.
 	// Each heartbeat re-checks the caller's token and access.
 	HeartbeatInterval time.Duration
@@ -123,7 +136,9 @@ type Server struct {
 	handler http.Handler
 	metrics *metrics
 	hub     *hub
-	limiter *clientLimiter
+	clients *keyLimiter
+	users   *keyLimiter
+	streams *streamSlots
 	ready   atomic.Bool
 }
 
@@ -166,6 +181,15 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.RateBurst == 0 {
 		cfg.RateBurst = int(cfg.RateLimit) * 3
 	}
+	if cfg.ClientRateLimit == 0 {
+		cfg.ClientRateLimit, cfg.ClientRateBurst = 50, 150
+	}
+	if cfg.ClientRateBurst == 0 {
+		cfg.ClientRateBurst = int(cfg.ClientRateLimit) * 3
+	}
+	if cfg.MaxStreamsPerUser == 0 {
+		cfg.MaxStreamsPerUser = 8
+	}
 	if cfg.HeartbeatInterval == 0 {
 		cfg.HeartbeatInterval = 15 * time.Second
 	}
@@ -183,7 +207,9 @@ func NewServer(cfg Config) (*Server, error) {
 		cfg:     cfg,
 		metrics: m,
 		hub:     newHub(),
-		limiter: newClientLimiter(cfg.RateLimit, cfg.RateBurst, cfg.Clock),
+		clients: newKeyLimiter(cfg.ClientRateLimit, cfg.ClientRateBurst, cfg.Clock),
+		users:   newKeyLimiter(cfg.RateLimit, cfg.RateBurst, cfg.Clock),
+		streams: newStreamSlots(cfg.MaxStreamsPerUser),
 	}
 	s.handler = s.routes()
 	return s, nil

@@ -61,6 +61,10 @@ type flags struct {
 	adminTokenAudiences                                  string
 	adminReviewQPS                                       float64
 	adminReviewBurst                                     int
+	adminRateLimit, adminClientRateLimit                 float64
+	adminRateBurst, adminClientRateBurst                 int
+	adminTrustedProxies                                  string
+	adminMaxStreamsPerUser                               int
 	dashboard                                            bool
 
 	webhookPort                                       int
@@ -101,6 +105,12 @@ func parseFlags(args []string) (*flags, *textlogger.Config, error) {
 	fs.StringVar(&f.adminTokenAudiences, "admin-token-audiences", "", "comma-separated audiences a bearer token must be valid for (e.g. fulcrum, for tokens from 'kubectl create token NAME --audience fulcrum'); empty accepts tokens for the API server, which a token sent to the admin API could then be replayed against")
 	fs.Float64Var(&f.adminReviewQPS, "admin-review-qps", 20, "queries per second of the admin API's own API server client for TokenReviews and SubjectAccessReviews, apart from the controller's")
 	fs.IntVar(&f.adminReviewBurst, "admin-review-burst", 40, "burst of TokenReviews and SubjectAccessReviews above --admin-review-qps")
+	fs.Float64Var(&f.adminRateLimit, "admin-rate-limit", 20, "requests per second each authenticated user may send to the admin API")
+	fs.IntVar(&f.adminRateBurst, "admin-rate-burst", 60, "burst of a user's requests above --admin-rate-limit")
+	fs.Float64Var(&f.adminClientRateLimit, "admin-client-rate-limit", 50, "requests per second per client address, checked before authentication")
+	fs.IntVar(&f.adminClientRateBurst, "admin-client-rate-burst", 150, "burst of a client address's requests above --admin-client-rate-limit")
+	fs.StringVar(&f.adminTrustedProxies, "admin-trusted-proxies", "", "comma-separated CIDRs of proxies (an ingress) whose X-Forwarded-For or X-Real-IP names the client address; ignored from anyone else")
+	fs.IntVar(&f.adminMaxStreamsPerUser, "admin-max-streams-per-user", 8, "event streams one user may keep open at once; more get 429")
 	fs.StringVar(&f.adminTLSCert, "admin-tls-cert", "", "certificate file; with --admin-tls-key the admin API serves HTTPS")
 	fs.StringVar(&f.adminTLSKey, "admin-tls-key", "", "private key file for --admin-tls-cert")
 	fs.BoolVar(&f.dashboard, "dashboard", true, "serve the web dashboard at / of the admin API")
@@ -120,6 +130,9 @@ func parseFlags(args []string) (*flags, *textlogger.Config, error) {
 	}
 	if f.logFormat != logText && f.logFormat != logJSON {
 		return nil, logs, fmt.Errorf("--log-format %q: want %s or %s", f.logFormat, logText, logJSON)
+	}
+	if _, err := parseCIDRs(f.adminTrustedProxies); err != nil {
+		return nil, logs, fmt.Errorf("--admin-trusted-proxies: %w", err)
 	}
 	if f.leaseDuration <= f.renewDeadline || f.renewDeadline <= f.retryPeriod {
 		return nil, logs, fmt.Errorf("--lease-duration (%s) must exceed --renew-deadline (%s), which must exceed --retry-period (%s)", f.leaseDuration, f.renewDeadline, f.retryPeriod)

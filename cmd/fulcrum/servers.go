@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"strings"
 
+	"golang.org/x/time/rate"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -58,10 +60,17 @@ func setupAdmin(_ context.Context, mgr ctrl.Manager, f *flags) error {
 		Authenticator: authn,
 		Authorizer:    auth.NewSubjectAccessReview(auth.SARConfig{Reviewer: cs.AuthorizationV1().SubjectAccessReviews()}),
 		Namespaces:    splitList(f.namespaces),
-		Recorder:      mgr.GetEventRecorder("fulcrum-admin"),
-		UI:            ui,
-		Logger:        ctrl.Log.WithName("admin"),
-		Registry:      metrics.Registry,
+		// Checked in parseFlags.
+		TrustedProxies:    must(parseCIDRs(f.adminTrustedProxies)),
+		RateLimit:         rate.Limit(f.adminRateLimit),
+		RateBurst:         f.adminRateBurst,
+		ClientRateLimit:   rate.Limit(f.adminClientRateLimit),
+		ClientRateBurst:   f.adminClientRateBurst,
+		MaxStreamsPerUser: f.adminMaxStreamsPerUser,
+		Recorder:          mgr.GetEventRecorder("fulcrum-admin"),
+		UI:                ui,
+		Logger:            ctrl.Log.WithName("admin"),
+		Registry:          metrics.Registry,
 	})
 	if err != nil {
 		return fmt.Errorf("admin server: %w", err)
@@ -121,4 +130,28 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// parseCIDRs parses comma-separated CIDRs; a bare address is a /32 or /128.
+func parseCIDRs(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, c := range splitList(s) {
+		if a, err := netip.ParseAddr(c); err == nil {
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither a CIDR (10.0.0.0/8) nor an address", c)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
