@@ -61,6 +61,9 @@ type Config struct {
 	Addr string
 	// TLSCertFile and TLSKeyFile, when both set, make Start serve HTTPS.
 	TLSCertFile, TLSKeyFile string
+	// TLSSource, instead of the files, serves HTTPS with certificates it
+	// makes (package webhook/certs: a self-signed CA kept in a Secret).
+	TLSSource TLSSource
 
 	// Client reads and writes ModelRollouts; a cache-backed client is right
 	// (list, get and streams read the cache).
@@ -127,6 +130,14 @@ type Config struct {
 	MaxStreamDuration time.Duration
 	// ShutdownTimeout bounds graceful shutdown; 10s when zero.
 	ShutdownTimeout time.Duration
+}
+
+// TLSSource provides serving certificates: Setup before the server
+// listens, Start keeps them fresh until ctx ends. *certs.SelfSigned is one.
+type TLSSource interface {
+	Setup(ctx context.Context) error
+	Start(ctx context.Context) error
+	GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error)
 }
 
 // Server is the admin API. It implements controller-runtime's Runnable
@@ -234,8 +245,19 @@ func (s *Server) Start(ctx context.Context) error {
 // the event streams' informer handler first.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
-	serveTLS := s.cfg.TLSCertFile != "" && s.cfg.TLSKeyFile != ""
-	if serveTLS {
+	serveTLS := s.cfg.TLSSource != nil || s.cfg.TLSCertFile != "" && s.cfg.TLSKeyFile != ""
+	if src := s.cfg.TLSSource; src != nil {
+		if err := src.Setup(ctx); err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("admin: TLS certificate: %w", err)
+		}
+		go func() {
+			if err := src.Start(ctx); err != nil {
+				s.cfg.Logger.Error(err, "admin: renewing the TLS certificate stopped; the last one is served")
+			}
+		}()
+		tlsConfig.GetCertificate = src.GetCertificate
+	} else if serveTLS {
 		// The pair is read now (an error if missing or mismatched) and
 		// again whenever the files change: kubelet swaps a mounted
 		// Secret's files when cert-manager renews it, and the next

@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/cache/informertest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
@@ -118,5 +120,66 @@ func TestServesTLSWithConfiguredCertificate(t *testing.T) {
 			t.Fatalf("renewed certificate not served within 20s (last error %v)", err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestServesTLSFromTheSelfSignedCA: with --admin-tls-self-signed the admin
+// API serves a certificate from the CA kept in a Secret (the webhook's), so
+// TLS needs no cert-manager and clients trust that CA's certificate.
+func TestServesTLSFromTheSelfSignedCA(t *testing.T) {
+	sch := testScheme(t)
+	if err := corev1.AddToScheme(sch); err != nil {
+		t.Fatal(err)
+	}
+	kube := fake.NewClientBuilder().WithScheme(sch).Build()
+	src, err := certs.NewSelfSigned(certs.SelfSignedConfig{Client: kube, Namespace: "fulcrum-system", SecretName: "fulcrum-webhook-ca", Hosts: []string{"127.0.0.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := NewServer(Config{
+		TLSSource:     src,
+		Client:        fake.NewClientBuilder().WithScheme(sch).WithStatusSubresource(&v1alpha1.ModelRollout{}).Build(),
+		Informers:     &informertest.FakeInformers{Scheme: sch},
+		Authenticator: fakeAuthn{},
+		Authorizer:    fakeAuthz{},
+		RateLimit:     rate.Inf,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	defer func() { cancel(); <-done }()
+
+	var caSecret corev1.Secret
+	deadline := time.Now().Add(10 * time.Second)
+	for kube.Get(ctx, client.ObjectKey{Namespace: "fulcrum-system", Name: "fulcrum-webhook-ca"}, &caSecret) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("no CA Secret")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caSecret.Data[certs.SecretCACert])
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	var res *http.Response
+	for {
+		res, err = c.Get("https://" + ln.Addr().String() + "/healthz")
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("HTTPS with the CA from the Secret: %v", err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("healthz: %d", res.StatusCode)
 	}
 }

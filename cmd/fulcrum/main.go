@@ -65,6 +65,8 @@ type flags struct {
 	adminRateBurst, adminClientRateBurst                 int
 	adminTrustedProxies                                  string
 	adminMaxStreamsPerUser                               int
+	adminTLSSelfSigned                                   bool
+	adminTLSHosts                                        string
 	dashboard                                            bool
 
 	webhookPort                                       int
@@ -113,6 +115,8 @@ func parseFlags(args []string) (*flags, *textlogger.Config, error) {
 	fs.IntVar(&f.adminMaxStreamsPerUser, "admin-max-streams-per-user", 8, "event streams one user may keep open at once; more get 429")
 	fs.StringVar(&f.adminTLSCert, "admin-tls-cert", "", "certificate file; with --admin-tls-key the admin API serves HTTPS")
 	fs.StringVar(&f.adminTLSKey, "admin-tls-key", "", "private key file for --admin-tls-cert")
+	fs.BoolVar(&f.adminTLSSelfSigned, "admin-tls-self-signed", false, "serve HTTPS with a certificate from the self-signed CA in --webhook-ca-namespace/--webhook-ca-secret (made if missing, shared with the webhook); clients trust that CA's ca.crt")
+	fs.StringVar(&f.adminTLSHosts, "admin-tls-hosts", "fulcrum.fulcrum-system.svc,fulcrum.fulcrum-system.svc.cluster.local,localhost,127.0.0.1", "comma-separated DNS names and IPs of the self-signed admin certificate (localhost for kubectl port-forward)")
 	fs.BoolVar(&f.dashboard, "dashboard", true, "serve the web dashboard at / of the admin API")
 	fs.IntVar(&f.webhookPort, "webhook-port", 9443, "port of the admission webhook server")
 	fs.StringVar(&f.webhookBindHost, "webhook-bind-host", "", "host of the webhook listener; all interfaces when empty")
@@ -130,6 +134,9 @@ func parseFlags(args []string) (*flags, *textlogger.Config, error) {
 	}
 	if f.logFormat != logText && f.logFormat != logJSON {
 		return nil, logs, fmt.Errorf("--log-format %q: want %s or %s", f.logFormat, logText, logJSON)
+	}
+	if f.adminTLSSelfSigned && (f.adminTLSCert != "" || f.adminTLSKey != "") {
+		return nil, logs, errors.New("--admin-tls-self-signed and --admin-tls-cert/--admin-tls-key exclude each other: pick one source of the admin certificate")
 	}
 	if _, err := parseCIDRs(f.adminTrustedProxies); err != nil {
 		return nil, logs, fmt.Errorf("--admin-trusted-proxies: %w", err)

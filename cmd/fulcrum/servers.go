@@ -50,8 +50,25 @@ func setupAdmin(_ context.Context, mgr ctrl.Manager, f *flags) error {
 	if !f.dashboard {
 		ui = nil
 	}
+	var tlsSource admin.TLSSource
+	if f.adminTLSSelfSigned {
+		// The webhook's CA Secret: one CA for both servers, read through an
+		// uncached client (a cached one would watch every Secret).
+		c, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme()})
+		if err != nil {
+			return fmt.Errorf("admin TLS client: %w", err)
+		}
+		ss, err := certs.NewSelfSigned(certs.SelfSignedConfig{
+			Client: c, Namespace: f.webhookCANamespace, SecretName: f.webhookCASecret, Hosts: splitList(f.adminTLSHosts),
+		})
+		if err != nil {
+			return fmt.Errorf("--admin-tls-self-signed: %w", err)
+		}
+		tlsSource = ss
+	}
 	srv, err := admin.NewServer(admin.Config{
 		Addr:          f.adminAddr,
+		TLSSource:     tlsSource,
 		TLSCertFile:   f.adminTLSCert,
 		TLSKeyFile:    f.adminTLSKey,
 		Client:        mgr.GetClient(),
