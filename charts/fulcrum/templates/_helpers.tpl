@@ -73,6 +73,16 @@ true
 {{- if and .Values.admin.enabled (ne .Values.admin.tls.mode "none") }}true{{ end -}}
 {{- end -}}
 
+{{/* The admin certificate comes from files (a mounted Secret). */}}
+{{- define "fulcrum.adminTLSFiles" -}}
+{{- if and (include "fulcrum.adminTLS" .) (ne .Values.admin.tls.mode "selfSigned") }}true{{ end -}}
+{{- end -}}
+
+{{/* The admin certificate comes from the self-signed CA in RELEASE-webhook-ca. */}}
+{{- define "fulcrum.adminSelfSigned" -}}
+{{- if and .Values.admin.enabled (eq .Values.admin.tls.mode "selfSigned") }}true{{ end -}}
+{{- end -}}
+
 {{- define "fulcrum.adminServicePort" -}}
 {{- if .Values.admin.servicePort -}}
 {{- .Values.admin.servicePort -}}
