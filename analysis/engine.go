@@ -38,6 +38,15 @@ type EngineConfig struct {
 	// (mgr.GetClient() or mgr.GetCache()). Nil allows built-in templates
 	// and inline queries only.
 	Templates templates.Getter
+	// AllowInlineQueries accepts metrics with their own PromQL
+	// (spec.analysis.metrics[].query; cmd/fulcrum --allow-inline-queries).
+	// False: such a metric's verdict is Error, naming the flag, and only
+	// built-in templates and MetricTemplates run.
+	AllowInlineQueries bool
+	// NamespaceLabel confines inline queries and MetricTemplates without
+	// spec.namespaceLabel to the rollout's namespace (cmd/fulcrum
+	// --query-namespace-label); templates.DefaultNamespaceLabel when empty.
+	NamespaceLabel string
 	// Registerer receives fulcrum_provider_queries_total and
 	// fulcrum_provider_query_duration_seconds: pass controller-runtime's
 	// metrics.Registry. Nil leaves them unregistered.
@@ -79,6 +88,12 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	m, err := provider.NewMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("register provider metrics: %w", err)
+	}
+	if cfg.NamespaceLabel == "" {
+		cfg.NamespaceLabel = templates.DefaultNamespaceLabel
+	}
+	if err := templates.ValidNamespaceLabel(cfg.NamespaceLabel); err != nil {
+		return nil, fmt.Errorf("engine: namespace label: %w", err)
 	}
 	e := &Engine{cfg: cfg, metrics: m, clock: cfg.Clock}
 	if e.clock == nil {

@@ -29,10 +29,17 @@ type plan struct {
 
 func (e *Engine) plan(ctx context.Context, req Request, m v1alpha1.Metric, data templates.Data, window time.Duration, sh *sharedRound, b *batch) *plan {
 	p := &plan{metric: m}
+	if m.Query != "" && !e.cfg.AllowInlineQueries {
+		p.err = fmt.Errorf("metric %s: %w", m.Name, templates.ErrInlineQueriesOff)
+		return p
+	}
 	tpl, err := templates.Resolve(ctx, e.cfg.Templates, req.Namespace, m)
 	if err != nil {
 		p.err = err
 		return p
+	}
+	if tpl.NamespaceLabel == "" {
+		tpl.NamespaceLabel = e.cfg.NamespaceLabel
 	}
 	p.tpl = tpl
 	prov, err := e.providerFor(ctx, req.Namespace, tpl.Provider)

@@ -107,7 +107,7 @@ func TestBuiltinTemplatesAgainstRealPrometheus(t *testing.T) {
 
 	reg := prometheus.NewRegistry()
 	// The per-rollout path; batch_e2e_test.go covers the batched one.
-	engine, err := NewEngine(EngineConfig{Prometheus: provider.PrometheusConfig{Address: srv.URL, Timeout: 5 * time.Second}, Registerer: reg, DisableBatching: true})
+	engine, err := NewEngine(EngineConfig{Prometheus: provider.PrometheusConfig{Address: srv.URL, Timeout: 5 * time.Second}, Registerer: reg, DisableBatching: true, AllowInlineQueries: true})
 	if err != nil {
 		t.Fatal(err)
 	}

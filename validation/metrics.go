@@ -12,7 +12,7 @@ import (
 )
 
 // checkMetrics checks every metric's template or inline query.
-func checkMetrics(ctx context.Context, l Lookups, mr *v1alpha1.ModelRollout) field.ErrorList {
+func checkMetrics(ctx context.Context, l Lookups, mr *v1alpha1.ModelRollout, opts Options) field.ErrorList {
 	if mr.Spec.Analysis == nil {
 		return nil
 	}
@@ -21,6 +21,10 @@ func checkMetrics(ctx context.Context, l Lookups, mr *v1alpha1.ModelRollout) fie
 		m := &mr.Spec.Analysis.Metrics[i]
 		p := metricsP.Index(i)
 		if m.Query != "" {
+			if !opts.AllowInlineQueries {
+				errs = append(errs, field.Forbidden(p.Child("query"), templates.ErrInlineQueriesOff.Error()))
+				continue
+			}
 			errs = append(errs, ValidateQuery(p.Child("query"), m.Query)...)
 			continue
 		}
@@ -96,10 +100,16 @@ func judgeNeeds(m *v1alpha1.Metric, s templates.Template) (judge, missing string
 }
 
 // ValidateMetricTemplate checks that each query of a MetricTemplate renders
-// and parses as PromQL, and the shape of its provider.
+// and parses as PromQL and can be confined to a namespace, its namespace
+// label, and the shape of its provider.
 func ValidateMetricTemplate(mt *v1alpha1.MetricTemplate) field.ErrorList {
 	p := field.NewPath("spec")
 	errs := ValidateProvider(p.Child("provider"), mt.Spec.Provider)
+	if l := mt.Spec.NamespaceLabel; l != "" {
+		if err := templates.ValidNamespaceLabel(l); err != nil {
+			errs = append(errs, field.Invalid(p.Child("namespaceLabel"), l, err.Error()))
+		}
+	}
 	errs = append(errs, ValidateQuery(p.Child("query"), mt.Spec.Query)...)
 	errs = append(errs, ValidateQuery(p.Child("sampleQuery"), mt.Spec.SampleQuery)...)
 	errs = append(errs, ValidateQuery(p.Child("badQuery"), mt.Spec.BadQuery)...)

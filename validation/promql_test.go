@@ -19,6 +19,9 @@ func TestValidateQuery(t *testing.T) {
 		{"range bomb", `{{range 2000000000}}{{$.Namespace}}{{end}}`, "{{range}} is not allowed in a query template"},
 		{"printf", `x{a="{{printf "%0999999999d" 1}}"}`, `function "printf" is not allowed in a query template`},
 		{"subset by position", `sum by ({{.VersionLabel}}) (x{v="{{index .Subsets 1}}"})`, ""},
+		{"every metric name", `sum by (destination_version) ({__name__=~".+"})`, `selector {__name__=~".+"} matches every metric name`},
+		{"no metric name", `sum by (destination_version) (rate({destination_service_namespace="other"}[5m]))`, "matches every metric name"},
+		{"another namespace is allowed (and rewritten)", `sum by (destination_version) (x{destination_service_namespace="other"})`, ""},
 		{"empty is not checked", "  ", ""},
 		{"unclosed paren", `sum(rate(x[5m])`, "not valid PromQL once rendered"},
 		{"bad duration", `rate(x[{{.Service}}])`, "not valid PromQL once rendered (rate(x[model]))"},
@@ -50,6 +53,17 @@ func TestValidateMetricTemplate(t *testing.T) {
 		{"spec.sampleQuery", field.ErrorTypeInvalid, "not valid PromQL"},
 		{"spec.histogramQuery", field.ErrorTypeInvalid, "field .Nope is not allowed"},
 	})
+}
+
+func TestValidateMetricTemplateNamespaceLabel(t *testing.T) {
+	for label, want := range map[string]string{"": "", "namespace": "", "__name__": "reserved by Prometheus", "kube-namespace": "not a label name"} {
+		mt := metricTemplate("m", v1alpha1.MetricTemplateSpec{Query: `sum(x)`, NamespaceLabel: label})
+		var w []wantErr
+		if want != "" {
+			w = []wantErr{{"spec.namespaceLabel", field.ErrorTypeInvalid, want}}
+		}
+		assertErrors(t, validation.ValidateMetricTemplate(mt), w)
+	}
 }
 
 func TestValidateProvider(t *testing.T) {

@@ -12,23 +12,32 @@ import (
 
 // ValidateRollout checks a new ModelRollout against the cluster. Errors
 // reject it; warnings are risky but legal settings (and references that
-// merely look odd).
-func ValidateRollout(ctx context.Context, l Lookups, mr *v1alpha1.ModelRollout) (field.ErrorList, []string) {
+// merely look odd). Of opts only AllowInlineQueries applies.
+func ValidateRollout(ctx context.Context, l Lookups, mr *v1alpha1.ModelRollout, opts Options) (field.ErrorList, []string) {
 	var errs field.ErrorList
 	var warns []string
-	for _, c := range referenceChecks(ctx, l, mr) {
+	for _, c := range referenceChecks(ctx, l, mr, opts) {
 		errs = append(errs, c.errs...)
 		warns = append(warns, c.warns...)
 	}
 	return errs, append(warns, RiskWarnings(mr)...)
 }
 
-// UpdateOptions adjusts update checks to the requester.
-type UpdateOptions struct {
-	// AllowStableChange lets spec.stable move during a rollout. Only
-	// Fulcrum's own controller gets it: promotion makes the candidate stable.
+// Options adjust the checks to the installation and the requester. The
+// zero value is the strictest.
+type Options struct {
+	// AllowStableChange lets spec.stable move during a rollout (updates
+	// only). Only Fulcrum's own controller gets it: promotion makes the
+	// candidate stable.
 	AllowStableChange bool
+	// AllowInlineQueries accepts spec.analysis.metrics[].query: Fulcrum
+	// runs with --allow-inline-queries.
+	AllowInlineQueries bool
 }
+
+// UpdateOptions is the name Options had when it held AllowStableChange
+// only.
+type UpdateOptions = Options
 
 // ValidateRolloutUpdate checks a changed ModelRollout. References are
 // checked where the spec changed them; a reference that was already broken
@@ -36,7 +45,7 @@ type UpdateOptions struct {
 // can still be paused, rolled back or fixed one field at a time. A rollout
 // being deleted, or whose spec did not change (metadata, finalizers), is
 // not checked at all.
-func ValidateRolloutUpdate(ctx context.Context, l Lookups, old, mr *v1alpha1.ModelRollout, opts UpdateOptions) (field.ErrorList, []string) {
+func ValidateRolloutUpdate(ctx context.Context, l Lookups, old, mr *v1alpha1.ModelRollout, opts Options) (field.ErrorList, []string) {
 	if mr.DeletionTimestamp != nil || equality.Semantic.DeepEqual(old.Spec, mr.Spec) {
 		return nil, nil
 	}
@@ -45,7 +54,7 @@ func ValidateRolloutUpdate(ctx context.Context, l Lookups, old, mr *v1alpha1.Mod
 		errs = append(errs, ValidateStableChange(old, mr)...)
 	}
 	var warns []string
-	for _, c := range referenceChecks(ctx, l, mr) {
+	for _, c := range referenceChecks(ctx, l, mr, opts) {
 		if c.changed(old, mr) {
 			errs = append(errs, c.errs...)
 		} else {
@@ -78,7 +87,7 @@ type check struct {
 	changed func(old, mr *v1alpha1.ModelRollout) bool
 }
 
-func referenceChecks(ctx context.Context, l Lookups, mr *v1alpha1.ModelRollout) []check {
+func referenceChecks(ctx context.Context, l Lookups, mr *v1alpha1.ModelRollout, opts Options) []check {
 	vs, vsErrs, vsWarns := checkVirtualService(ctx, l, mr)
 	drErrs, splitErrs, drWarns := checkDestinationRule(ctx, l, mr, vs)
 	return []check{
@@ -91,7 +100,7 @@ func referenceChecks(ctx context.Context, l Lookups, mr *v1alpha1.ModelRollout) 
 		{errs: splitErrs, changed: func(o, n *v1alpha1.ModelRollout) bool {
 			return !equality.Semantic.DeepEqual(splitWeights(o), splitWeights(n))
 		}},
-		{errs: checkMetrics(ctx, l, mr), changed: func(o, n *v1alpha1.ModelRollout) bool {
+		{errs: checkMetrics(ctx, l, mr, opts), changed: func(o, n *v1alpha1.ModelRollout) bool {
 			return !equality.Semantic.DeepEqual(o.Spec.Analysis, n.Spec.Analysis)
 		}},
 	}

@@ -98,7 +98,7 @@ func TestValidateRolloutRejects(t *testing.T) {
 			if tt.extra != nil {
 				tt.extra(l)
 			}
-			errs, _ := validation.ValidateRollout(context.Background(), l, tt.mr)
+			errs, _ := validation.ValidateRollout(context.Background(), l, tt.mr, inline)
 			assertErrors(t, errs, tt.want)
 		})
 	}
@@ -145,7 +145,7 @@ func TestValidateRolloutAdmitsWithWarnings(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			errs, warns := validation.ValidateRollout(context.Background(), cluster(), tt.mr)
+			errs, warns := validation.ValidateRollout(context.Background(), cluster(), tt.mr, inline)
 			if len(errs) != 0 {
 				t.Fatalf("unexpected errors: %v", errs.ToAggregate())
 			}
@@ -170,6 +170,6 @@ func TestDeletedOrOtherRouteRolloutsDoNotConflict(t *testing.T) {
 		*rollout(named("explainer"), func(mr *v1alpha1.ModelRollout) { mr.Spec.VirtualService.Routes = []string{"explain"} }),
 		*rollout(), // itself, as on update
 	}
-	errs, _ := validation.ValidateRollout(context.Background(), l, rollout())
+	errs, _ := validation.ValidateRollout(context.Background(), l, rollout(), inline)
 	assertErrors(t, errs, nil)
 }

@@ -61,7 +61,7 @@ func BenchmarkAdmissionLatency(b *testing.B) {
 			// A fresh rollout name each time would not change the cost; the
 			// "other" rollout conflicts with "fraud" on purpose, so the
 			// benchmark covers the denial path's error formatting too.
-			srv, err := webhook.NewServer(webhook.Config{Lookups: l, CertDir: certDir(b)})
+			srv, err := webhook.NewServer(webhook.Config{Lookups: l, CertDir: certDir(b), AllowInlineQueries: true})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -150,7 +150,7 @@ func call(t *testing.T, h http.Handler, path string, body []byte) *admissionv1.A
 
 func newHandler(t testing.TB, l *memLookups, mode webhook.GuardMode) http.Handler {
 	t.Helper()
-	s, err := webhook.NewServer(webhook.Config{Lookups: l, GuardMode: mode, CertDir: certDir(t)})
+	s, err := webhook.NewServer(webhook.Config{Lookups: l, GuardMode: mode, CertDir: certDir(t), AllowInlineQueries: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -138,7 +138,8 @@ spec:
 	}
 	installWebhooks(t, ctx, ln.Addr().String())
 	srv, err := webhook.NewServer(webhook.Config{
-		RESTConfig: env.Config,
+		RESTConfig:         env.Config,
+		AllowInlineQueries: true, // the inline query cases below
 		SelfSigned: &certs.SelfSignedConfig{
 			Namespace: "fulcrum-system", SecretName: "fulcrum-webhook-ca", Hosts: []string{"127.0.0.1"},
 			WebhookConfigurations: []string{webhook.ConfigModelRollouts, webhook.ConfigVirtualServices},

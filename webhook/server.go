@@ -73,6 +73,10 @@ type Config struct {
 	FulcrumUsers []string
 	// GuardMode is deny (default) or warn.
 	GuardMode GuardMode
+	// AllowInlineQueries admits ModelRollouts whose metrics carry their
+	// own PromQL (spec.analysis.metrics[].query); false refuses them,
+	// naming --allow-inline-queries.
+	AllowInlineQueries bool
 
 	// Metrics registers the webhook's metrics; none when nil.
 	Metrics prometheus.Registerer

@@ -156,6 +156,9 @@ var builtins = func() map[string]Template {
 	for name, t := range m {
 		b := batched[name]
 		t.Batched = &b
+		// The per-rollout form is confined to the rollout's namespace by
+		// the label its family names namespaces with.
+		t.NamespaceLabel = b.identity[0]
 		m[name] = t
 	}
 	return m

@@ -22,6 +22,10 @@ type Getter interface {
 	Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error
 }
 
+// ErrInlineQueriesOff: a metric has its own query, and Fulcrum runs
+// without --allow-inline-queries.
+var ErrInlineQueriesOff = errors.New("inline queries are turned off (fulcrum runs without --allow-inline-queries): put the query in a MetricTemplate and name it in template, or ask the cluster's admin for the flag")
+
 // ErrNotFound: the metric names a template that is neither built in nor a
 // MetricTemplate in the rollout's namespace.
 var ErrNotFound = errors.New("metric template not found")
@@ -67,6 +71,7 @@ func FromMetricTemplate(mt *v1alpha1.MetricTemplate) Template {
 		BadQuery:       mt.Spec.BadQuery,
 		HistogramQuery: mt.Spec.HistogramQuery,
 		VersionLabel:   label,
+		NamespaceLabel: mt.Spec.NamespaceLabel,
 		Unit:           mt.Spec.Unit,
 		Provider:       &p,
 	}

@@ -35,6 +35,10 @@ type Template struct {
 	ValueFromHistogram bool
 	// VersionLabel carries the subset name in results.
 	VersionLabel string
+	// NamespaceLabel carries a series' namespace: Render confines every
+	// selector of every query to the rollout's namespace with it
+	// (EnforceNamespace). DefaultNamespaceLabel when empty.
+	NamespaceLabel string
 	// Unit for display.
 	Unit string
 	// Provider runs the queries; nil means the controller's default.
@@ -104,7 +108,10 @@ type Rendered struct {
 
 // Render renders every query of t with d (d.VersionLabel is set from t).
 // Each query passes Check first, and its output is cut off with an error
-// past MaxRenderedBytes.
+// past MaxRenderedBytes. Then every selector of the query is confined to
+// d.Namespace with t's namespace label (EnforceNamespace); only the
+// batched form of a built-in, which Fulcrum wrote to read every rollout's
+// rows at once and whose rows the engine picks per rollout, is not.
 func (t Template) Render(d Data) (Rendered, error) {
 	d.VersionLabel = t.VersionLabel
 	var r Rendered
@@ -125,13 +132,28 @@ func (t Template) Render(d Data) (Rendered, error) {
 			return r, &RenderError{Template: t.Name, Query: q.field, Err: err}
 		}
 		out := b.String()
+		if t.identity[0] == "" { // not a batched built-in
+			label := t.NamespaceLabel
+			if label == "" {
+				label = DefaultNamespaceLabel
+			}
+			expr, err := enforceNamespace(out, label, d.Namespace)
+			if err != nil {
+				return r, &RenderError{Template: t.Name, Query: q.field, Err: err}
+			}
+			out = expr.String()
+			if len(out) > MaxRenderedBytes {
+				return r, &RenderError{Template: t.Name, Query: q.field, Err: fmt.Errorf(
+					"%w: with the namespace matcher on each of its selectors it is %d bytes, more than %d; use fewer selectors", ErrTooLong, len(out), MaxRenderedBytes)}
+			}
+		}
 		*q.dst = out
 	}
 	return r, nil
 }
 
 // RenderError is a query of a template that did not render: refused by
-// Check, or failed while running.
+// Check, failed while running, or not confinable to the namespace.
 type RenderError struct {
 	// Template is the template's name; Query the query field ("" when
 	// Err, from Check, names it).

@@ -64,7 +64,10 @@ type Metric struct {
 	// +kubebuilder:validation:MaxLength=253
 	Template string `json:"template,omitempty"`
 
-	// Query is an inline PromQL template returning one series per version.
+	// Query is an inline PromQL template returning one series per version
+	// (destination_version), written as a MetricTemplate's query. Refused
+	// unless Fulcrum runs with --allow-inline-queries; its selectors are
+	// confined to the rollout's namespace (--query-namespace-label).
 	// +optional
 	// +kubebuilder:validation:MaxLength=4096
 	Query string `json:"query,omitempty"`

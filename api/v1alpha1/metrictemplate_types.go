@@ -6,9 +6,12 @@ import (
 
 // MetricTemplate is a reusable PromQL query template. ModelRollout metrics
 // refer to it by name (spec.analysis.metrics[].template). Queries are Go text
-// templates rendered with .Namespace, .Service, .Subsets, .Window and
-// .VersionLabel, and must return one series per version, labelled with the
-// version label, so that one query serves every subset at once.
+// templates rendered with .Namespace, .Service, .Subsets, .SubsetRegex,
+// .Stable, .Candidate, .Window and .VersionLabel (no range, if or other
+// actions; functions index, len and print), and must return one series per
+// version, labelled with the version label, so that one query serves every
+// subset at once. Every selector of every query is confined to the
+// rollout's namespace through namespaceLabel.
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:shortName=mt,categories=fulcrum
@@ -69,6 +72,18 @@ type MetricTemplateSpec struct {
 	// +kubebuilder:default=destination_version
 	// +kubebuilder:validation:Pattern=`^[a-zA-Z_][a-zA-Z0-9_]*$`
 	VersionLabel string `json:"versionLabel,omitempty"`
+
+	// NamespaceLabel is the label that carries a series' namespace. Fulcrum
+	// sets it to the rollout's namespace on every selector of every query
+	// (replacing any matcher the query has on it), so a template reads only
+	// its rollout's namespace. Empty: the controller's default
+	// (--query-namespace-label, destination_service_namespace, which Istio's
+	// metrics carry); use namespace for series labelled by the scrape
+	// configuration, such as Triton's, KServe's or a model server's own.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z_][a-zA-Z0-9_]*$`
+	NamespaceLabel string `json:"namespaceLabel,omitempty"`
 
 	// Unit of the value, for display (ms, ratio, psi).
 	// +optional

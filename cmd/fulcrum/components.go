@@ -46,6 +46,10 @@ func setupController(_ context.Context, mgr ctrl.Manager, f *flags) error {
 			Secrets:         mgr.GetAPIReader(),
 			Registerer:      metrics.Registry,
 			DisableBatching: !f.analysisBatch,
+			// The webhook refuses inline queries by the same flag; the
+			// engine refuses them too, since a webhook can be bypassed.
+			AllowInlineQueries: f.allowInlineQueries,
+			NamespaceLabel:     f.queryNamespaceLabel,
 		})
 		if err != nil {
 			return fmt.Errorf("analysis engine: %w", err)

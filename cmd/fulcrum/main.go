@@ -25,6 +25,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/fulcrum-ml/fulcrum/analysis/provider"
+	"github.com/fulcrum-ml/fulcrum/analysis/templates"
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
 	"github.com/fulcrum-ml/fulcrum/cmd/internal/version"
 	"github.com/fulcrum-ml/fulcrum/controller"
@@ -54,6 +55,8 @@ type flags struct {
 	prometheusConfigFile                     string
 	prometheusTimeout                        time.Duration
 	analysisBatch                            bool
+	allowInlineQueries                       bool
+	queryNamespaceLabel                      string
 	// prometheus is the connection the flags above make (prometheus.go).
 	prometheus provider.PrometheusConfig
 
@@ -102,6 +105,8 @@ func parseFlags(args []string) (*flags, *textlogger.Config, error) {
 	fs.DurationVar(&f.prometheusTimeout, "prometheus-timeout", 0, "timeout of each Prometheus query; the provider's default when 0")
 	fs.StringVar(&f.prometheusConfigFile, "prometheus-config-file", "", "YAML file with url, timeout and Prometheus's HTTP client settings (basic_auth, authorization, oauth2, tls_config, proxy_url, http_headers, ...); files it names are re-read; a setting also given by a flag above is refused")
 	fs.BoolVar(&f.analysisBatch, "analysis-batch", true, "run built-in metric templates once per round for every rollout (grouped by namespace and service) instead of once per rollout")
+	fs.BoolVar(&f.allowInlineQueries, "allow-inline-queries", false, "accept metrics with their own PromQL (spec.analysis.metrics[].query) in the webhook and the controller; off, only built-in templates and MetricTemplates run")
+	fs.StringVar(&f.queryNamespaceLabel, "query-namespace-label", templates.DefaultNamespaceLabel, "label set to the rollout's namespace on every selector of inline queries and of MetricTemplates without spec.namespaceLabel")
 	fs.StringVar(&f.adminAddr, "admin-bind-address", ":8080", "address of the admin API")
 	fs.StringVar(&f.adminTokenFile, "admin-token-file", "", "static token file (kube-apiserver CSV: token,user,uid,\"group1,group2\") for local use, checked before TokenReview")
 	fs.StringVar(&f.adminTokenAudiences, "admin-token-audiences", "", "comma-separated audiences a bearer token must be valid for (e.g. fulcrum, for tokens from 'kubectl create token NAME --audience fulcrum'); empty accepts tokens for the API server, which a token sent to the admin API could then be replayed against")
@@ -143,6 +148,9 @@ func parseFlags(args []string) (*flags, *textlogger.Config, error) {
 	}
 	if f.leaseDuration <= f.renewDeadline || f.renewDeadline <= f.retryPeriod {
 		return nil, logs, fmt.Errorf("--lease-duration (%s) must exceed --renew-deadline (%s), which must exceed --retry-period (%s)", f.leaseDuration, f.renewDeadline, f.retryPeriod)
+	}
+	if err := templates.ValidNamespaceLabel(f.queryNamespaceLabel); err != nil {
+		return nil, logs, fmt.Errorf("--query-namespace-label: %w", err)
 	}
 	var err error
 	if f.prometheus, err = prometheusConfig(f); err != nil {

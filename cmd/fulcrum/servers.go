@@ -109,8 +109,11 @@ func setupWebhook(_ context.Context, mgr ctrl.Manager, f *flags) error {
 		RESTConfig:   mgr.GetConfig(),
 		FulcrumUsers: splitList(f.webhookFulcrumUsers),
 		GuardMode:    webhook.GuardMode(f.webhookGuardMode),
-		Metrics:      metrics.Registry,
-		Log:          ctrl.Log.WithName("webhook"),
+		// Inline queries are refused at admission as the controller
+		// refuses them.
+		AllowInlineQueries: f.allowInlineQueries,
+		Metrics:            metrics.Registry,
+		Log:                ctrl.Log.WithName("webhook"),
 	}
 	if f.webhookBindHost != "" {
 		cfg.Addr = fmt.Sprintf("%s:%d", f.webhookBindHost, f.webhookPort)
