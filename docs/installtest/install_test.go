@@ -83,6 +83,10 @@ var rules = []rule{
 	{match: prefix("kubectl", "-n", "ml", "create", "rolebinding"), check: checkCreateRoleBinding},
 	{match: prefix("kubectl", "-n", "ml", "create", "token"), check: checkCreateToken},
 	{match: prefix("kubectl", "-n", "fulcrum-system", "port-forward"), check: checkPortForward},
+	{match: prefix("kubectl", "-n", "fulcrum-system", "get", "secret"), check: checkGetCA},
+	{match: prefix("base64", "-d"), check: func(_ *testing.T, s *state, c command) {
+		s.notRun = append(s.notRun, fmt.Sprintf("%s (decodes what the command before it read from a running cluster)", c))
+	}},
 	{match: prefix("bin/fulcrumctl"), check: checkFulcrumctl},
 }
 
@@ -365,6 +369,38 @@ func checkCreateRoleBinding(t *testing.T, s *state, c command) {
 	}
 }
 
+// checkGetCA: the Secret the guide reads the admin API's CA from is the one
+// each install's self-signed admin certificate comes from.
+func checkGetCA(t *testing.T, s *state, c command) {
+	if len(c.args) < 6 {
+		t.Errorf("%s: which Secret?", c)
+		return
+	}
+	secret := c.args[5]
+	for how, objs := range s.installs {
+		u := find(objs, "Deployment", "fulcrum-system", "fulcrum")
+		if u == nil {
+			t.Errorf("%s: the %s install has no Deployment fulcrum", c, how)
+			continue
+		}
+		var d appsv1.Deployment
+		if err := k8sruntime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &d); err != nil {
+			t.Fatal(err)
+		}
+		args := d.Spec.Template.Spec.Containers[0].Args
+		caSecret := "fulcrum-webhook-ca" // the flag's default
+		for _, a := range args {
+			if v, ok := strings.CutPrefix(a, "--webhook-ca-secret="); ok {
+				caSecret = v
+			}
+		}
+		if !slices.Contains(args, "--admin-tls-self-signed=true") || caSecret != secret {
+			t.Errorf("%s: the %s install's admin certificate does not come from Secret %s (args %v)", c, how, secret, args)
+		}
+	}
+	s.notRun = append(s.notRun, fmt.Sprintf("%s (needs a running cluster)", c))
+}
+
 func checkCreateToken(t *testing.T, s *state, c command) {
 	if len(c.args) < 6 || !s.serviceAccounts[c.args[2]+"/"+c.args[5]] {
 		t.Errorf("%s: a token for a ServiceAccount the guide did not create", c)
@@ -395,7 +431,7 @@ func checkPortForward(t *testing.T, s *state, c command) {
 			t.Errorf("%s: the %s install's Service has no port %s to the admin API: %+v", c, how, remote, svc.Spec.Ports)
 		}
 	}
-	if want := "http://127.0.0.1:" + local; s.g.vars["FULCRUM_SERVER"] != want {
+	if want := "https://localhost:" + local; s.g.vars["FULCRUM_SERVER"] != want {
 		t.Errorf("%s: FULCRUM_SERVER is %q, want %s", c, s.g.vars["FULCRUM_SERVER"], want)
 	}
 	s.notRun = append(s.notRun, fmt.Sprintf("%s (needs a running cluster)", c))
