@@ -7,6 +7,7 @@ import (
 	"math"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/fulcrum-ml/fulcrum/analysis/judge"
@@ -150,6 +151,9 @@ func (p *plan) judge(req Request, b *batch, prev *v1alpha1.MetricResult) v1alpha
 			h := histograms(b, p.histogram, label)
 			vals.Candidate, vals.Stable = psi(h[req.Candidate], h[req.Stable]), 0
 		} else {
+			if why := severalSeries(b, p.value, label, req.Candidate, req.Stable); why != "" {
+				return v1alpha1.MetricResult{Verdict: v1alpha1.VerdictError, Message: why}
+			}
 			v := byVersion(b, p.value, label)
 			vals.Candidate, vals.Stable = get(v, req.Candidate), get(v, req.Stable)
 		}
@@ -211,6 +215,50 @@ func byVersion(b *batch, k *queryKey, label string) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// severalSeries says why a value query that returned more than one series
+// for a version cannot be judged ("" when each version has at most one).
+// Counts add up, so sample and bad-event queries are summed per version;
+// a value (a ratio, a quantile, a mean) does not: summing ratios is no
+// ratio. Ratios at the top of a MetricTemplate's or inline query are pooled
+// before they run (templates.PoolRatio), so this is a query whose value
+// the engine cannot know how to combine.
+func severalSeries(b *batch, k *queryKey, label string, versions ...string) string {
+	if k == nil {
+		return ""
+	}
+	for _, v := range versions {
+		var series []string
+		for _, s := range b.queries[*k].samples {
+			if s.Labels[label] == v {
+				series = append(series, labelsText(s.Labels))
+			}
+		}
+		if len(series) > 1 {
+			shown := strings.Join(series[:min(len(series), 3)], ", ")
+			if len(series) > 3 {
+				shown += ", ..."
+			}
+			return fmt.Sprintf("the query returned %d series for %s (%s): a value needs one series per version; aggregate the query by %s, as in sum by (%s) (numerator) / sum by (%s) (denominator)",
+				len(series), v, shown, label, label, label)
+		}
+	}
+	return ""
+}
+
+// labelsText prints labels as {a="1", b="2"}, sorted.
+func labelsText(l map[string]string) string {
+	keys := make([]string, 0, len(l))
+	for k := range l {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%q", k, l[k])
+	}
+	return "{" + strings.Join(parts, ", ") + "}"
 }
 
 // nonFiniteCount names the first count of the candidate or stable that is

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
@@ -17,23 +18,47 @@ import (
 	"github.com/fulcrum-ml/fulcrum/e2e/promserver"
 )
 
-// TestQueriesOnRealPrometheus (issue 14, finding 3), against a real
-// Prometheus with two namespaces of the same service: queries written to
-// read another namespace, or every namespace, read only the rollout's after
-// the rewrite, whichever label the template confines by.
+// TestQueriesOnRealPrometheus (issue 14, findings 3 and 9), against a real
+// Prometheus with two namespaces of the same service:
+//   - queries written to read another namespace, or every namespace, read
+//     only the rollout's after the rewrite, whichever label the template
+//     confines by;
+//   - a ratio over series per pod is sum(errors)/sum(requests) per
+//     version, not the sum of the pods' ratios.
 func TestQueriesOnRealPrometheus(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real Prometheus")
 	}
 	ex := newExporter() // ml/fraud, v1 and v2
 	ex.zero("other", "fraud", "v1", "v2")
+	// Per-pod counters of a model server, labelled by the scrape with
+	// namespace and version.
+	reg := prometheus.NewRegistry()
+	pl := []string{"namespace", "version", "pod"}
+	reqs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "model_requests_total"}, pl)
+	errs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "model_errors_total"}, pl)
+	reg.MustRegister(reqs, errs)
+	pods := []struct {
+		ns, v, pod string
+		n, bad     float64
+	}{
+		{"ml", "v1", "c", 10000, 50}, {"ml", "v1", "d", 10000, 50},
+		{"ml", "v2", "a", 1000, 1}, {"ml", "v2", "b", 100, 50},
+		{"other", "v1", "e", 500, 400}, {"other", "v2", "f", 500, 400},
+	}
+	for _, p := range pods {
+		reqs.WithLabelValues(p.ns, p.v, p.pod)
+		errs.WithLabelValues(p.ns, p.v, p.pod)
+	}
 	istio := httptest.NewServer(promhttp.HandlerFor(ex.reg, promhttp.HandlerOpts{}))
 	defer istio.Close()
+	model := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer model.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	start := time.Now().Add(-time.Minute)
 	srv, err := promserver.Start(ctx, promserver.Config{ScrapeInterval: time.Second,
-		Targets: []string{strings.TrimPrefix(istio.URL, "http://")}})
+		Targets: []string{strings.TrimPrefix(istio.URL, "http://"), strings.TrimPrefix(model.URL, "http://")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,6 +68,10 @@ func TestQueriesOnRealPrometheus(t *testing.T) {
 	ex.traffic() // ml/fraud: v1 18,000 requests (90 errors), v2 2,000 (80)
 	ex.serve("other", "fraud", "v1", 500000, 0)
 	ex.serve("other", "fraud", "v2", 700000, 0)
+	for _, p := range pods {
+		reqs.WithLabelValues(p.ns, p.v, p.pod).Add(p.n)
+		errs.WithLabelValues(p.ns, p.v, p.pod).Add(p.bad)
+	}
 	now := waitScrapes(ctx, t, prom, 2)
 
 	// Given templates that name another namespace, or none at all.
@@ -55,6 +84,8 @@ func TestQueriesOnRealPrometheus(t *testing.T) {
 		mt("other-triton", v1alpha1.MetricTemplateSpec{VersionLabel: "version", NamespaceLabel: "namespace",
 			Query: `sum by (version) (increase(nv_inference_request_success{namespace=~"other|ml",model="{{.Service}}"}[{{.Window}}]))`}),
 		mt("everything", v1alpha1.MetricTemplateSpec{Query: `sum by (destination_version) ({__name__=~".+"})`}),
+		mt("pod-ratio", v1alpha1.MetricTemplateSpec{VersionLabel: "version", NamespaceLabel: "namespace",
+			Query: `increase(model_errors_total[{{.Window}}]) / increase(model_requests_total[{{.Window}}])`}),
 	).Build()
 	engine, err := NewEngine(EngineConfig{Prometheus: provider.PrometheusConfig{Address: srv.URL, Timeout: 5 * time.Second},
 		Templates: c, AllowInlineQueries: true, DisableBatching: true})
@@ -76,12 +107,13 @@ func TestQueriesOnRealPrometheus(t *testing.T) {
 			{Name: "other-triton", Template: "other-triton", Threshold: limit},
 			{Name: "inline-every-namespace", Query: `sum by (destination_version) (increase(istio_requests_total[{{.Window}}]))`, Threshold: limit},
 			{Name: "everything", Template: "everything", Threshold: limit},
+			{Name: "pod-ratio", Template: "pod-ratio", Threshold: limit},
 		}}}
 	round, err := engine.Analyze(ctx, req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Then every value is ml's own.
+	// Then every value is ml's own, and the ratio is pooled per version.
 	res := map[string]v1alpha1.MetricResult{}
 	for _, m := range round.Metrics {
 		res[m.Name] = m
@@ -94,6 +126,9 @@ func TestQueriesOnRealPrometheus(t *testing.T) {
 		{"other-istio", 2000, 18000},
 		{"other-triton", 1920, 17910},
 		{"inline-every-namespace", 2000, 18000},
+		// v2: (1 + 50) / (1,000 + 100), not 1/1,000 + 50/100 = 0.501;
+		// v1: 100 / 20,000, not 0.01.
+		{"pod-ratio", 51.0 / 1100, 100.0 / 20000},
 	} {
 		r := res[tc.metric]
 		if r.Verdict != v1alpha1.VerdictPass || r.Value == nil || r.Baseline == nil ||

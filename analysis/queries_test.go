@@ -81,6 +81,34 @@ func TestEngineConfinesTemplatesToTheRolloutsNamespace(t *testing.T) {
 	}
 }
 
+// A value query that returns several series for one version is an Error:
+// the engine summed them before (issue 14, finding 9), which for a
+// quantile, a mean or a ratio is no value at all. Here two pods' p99 of 100
+// and 150 ms summed to 250 ms, within a 300 ms threshold: Pass.
+func TestEngineRefusesSeveralSeriesForOneVersion(t *testing.T) {
+	fp := &fakeProvider{calls: map[string]int{}, answers: func(q string) ([]provider.Sample, error) {
+		s := func(v, pod string, x float64) provider.Sample {
+			return provider.Sample{Labels: map[string]string{"destination_version": v, "pod": pod}, Value: x}
+		}
+		return []provider.Sample{s("v1", "a", 90), s("v2", "b", 100), s("v2", "c", 150)}, nil
+	}}
+	e, err := NewEngine(EngineConfig{Provider: fp, AllowInlineQueries: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := request(v1alpha1.Metric{Name: "p99", Threshold: &v1alpha1.ThresholdJudge{Max: f64(300)},
+		Query: `histogram_quantile(0.99, sum by (destination_version, pod, le) (rate(h_bucket[{{.Window}}])))`})
+	req.Spec.MinSamples = 0
+	round, err := e.Analyze(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := round.Metrics[0]
+	if got.Verdict != v1alpha1.VerdictError || !strings.Contains(got.Message, `the query returned 2 series for v2 ({destination_version="v2", pod="b"}, {destination_version="v2", pod="c"})`) {
+		t.Errorf("got %s %q; want Error naming the series", got.Verdict, got.Message)
+	}
+}
+
 func templateScheme(t *testing.T) *runtime.Scheme {
 	t.Helper()
 	scheme := runtime.NewScheme()

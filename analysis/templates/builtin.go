@@ -144,7 +144,7 @@ func buildBuiltins(batched bool) map[string]Template {
 	m["prediction-psi"] = s
 	m["prediction-drift"] = s
 	for name, t := range m {
-		t.Name = name
+		t.Name, t.builtin = name, true
 		m[name] = t
 	}
 	return m

@@ -52,6 +52,9 @@ type Template struct {
 	Batched *Template
 
 	identity [2]string // namespace and service labels of a batched form
+	// builtin: Fulcrum's own PromQL, grouped by the version label already
+	// (and, batched, by the identity labels, which PoolRatio would drop).
+	builtin bool
 }
 
 // IdentityLabels are the labels that name a rollout's namespace and
@@ -111,7 +114,9 @@ type Rendered struct {
 // past MaxRenderedBytes. Then every selector of the query is confined to
 // d.Namespace with t's namespace label (EnforceNamespace); only the
 // batched form of a built-in, which Fulcrum wrote to read every rollout's
-// rows at once and whose rows the engine picks per rollout, is not.
+// rows at once and whose rows the engine picks per rollout, is not. The
+// value query (Query) of a MetricTemplate or inline query has its ratio
+// pooled by version (PoolRatio).
 func (t Template) Render(d Data) (Rendered, error) {
 	d.VersionLabel = t.VersionLabel
 	var r Rendered
@@ -140,6 +145,9 @@ func (t Template) Render(d Data) (Rendered, error) {
 			expr, err := enforceNamespace(out, label, d.Namespace)
 			if err != nil {
 				return r, &RenderError{Template: t.Name, Query: q.field, Err: err}
+			}
+			if q.field == "query" && !t.builtin {
+				PoolRatio(expr, t.VersionLabel)
 			}
 			out = expr.String()
 			if len(out) > MaxRenderedBytes {
