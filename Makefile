@@ -93,6 +93,8 @@ image-test:
 ## fuzz: a short coverage-guided run of each fuzz target (seeds also run in `test`).
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodePlan -fuzztime 10s ./admin/intent
+	$(GO) test -run '^$$' -fuzz FuzzTemplateValidation -fuzztime 10s ./analysis/templates
+	$(GO) test -run '^$$' -fuzz FuzzTenancyRewrite -fuzztime 10s ./analysis/templates
 
 ## unit: the fast tests only (no local cluster).
 unit:
