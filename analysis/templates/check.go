@@ -124,7 +124,7 @@ func (c *checker) node(n parse.Node) {
 	case *parse.WithNode:
 		c.fail(n, "{{with}}", "refer to the field itself, such as .Candidate")
 	case *parse.TemplateNode:
-		c.fail(n, "{{template}} and {{block}}", "write the query out in full")
+		c.fail(n, "{{template}}", "write the query out in full")
 	default:
 		c.fail(n, fmt.Sprintf("%T", n), "use text and fields only")
 	}

@@ -22,7 +22,7 @@ func TestCheckRefusesWhatQueriesDoNotNeed(t *testing.T) {
 		{"with", `{{with .Candidate}}{{.}}{{end}}`, "{{with}} is not allowed"},
 		{"define", `{{define "a"}}{{.Namespace}}{{end}}x`, `{{define}} and {{block}} (here "a") are not allowed`},
 		{"block", `{{block "a" .}}{{.Namespace}}{{end}}`, "are not allowed"},
-		{"template", `{{template "query" .}}`, "{{template}} and {{block}} is not allowed"},
+		{"template", `{{template "query" .}}`, "{{template}} is not allowed"},
 		{"printf width", `{{printf "%0999999999d" 1}}`, `function "printf" is not allowed`},
 		{"unknown function", `{{ sprig .Window }}`, `function "sprig" is not allowed`},
 		{"call", `{{call .Namespace}}`, `function "call" is not allowed`},
