@@ -47,6 +47,11 @@ type EngineConfig struct {
 	// spec.namespaceLabel to the rollout's namespace (cmd/fulcrum
 	// --query-namespace-label); templates.DefaultNamespaceLabel when empty.
 	NamespaceLabel string
+	// AllowedPrometheusAddresses are the addresses a MetricTemplate's
+	// spec.provider.address may name besides Prometheus.Address (cmd/fulcrum
+	// --prometheus-allowed-addresses; connections.Allowlist says how they
+	// match). Empty: none; a template naming another gets Error rounds.
+	AllowedPrometheusAddresses []string
 	// Registerer receives fulcrum_provider_queries_total and
 	// fulcrum_provider_query_duration_seconds: pass controller-runtime's
 	// metrics.Registry. Nil leaves them unregistered.
@@ -116,7 +121,8 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 			return nil, errors.New("engine: set Prometheus.Address (the controller's Prometheus, e.g. http://prometheus.monitoring:9090) or Provider")
 		}
 		e.cfg.Prometheus.Metrics = m
-		pool, err := connections.New(connections.Config{Global: e.cfg.Prometheus, Secrets: cfg.Secrets, Clock: e.clock})
+		pool, err := connections.New(connections.Config{Global: e.cfg.Prometheus, Secrets: cfg.Secrets, Clock: e.clock,
+			AllowedAddresses: cfg.AllowedPrometheusAddresses})
 		if err != nil {
 			return nil, err
 		}

@@ -34,7 +34,8 @@ func TestTemplateSecretProblemIsAnErrorRound(t *testing.T) {
 		},
 	}
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(mt).Build()
-	e, err := NewEngine(EngineConfig{Prometheus: provider.PrometheusConfig{Address: "http://127.0.0.1:9"}, Templates: c, Secrets: c, DisableBatching: true})
+	e, err := NewEngine(EngineConfig{Prometheus: provider.PrometheusConfig{Address: "http://127.0.0.1:9"}, Templates: c, Secrets: c, DisableBatching: true,
+		AllowedPrometheusAddresses: []string{"https://mimir.team-a:8080/prometheus"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -93,7 +93,8 @@ func TestTemplateSecretOnAPIServer(t *testing.T) {
 	// its own, which must not be what gets this template in.
 	global := config.DefaultHTTPClientConfig
 	global.Authorization = &config.Authorization{Type: "Bearer", Credentials: "controller-token"}
-	pool, err := New(Config{Global: provider.PrometheusConfig{Address: "http://127.0.0.1:9", HTTP: global, Timeout: 5 * time.Second}, Secrets: reader, Clock: clk})
+	pool, err := New(Config{Global: provider.PrometheusConfig{Address: "http://127.0.0.1:9", HTTP: global, Timeout: 5 * time.Second}, Secrets: reader, Clock: clk,
+		AllowedAddresses: []string{prom.URL}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,10 @@
 //     or, without one, at the controller's;
 //   - a template with an address and no Secret connects with no
 //     credentials, no headers and no client certificate, and verifies the
-//     server against the system's CAs.
+//     server against the system's CAs;
+//   - a template's own address must be the controller's or allowed by
+//     Config.AllowedAddresses (--prometheus-allowed-addresses); any other
+//     gets an error and no request.
 //
 // Secrets are read with a direct GET in the template's namespace, never
 // through a cache that would list and watch every Secret in the cluster,
@@ -64,6 +67,11 @@ type Config struct {
 	SecretTTL time.Duration
 	// Clock times Secret reads; the real clock when nil.
 	Clock clock.PassiveClock
+	// AllowedAddresses are the addresses templates may name besides the
+	// controller's own (Allowlist says how entries match). Empty: a
+	// template may not name any other, so queries go only where the
+	// operator pointed the controller.
+	AllowedAddresses []string
 }
 
 // Template says whose connection is asked for.
@@ -77,8 +85,9 @@ type Template struct {
 
 // Pool hands out providers by the rules above.
 type Pool struct {
-	cfg    Config
-	global provider.Provider
+	cfg     Config
+	global  provider.Provider
+	allowed Allowlist
 
 	mu      sync.Mutex // serialises building, so one key is built once
 	clients *lru.Cache // clientKey -> provider.Provider
@@ -122,9 +131,14 @@ func New(cfg Config) (*Pool, error) {
 	if err != nil {
 		return nil, err
 	}
+	allowed, err := NewAllowlist(cfg.Global.Address, cfg.AllowedAddresses)
+	if err != nil {
+		return nil, err
+	}
 	return &Pool{
-		cfg:    cfg,
-		global: global,
+		cfg:     cfg,
+		global:  global,
+		allowed: allowed,
 		clients: lru.NewWithEvictionFunc(cfg.MaxClients, func(_ lru.Key, v any) {
 			if c, ok := v.(closer); ok {
 				c.Close()
@@ -154,6 +168,8 @@ func (p *Pool) For(ctx context.Context, t Template) (provider.Provider, error) {
 	address := spec.Address
 	if address == "" {
 		address = p.cfg.Global.Address
+	} else if err := p.allowed.Check(address); err != nil {
+		return nil, err
 	}
 	key := clientKey{typ: v1alpha1.ProviderPrometheus, address: address}
 	// An address alone gets Prometheus's defaults and nothing else.
@@ -181,6 +197,7 @@ func (p *Pool) For(ctx context.Context, t Template) (provider.Provider, error) {
 	}
 	prov, err := provider.New(key.typ, provider.PrometheusConfig{
 		Address: address, Timeout: p.cfg.Global.Timeout, HTTP: http, Metrics: p.cfg.Global.Metrics,
+		MaxResponseBytes: p.cfg.Global.MaxResponseBytes, MaxSeries: p.cfg.Global.MaxSeries,
 	})
 	if err != nil {
 		if ref != nil {

@@ -107,7 +107,11 @@ func TestControllerSettingsStayWithTheControllersPrometheus(t *testing.T) {
 
 	tenant := fmt.Sprintf("basic_auth: {username: team-a, password: pw}\nhttp_headers:\n  X-Scope-OrgID: {values: [team-a]}\ntls_config:\n  ca: %q\n", pki.CAPEM)
 	c := fake.NewClientBuilder().WithObjects(secret("tenant", map[string]string{"config.yaml": tenant})).Build()
-	pool, err := New(Config{Global: provider.PrometheusConfig{Address: globalSrv.URL, HTTP: controller}, Secrets: c})
+	plain := &recorder{}
+	plainSrv := httptest.NewServer(plain)
+	defer plainSrv.Close()
+	pool, err := New(Config{Global: provider.PrometheusConfig{Address: globalSrv.URL, HTTP: controller}, Secrets: c,
+		AllowedAddresses: []string{otherSrv.URL, plainSrv.URL}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,9 +158,6 @@ func TestControllerSettingsStayWithTheControllersPrometheus(t *testing.T) {
 	if err := query(t, p); !errors.Is(err, provider.ErrUnreachable) || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("own address without a Secret: %v; want the test CA untrusted", err)
 	}
-	plain := &recorder{}
-	plainSrv := httptest.NewServer(plain)
-	defer plainSrv.Close()
 	p, _ = pool.For(context.Background(), Template{Namespace: ns, Provider: &v1alpha1.Provider{Address: plainSrv.URL}})
 	if err := query(t, p); err != nil {
 		t.Fatal(err)
@@ -284,7 +285,11 @@ func TestEditedSecretTakesEffectAfterTTL(t *testing.T) {
 }
 
 func TestCacheIsBounded(t *testing.T) {
-	pool, err := New(Config{Global: provider.PrometheusConfig{Address: "http://127.0.0.1:9"}, MaxClients: 3})
+	var allowed []string
+	for i := range 10 {
+		allowed = append(allowed, fmt.Sprintf("127.0.0.%d:9090", i+1))
+	}
+	pool, err := New(Config{Global: provider.PrometheusConfig{Address: "http://127.0.0.1:9"}, MaxClients: 3, AllowedAddresses: allowed})
 	if err != nil {
 		t.Fatal(err)
 	}

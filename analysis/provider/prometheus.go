@@ -15,8 +15,22 @@ import (
 	"github.com/prometheus/common/model"
 )
 
-// DefaultTimeout bounds a query when PrometheusConfig.Timeout is zero.
-const DefaultTimeout = 10 * time.Second
+// Defaults of PrometheusConfig.
+const (
+	// DefaultTimeout bounds a query when PrometheusConfig.Timeout is zero.
+	DefaultTimeout = 10 * time.Second
+	// DefaultMaxResponseBytes bounds a response body (after decompression)
+	// when PrometheusConfig.MaxResponseBytes is zero: 8 MiB holds the
+	// JSON of some 20,000 series with a dozen labels each.
+	DefaultMaxResponseBytes = 8 << 20
+	// DefaultMaxSeries bounds the series of one result when
+	// PrometheusConfig.MaxSeries is zero. A per-rollout query returns a
+	// few series per version; a batched one (one query for every rollout
+	// of the mesh) returns some per (namespace, service, version), times
+	// the buckets of a histogram: 10,000 leaves room for a few hundred
+	// services and stops {__name__=~".+"} long before it fills memory.
+	DefaultMaxSeries = 10000
+)
 
 // PrometheusConfig says how to reach a Prometheus HTTP API.
 type PrometheusConfig struct {
@@ -34,6 +48,14 @@ type PrometheusConfig struct {
 	// The zero value sends no credentials and follows no redirects;
 	// config.DefaultHTTPClientConfig is what Prometheus uses by default.
 	HTTP config.HTTPClientConfig
+	// MaxResponseBytes bounds the body of a response, counted after
+	// decompression; a larger one makes the query an error wrapping
+	// ErrTooLarge, never a truncated result. DefaultMaxResponseBytes when
+	// zero.
+	MaxResponseBytes int64
+	// MaxSeries bounds the series of one result; more is an error wrapping
+	// ErrTooLarge. DefaultMaxSeries when zero.
+	MaxSeries int
 	// Metrics records queries; nil records nothing.
 	Metrics *Metrics
 }
@@ -44,7 +66,9 @@ type Prometheus struct {
 	http    *http.Client
 	address string
 	timeout time.Duration
-	metrics *Metrics
+	// maxSeries bounds a result; the body's bound is in http's transport.
+	maxSeries int
+	metrics   *Metrics
 }
 
 // NewPrometheus checks cfg and builds a client. It does not contact the
@@ -67,11 +91,19 @@ func NewPrometheus(cfg PrometheusConfig) (*Prometheus, error) {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
+	maxBytes, maxSeries := cfg.MaxResponseBytes, cfg.MaxSeries
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxResponseBytes
+	}
+	if maxSeries <= 0 {
+		maxSeries = DefaultMaxSeries
+	}
+	httpClient.Transport = &cappedTransport{next: httpClient.Transport, max: maxBytes}
 	client, err := api.NewClient(api.Config{Address: cfg.Address, Client: httpClient})
 	if err != nil {
 		return nil, fmt.Errorf("prometheus client: %w", err)
 	}
-	return &Prometheus{api: promv1.NewAPI(client), http: httpClient, address: cfg.Address, timeout: timeout, metrics: cfg.Metrics}, nil
+	return &Prometheus{api: promv1.NewAPI(client), http: httpClient, address: cfg.Address, timeout: timeout, maxSeries: maxSeries, metrics: cfg.Metrics}, nil
 }
 
 // CheckAddress accepts an http(s) base URL with a host.
@@ -109,6 +141,10 @@ func (p *Prometheus) query(ctx context.Context, query string, at time.Time) ([]S
 	var out []Sample
 	switch v := val.(type) {
 	case model.Vector:
+		if len(v) > p.maxSeries {
+			return nil, &QueryError{Kind: ErrTooLarge, Provider: p.address, Query: query,
+				Err: fmt.Errorf("the query returned %d series, more than the cap of %d (--prometheus-max-series): aggregate it (sum by (...)) to the labels the judge needs", len(v), p.maxSeries)}
+		}
 		out = make([]Sample, 0, len(v))
 		for _, s := range v {
 			labels := make(map[string]string, len(s.Metric))
@@ -136,6 +172,9 @@ func (p *Prometheus) query(ctx context.Context, query string, at time.Time) ([]S
 // everything else (connection, TLS, auth, timeout, 5xx) means the server
 // cannot serve this controller now.
 func classify(err error) error {
+	if errors.Is(err, ErrTooLarge) {
+		return ErrTooLarge
+	}
 	var pe *promv1.Error
 	if errors.As(err, &pe) && (pe.Type == promv1.ErrBadData || pe.Type == promv1.ErrExec) {
 		return ErrBadQuery

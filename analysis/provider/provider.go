@@ -35,13 +35,16 @@ var (
 	ErrBadQuery = errors.New("metrics query rejected")
 	// ErrNoData: the query ran and returned no series.
 	ErrNoData = errors.New("metrics query returned no data")
+	// ErrTooLarge: the response passed a cap (PrometheusConfig.MaxResponseBytes
+	// or MaxSeries); nothing of it is used.
+	ErrTooLarge = errors.New("metrics query result too large")
 	// ErrUnknownProvider: a provider type Fulcrum does not implement.
 	ErrUnknownProvider = errors.New("unknown metrics provider type")
 )
 
 // QueryError says which query failed, how and why.
 type QueryError struct {
-	// Kind is ErrUnreachable, ErrBadQuery or ErrNoData.
+	// Kind is ErrUnreachable, ErrBadQuery, ErrNoData or ErrTooLarge.
 	Kind error
 	// Provider names the provider (its address).
 	Provider string

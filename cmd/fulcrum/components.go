@@ -41,6 +41,8 @@ func setupController(_ context.Context, mgr ctrl.Manager, f *flags) error {
 		engine, err := analysis.NewEngine(analysis.EngineConfig{
 			Prometheus: f.prometheus,
 			Templates:  mgr.GetClient(),
+			// Addresses MetricTemplates may name besides f.prometheus's.
+			AllowedPrometheusAddresses: f.allowedAddresses,
 			// A direct GET per Secret read: the cache would list and
 			// watch every Secret in the cluster (RBAC grants get only).
 			Secrets:         mgr.GetAPIReader(),

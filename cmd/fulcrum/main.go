@@ -60,6 +60,12 @@ type flags struct {
 	// prometheus is the connection the flags above make (prometheus.go).
 	prometheus provider.PrometheusConfig
 
+	prometheusAllowed          string
+	prometheusMaxResponseBytes int64
+	prometheusMaxSeries        int
+	// allowedAddresses is --prometheus-allowed-addresses, checked and split.
+	allowedAddresses []string
+
 	adminAddr, adminTokenFile, adminTLSCert, adminTLSKey string
 	adminTokenAudiences                                  string
 	adminReviewQPS                                       float64
@@ -104,6 +110,9 @@ func parseFlags(args []string) (*flags, *textlogger.Config, error) {
 	fs.StringVar(&f.prometheusBearerTokenFile, "prometheus-bearer-token-file", "", "file with a bearer token for Prometheus, re-read on every query")
 	fs.DurationVar(&f.prometheusTimeout, "prometheus-timeout", 0, "timeout of each Prometheus query; the provider's default when 0")
 	fs.StringVar(&f.prometheusConfigFile, "prometheus-config-file", "", "YAML file with url, timeout and Prometheus's HTTP client settings (basic_auth, authorization, oauth2, tls_config, proxy_url, http_headers, ...); files it names are re-read; a setting also given by a flag above is refused")
+	fs.StringVar(&f.prometheusAllowed, "prometheus-allowed-addresses", "", "comma-separated addresses a MetricTemplate's spec.provider.address may name besides the controller's Prometheus: host:port (any scheme and path) or scheme://host:port/path (that scheme, under that path); empty allows none, and a template naming another address gets Error rounds")
+	fs.Int64Var(&f.prometheusMaxResponseBytes, "prometheus-max-response-bytes", provider.DefaultMaxResponseBytes, "largest Prometheus response body read, after decompression; a larger one makes the query an error (never a truncated result)")
+	fs.IntVar(&f.prometheusMaxSeries, "prometheus-max-series", provider.DefaultMaxSeries, "most series one query may return; more makes the query an error that asks to aggregate it")
 	fs.BoolVar(&f.analysisBatch, "analysis-batch", true, "run built-in metric templates once per round for every rollout (grouped by namespace and service) instead of once per rollout")
 	fs.BoolVar(&f.allowInlineQueries, "allow-inline-queries", false, "accept metrics with their own PromQL (spec.analysis.metrics[].query) in the webhook and the controller; off, only built-in templates and MetricTemplates run")
 	fs.StringVar(&f.queryNamespaceLabel, "query-namespace-label", templates.DefaultNamespaceLabel, "label set to the rollout's namespace on every selector of inline queries and of MetricTemplates without spec.namespaceLabel")
@@ -154,6 +163,9 @@ func parseFlags(args []string) (*flags, *textlogger.Config, error) {
 	}
 	var err error
 	if f.prometheus, err = prometheusConfig(f); err != nil {
+		return nil, logs, err
+	}
+	if f.allowedAddresses, err = allowedAddresses(f.prometheusAllowed, f.prometheus.Address); err != nil {
 		return nil, logs, err
 	}
 	return f, logs, nil

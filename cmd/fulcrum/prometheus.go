@@ -3,9 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/prometheus/common/config"
 
+	"github.com/fulcrum-ml/fulcrum/analysis/connections"
 	"github.com/fulcrum-ml/fulcrum/analysis/provider"
 )
 
@@ -19,7 +21,12 @@ import (
 func prometheusConfig(f *flags) (provider.PrometheusConfig, error) {
 	// Prometheus's defaults (follow redirects, HTTP/2), as a file without
 	// those fields gets them.
-	cfg := provider.PrometheusConfig{Address: f.prometheusURL, Timeout: f.prometheusTimeout, HTTP: config.DefaultHTTPClientConfig}
+	cfg := provider.PrometheusConfig{Address: f.prometheusURL, Timeout: f.prometheusTimeout, HTTP: config.DefaultHTTPClientConfig,
+		MaxResponseBytes: f.prometheusMaxResponseBytes, MaxSeries: f.prometheusMaxSeries}
+	if f.prometheusMaxResponseBytes <= 0 || f.prometheusMaxSeries <= 0 {
+		return cfg, fmt.Errorf("--prometheus-max-response-bytes (%d) and --prometheus-max-series (%d) must be positive (the defaults are %d and %d)",
+			f.prometheusMaxResponseBytes, f.prometheusMaxSeries, provider.DefaultMaxResponseBytes, provider.DefaultMaxSeries)
+	}
 	if f.prometheusConfigFile == "" {
 		if f.prometheusBearerTokenFile != "" {
 			if f.prometheusURL == "" {
@@ -61,6 +68,22 @@ func prometheusConfig(f *flags) (provider.PrometheusConfig, error) {
 		cfg.HTTP.Authorization = &config.Authorization{Type: "Bearer", CredentialsFile: f.prometheusBearerTokenFile}
 	}
 	return cfg, nil
+}
+
+// allowedAddresses splits and checks --prometheus-allowed-addresses
+// (connections.Allowlist says how entries match), so a mistyped entry
+// stops the start instead of refusing templates later.
+func allowedAddresses(flag, global string) ([]string, error) {
+	var out []string
+	for _, e := range strings.Split(flag, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	if _, err := connections.NewAllowlist(global, out); err != nil {
+		return nil, fmt.Errorf("--prometheus-allowed-addresses: %w", err)
+	}
+	return out, nil
 }
 
 // authField names the file's authentication setting, if it has one. The
