@@ -75,6 +75,11 @@ func (s *Server) admitMetricTemplate(_ *http.Request, req *admissionv1.Admission
 	if errs := validation.ValidateMetricTemplate(&mt); len(errs) > 0 {
 		return deny(apierrors.NewInvalid(v1alpha1.GroupVersion.WithKind("MetricTemplate").GroupKind(), name(req, mt.ObjectMeta), errs).ErrStatus)
 	}
+	if a := s.cfg.ProviderAddresses; a != nil && mt.Spec.Provider.Address != "" {
+		if err := a.Check(mt.Spec.Provider.Address); err != nil {
+			return allow(fmt.Sprintf("MetricTemplate %s/%s: %v; until then its metrics get Error rounds", req.Namespace, name(req, mt.ObjectMeta), err))
+		}
+	}
 	return allow()
 }
 

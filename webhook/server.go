@@ -27,6 +27,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/fulcrum-ml/fulcrum/analysis/connections"
 	"github.com/fulcrum-ml/fulcrum/validation"
 	"github.com/fulcrum-ml/fulcrum/validation/lookups"
 	"github.com/fulcrum-ml/fulcrum/webhook/certs"
@@ -77,6 +78,13 @@ type Config struct {
 	// own PromQL (spec.analysis.metrics[].query); false refuses them,
 	// naming --allow-inline-queries.
 	AllowInlineQueries bool
+	// ProviderAddresses is the controller's allowlist of Prometheus
+	// addresses (--prometheus-allowed-addresses): a MetricTemplate whose
+	// spec.provider.address it refuses is admitted with the controller's
+	// message as a warning. Not refused: the list may change after
+	// templates are written, so the controller's check is the one that
+	// holds. Nil checks nothing (no Prometheus configured).
+	ProviderAddresses *connections.Allowlist
 
 	// Metrics registers the webhook's metrics; none when nil.
 	Metrics prometheus.Registerer

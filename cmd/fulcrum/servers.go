@@ -16,6 +16,7 @@ import (
 	"github.com/fulcrum-ml/fulcrum/admin"
 	"github.com/fulcrum-ml/fulcrum/admin/auth"
 	"github.com/fulcrum-ml/fulcrum/admin/dashboard"
+	"github.com/fulcrum-ml/fulcrum/analysis/connections"
 	"github.com/fulcrum-ml/fulcrum/webhook"
 	"github.com/fulcrum-ml/fulcrum/webhook/certs"
 )
@@ -114,6 +115,14 @@ func setupWebhook(_ context.Context, mgr ctrl.Manager, f *flags) error {
 		AllowInlineQueries: f.allowInlineQueries,
 		Metrics:            metrics.Registry,
 		Log:                ctrl.Log.WithName("webhook"),
+	}
+	if f.prometheus.Address != "" {
+		// Warn at admission as the engine refuses (parseFlags checked it).
+		allowed, err := connections.NewAllowlist(f.prometheus.Address, f.allowedAddresses)
+		if err != nil {
+			return err
+		}
+		cfg.ProviderAddresses = &allowed
 	}
 	if f.webhookBindHost != "" {
 		cfg.Addr = fmt.Sprintf("%s:%d", f.webhookBindHost, f.webhookPort)
