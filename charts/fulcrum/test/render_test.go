@@ -58,6 +58,7 @@ prometheus:
   url: https://mimir.example.com/prometheus
   timeout: 20s
   bearerToken: {secretName: mimir-token}
+  allowedAddresses: [mimir.team-a:8080, "https://thanos.monitoring:10902/prometheus"]
 image: {digest: "sha256:0000000000000000000000000000000000000000000000000000000000000000"}
 `},
 	"webhook-secret": {values: `
