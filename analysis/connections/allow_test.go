@@ -108,3 +108,33 @@ func TestDisallowedAddressGetsNoRequest(t *testing.T) {
 		t.Fatalf("allowed address: %v, %d requests", err, requests.Load())
 	}
 }
+
+// An allowed address cannot pass a template's queries on to one that is
+// not: template connections follow no redirects.
+func TestAllowedAddressCannotRedirect(t *testing.T) {
+	var reached atomic.Int32
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		reached.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"1"]}]}}`))
+	}))
+	defer target.Close()
+	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, target.URL+r.URL.RequestURI(), http.StatusTemporaryRedirect)
+	}))
+	defer redirector.Close()
+	pool, err := New(Config{Global: provider.PrometheusConfig{Address: "http://127.0.0.1:9"}, AllowedAddresses: []string{redirector.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := pool.For(context.Background(), Template{Namespace: ns, Provider: &v1alpha1.Provider{Address: redirector.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := query(t, p); err == nil {
+		t.Error("the redirected query answered")
+	}
+	if n := reached.Load(); n != 0 {
+		t.Errorf("%d requests followed the redirect to an address not allowed", n)
+	}
+}

@@ -13,7 +13,8 @@
 //     server against the system's CAs;
 //   - a template's own address must be the controller's or allowed by
 //     Config.AllowedAddresses (--prometheus-allowed-addresses); any other
-//     gets an error and no request.
+//     gets an error and no request. Template connections follow no
+//     redirects, which could lead anywhere.
 //
 // Secrets are read with a direct GET in the template's namespace, never
 // through a cache that would list and watch every Secret in the cluster,
@@ -190,6 +191,9 @@ func (p *Pool) For(ctx context.Context, t Template) (provider.Provider, error) {
 		}
 		http = *cfg
 	}
+	// A redirect would take the query, and a Secret's credentials, to an
+	// address the allowlist never saw.
+	http.FollowRedirects = false
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if v, ok := p.clients.Get(key); ok {
