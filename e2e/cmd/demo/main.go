@@ -21,10 +21,14 @@ import (
 
 func main() {
 	var o demo.Options
-	flag.Float64Var(&o.CandidateErrorRate, "candidate-error-rate", 0, "share of v2's requests answered with 500 (e.g. 0.05 for a candidate that gets rolled back)")
-	flag.Float64Var(&o.Rate, "rate", 200, "requests per second through the proxy")
-	flag.DurationVar(&o.ExitAfter, "exit-after", 0, "stop by itself this long after the canary started (0: run until Ctrl-C)")
-	flag.Parse()
+	// A flag set of its own: controller-runtime, which the demo links,
+	// registers --kubeconfig on the global one, and the demo makes its
+	// own cluster.
+	fs := flag.NewFlagSet("demo", flag.ExitOnError)
+	fs.Float64Var(&o.CandidateErrorRate, "candidate-error-rate", 0, "share of v2's requests answered with 500 (e.g. 0.05 for a candidate that gets rolled back)")
+	fs.Float64Var(&o.Rate, "rate", 200, "requests per second through the proxy")
+	fs.DurationVar(&o.ExitAfter, "exit-after", 0, "stop by itself this long after the canary started (0: run until Ctrl-C)")
+	_ = fs.Parse(os.Args[1:]) // ExitOnError: exits on a bad flag
 	o.Out = os.Stdout
 	os.Exit(run(o))
 }
