@@ -21,8 +21,8 @@ import (
 // scrape, as newExporter does for ml/fraud.
 func (e *exporter) zero(ns, svc string, versions ...string) {
 	for _, v := range versions {
-		for _, code := range []string{"200", "500"} {
-			e.reqs.WithLabelValues("destination", ns, svc, v, code)
+		for _, code := range answerCodes {
+			e.reqs.WithLabelValues("destination", ns, svc, v, code[0], code[1])
 		}
 		e.lat.WithLabelValues("destination", ns, svc, v)
 		for _, c := range []*prometheus.CounterVec{e.tritonOK, e.tritonFail, e.tritonDurUS} {
@@ -36,8 +36,8 @@ func (e *exporter) zero(ns, svc string, versions ...string) {
 // serve adds n requests with errs errors to one version of a service, all
 // fast, with scores spread evenly.
 func (e *exporter) serve(ns, svc, v string, n, errs int) {
-	e.reqs.WithLabelValues("destination", ns, svc, v, "200").Add(float64(n - errs))
-	e.reqs.WithLabelValues("destination", ns, svc, v, "500").Add(float64(errs))
+	e.reqs.WithLabelValues("destination", ns, svc, v, "200", "").Add(float64(n - errs))
+	e.reqs.WithLabelValues("destination", ns, svc, v, "500", "").Add(float64(errs))
 	e.tritonOK.WithLabelValues(ns, svc, v).Add(float64(n - errs))
 	e.tritonFail.WithLabelValues(ns, svc, v).Add(float64(errs))
 	e.tritonDurUS.WithLabelValues(ns, svc, v).Add(float64(n-errs) * 10000)

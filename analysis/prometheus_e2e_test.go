@@ -27,7 +27,7 @@ type exporter struct {
 
 func newExporter() *exporter {
 	e := &exporter{reg: prometheus.NewRegistry()}
-	istio := []string{"reporter", "destination_service_namespace", "destination_service_name", "destination_version", "response_code"}
+	istio := []string{"reporter", "destination_service_namespace", "destination_service_name", "destination_version", "response_code", "grpc_response_status"}
 	e.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "istio_requests_total"}, istio)
 	e.lat = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "istio_request_duration_milliseconds",
 		Buckets: []float64{10, 50, 100, 250, 500, 1000, 5000}}, istio[:4])
@@ -43,8 +43,8 @@ func newExporter() *exporter {
 	// Every series exists at 0 before the first scrape, so increase() over
 	// a window that starts earlier counts exactly what the test adds.
 	for _, v := range []string{"v1", "v2"} {
-		for _, code := range []string{"200", "500"} {
-			e.reqs.WithLabelValues("destination", "ml", "fraud", v, code)
+		for _, code := range answerCodes {
+			e.reqs.WithLabelValues("destination", "ml", "fraud", v, code[0], code[1])
 		}
 		e.lat.WithLabelValues("destination", "ml", "fraud", v)
 		for _, c := range []*prometheus.CounterVec{e.tritonOK, e.tritonFail, e.tritonDurUS} {
@@ -56,13 +56,34 @@ func newExporter() *exporter {
 	return e
 }
 
+// answerCodes are the (response_code, grpc_response_status) pairs served:
+// HTTP answers, and gRPC calls, which Envoy reports as HTTP 200 with the
+// gRPC status beside it (or a 5xx and the status when no upstream answered).
+var answerCodes = [][2]string{{"200", ""}, {"500", ""}, {"200", "0"}, {"200", "14"}, {"503", "14"}, {"200", "5"}}
+
 // traffic: stable v1 serves 18,000 requests with 90 errors (0.5%) and
 // 50 ms latency; candidate v2 serves 2,000 with 80 errors (4%) and 2% of
-// requests at 800 ms. Scores: v1 uniform over the buckets, v2 shifted high.
+// requests at 800 ms. v2's errors are 40 HTTP 500s, 30 gRPC UNAVAILABLE
+// answered with HTTP 200 and 10 UNAVAILABLE reported as 503 (one error each,
+// not two); 20 of its successes are gRPC NOT_FOUND, a client's error that
+// the error rate does not count, and 100 are gRPC OK. Scores: v1 uniform
+// over the buckets, v2 shifted high.
 func (e *exporter) traffic() {
 	add := func(v string, n, errs, slow int) {
-		e.reqs.WithLabelValues("destination", "ml", "fraud", v, "200").Add(float64(n - errs))
-		e.reqs.WithLabelValues("destination", "ml", "fraud", v, "500").Add(float64(errs))
+		reqs := func(code, grpc string, k int) {
+			e.reqs.WithLabelValues("destination", "ml", "fraud", v, code, grpc).Add(float64(k))
+		}
+		if v == "v2" {
+			reqs("200", "", n-errs-120)
+			reqs("200", "0", 100)
+			reqs("200", "5", 20)
+			reqs("500", "", errs-40)
+			reqs("200", "14", 30)
+			reqs("503", "14", 10)
+		} else {
+			reqs("200", "", n-errs)
+			reqs("500", "", errs)
+		}
 		h := e.lat.WithLabelValues("destination", "ml", "fraud", v)
 		for i := 0; i < n; i++ {
 			if i < slow {

@@ -28,6 +28,11 @@ var (
 	scoreIdentity  = [2]string{"namespace", "model"}
 )
 
+// GRPCServerErrorCodes are the gRPC status codes the Istio error-rate
+// template counts as errors, as a regular expression on
+// grpc_response_status.
+const GRPCServerErrorCodes = "2|4|12|13|14|15"
+
 // PredictionScoreMetric is the histogram of model scores that the drift
 // templates expect each model server to export.
 const PredictionScoreMetric = "model_prediction_score"
@@ -94,7 +99,13 @@ func buildBuiltins(batched bool) map[string]Template {
 	istio, triton, kserve, score := families(batched)
 	const v = "destination_version"
 	reqs := istio.sumBy(v, istio.increase("istio_requests_total"))
-	errs := istio.sumBy(v, istio.increase("istio_requests_total", `response_code=~"5.."`))
+	// A failed gRPC call is answered with HTTP 200: Istio reports its
+	// status in grpc_response_status. The codes counted are those whose
+	// HTTP mapping is a 5xx (UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED,
+	// INTERNAL, UNAVAILABLE, DATA_LOSS). `or` keeps a series matched by both
+	// selectors once.
+	errs := istio.sumBy(v, istio.increase("istio_requests_total", `response_code=~"5.."`)+
+		" or "+istio.increase("istio_requests_total", `grpc_response_status=~"`+GRPCServerErrorCodes+`"`))
 	latBuckets := istio.sumBy(v+", le", istio.increase("istio_request_duration_milliseconds_bucket"))
 	latCount := istio.sumBy(v, istio.increase("istio_request_duration_milliseconds_count"))
 	m := map[string]Template{

@@ -37,7 +37,7 @@ spec:
     - {name: v3, labels: {version: v3}}
 `
 
-func decodeUnstructured(t *testing.T, raw []byte) *unstructured.Unstructured {
+func decodeUnstructured(t testing.TB, raw []byte) *unstructured.Unstructured {
 	t.Helper()
 	u := &unstructured.Unstructured{}
 	if err := u.UnmarshalJSON(raw); err != nil {
@@ -46,7 +46,7 @@ func decodeUnstructured(t *testing.T, raw []byte) *unstructured.Unstructured {
 	return u
 }
 
-func testDR(t *testing.T) *networkingv1.DestinationRule {
+func testDR(t testing.TB) *networkingv1.DestinationRule {
 	t.Helper()
 	raw, err := yaml.YAMLToJSON([]byte(fixtureDR))
 	if err != nil {

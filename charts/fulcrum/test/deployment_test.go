@@ -115,6 +115,7 @@ func TestFilesTheFlagsNameAreMounted(t *testing.T) {
 
 func TestDefaultsAreTheKustomizeInstall(t *testing.T) {
 	r := renderSet(t, "defaults")
+	r.wantFlags(t, map[string]string{"allow-inline-queries": "false", "query-namespace-label": "destination_service_namespace"})
 	objs, err := manifests.Objects("install")
 	if err != nil {
 		t.Fatal(err)
@@ -246,7 +247,8 @@ func TestAdminTLSFromASecret(t *testing.T) {
 	r.wantFlags(t, map[string]string{"admin-tls-cert": "/etc/fulcrum/admin-tls/tls.crt", "admin-token-file": "/etc/fulcrum/admin-token/tokens.csv",
 		"prometheus-url": "https://mimir.example.com/prometheus", "prometheus-timeout": "20s",
 		"prometheus-bearer-token-file": "/etc/fulcrum/prometheus/token",
-		"prometheus-allowed-addresses": "mimir.team-a:8080,https://thanos.monitoring:10902/prometheus"})
+		"prometheus-allowed-addresses": "mimir.team-a:8080,https://thanos.monitoring:10902/prometheus",
+		"allow-inline-queries": "true", "query-namespace-label": "kubernetes_namespace"})
 	for path, secret := range map[string]string{"/etc/fulcrum/admin-tls": "fulcrum-admin-cert", "/etc/fulcrum/admin-token": "fulcrum-admin-tokens", "/etc/fulcrum/prometheus": "mimir-token"} {
 		if got := r.secretMount(path); got != secret {
 			t.Errorf("%s from Secret %q, want %q", path, got, secret)

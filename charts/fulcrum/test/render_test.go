@@ -59,6 +59,7 @@ prometheus:
   timeout: 20s
   bearerToken: {secretName: mimir-token}
   allowedAddresses: [mimir.team-a:8080, "https://thanos.monitoring:10902/prometheus"]
+queries: {allowInline: true, namespaceLabel: kubernetes_namespace}
 image: {digest: "sha256:0000000000000000000000000000000000000000000000000000000000000000"}
 `},
 	"webhook-secret": {values: `
