@@ -16,7 +16,7 @@ PLATFORMS ?= linux/amd64,linux/arm64
 IMAGE ?= ghcr.io/fulcrum-ml/fulcrum:$(VERSION)
 CA_CERTS := /etc/ssl/certs/ca-certificates.crt
 
-.PHONY: deps all generate verify verify-generated lint build test chart-test install-guide-test image image-push image-test fuzz unit e2e demo env bench-peers clean
+.PHONY: deps all generate verify verify-generated lint build test chart-test install-guide-test image image-push image-test fuzz unit e2e istio-test demo env bench-peers clean
 
 all: build
 
@@ -105,6 +105,13 @@ unit:
 ## e2e: end-to-end scenarios only.
 e2e: deps
 	$(GO) test -count=1 -timeout 20m ./e2e/...
+
+## istio-test: the real-Istio suite (its own module under e2e/istio): istiod, built from the
+## istio.io/istio module pinned in e2e/tools/istio and cached like the Kubernetes binaries,
+## validates every VirtualService Fulcrum writes and routes gRPC's proxyless xDS clients by
+## them. Not part of `make test` (it would pass its 15 minutes); .ci/run runs both.
+istio-test: deps
+	cd e2e/istio && $(GO) vet -mod=mod ./... && $(GO) test -mod=mod -count=1 -timeout 30m ./...
 
 ## env: start the local Kubernetes environment and print how to reach it.
 ## env and demo build their command and run the binary: `go run` exits 1 on

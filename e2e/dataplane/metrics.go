@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"slices"
 	"strconv"
 	"time"
 
@@ -28,6 +29,10 @@ var istioLabels = []string{
 	"destination_canonical_service", "destination_canonical_revision", "destination_cluster",
 	"request_protocol", "response_code", "grpc_response_status", "response_flags", "connection_security_policy",
 }
+
+// IstioLabels are the label names of Istio's standard HTTP metrics, for
+// other stand-ins that report them (the real-Istio suite's gRPC servers).
+func IstioLabels() []string { return slices.Clone(istioLabels) }
 
 // Source describes the calling workload in source_* labels. Istio reports
 // "unknown" for callers outside the mesh, which is the default here.

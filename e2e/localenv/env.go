@@ -49,6 +49,12 @@ type Options struct {
 	SkipKwok              bool
 	SkipPrometheus        bool
 
+	// NoEndpointSlices runs the controller manager without the EndpointSlice
+	// and Endpoints controllers, so a Service's endpoints are only those a
+	// test adds: the real-Istio suite routes to loopback WorkloadEntries
+	// and must never see the kwok pods' 10.x addresses.
+	NoEndpointSlices bool
+
 	// Prometheus is the initial configuration of the Prometheus server
 	// (targets, extra scrape configs, rule files). Dir and Log are set by
 	// the environment. Rewrite it later with Env.Prometheus.Rewrite.

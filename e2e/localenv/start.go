@@ -125,9 +125,13 @@ func (e *Env) start(ctx context.Context, root string, bins *Binaries) error {
 	kubeconfigFlags := []string{"--kubeconfig=" + e.Kubeconfig, "--authentication-kubeconfig=" + e.Kubeconfig,
 		"--authorization-kubeconfig=" + e.Kubeconfig, "--leader-elect=false", "--bind-address=127.0.0.1"}
 	if !e.opts.SkipControllerManager {
+		controllers := "*,-serviceaccount-token"
+		if e.opts.NoEndpointSlices {
+			controllers += ",-endpointslice-controller,-endpointslice-mirroring-controller,-endpoints-controller"
+		}
 		p, err := e.run(KubeControllerManager, bins.Path(KubeControllerManager), append(kubeconfigFlags,
 			"--secure-port="+strconv.Itoa(kcmPort),
-			"--controllers=*,-serviceaccount-token",
+			"--controllers="+controllers,
 			"--service-account-private-key-file="+filepath.Join(e.Dir, "sa.key"),
 			"--root-ca-file="+filepath.Join(e.Dir, "ca.crt"),
 		)...)
