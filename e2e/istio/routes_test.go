@@ -178,7 +178,7 @@ func routeHost(vs *unstructured.Unstructured, ns string) string {
 	return hosts[0]
 }
 
-func waitWeights(ctx context.Context, t *testing.T, w *istiod.RouteWatch, domain, service, route string, want map[string]uint32) istiod.Push {
+func waitWeights(ctx context.Context, t testing.TB, w *istiod.RouteWatch, domain, service, route string, want map[string]uint32) istiod.Push {
 	t.Helper()
 	var last string
 	p, err := w.WaitFor(ctx, 30*time.Second, func(rc *routev3.RouteConfiguration) bool {
@@ -196,7 +196,7 @@ func waitWeights(ctx context.Context, t *testing.T, w *istiod.RouteWatch, domain
 	return p
 }
 
-func decode(t *testing.T, y string) *unstructured.Unstructured {
+func decode(t testing.TB, y string) *unstructured.Unstructured {
 	t.Helper()
 	raw, err := yaml.YAMLToJSON([]byte(y))
 	if err != nil {

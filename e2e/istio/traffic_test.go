@@ -36,7 +36,7 @@ type grpcModel struct {
 	servers  map[string]*modelserver.Running
 }
 
-func newGRPCModel(ctx context.Context, t *testing.T, versions map[string]modelserver.Behavior) *grpcModel {
+func newGRPCModel(ctx context.Context, t testing.TB, versions map[string]modelserver.Behavior) *grpcModel {
 	t.Helper()
 	ns, err := kube.CreateNamespace(ctx, "istio-grpc")
 	if err != nil {
