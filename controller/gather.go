@@ -103,7 +103,32 @@ func (r *Reconciler) gather(ctx context.Context, mr *v1alpha1.ModelRollout) (*wo
 		}
 		w.observed.ReadyPods[subset] = n
 	}
+	r.gatherTraffic(ctx, mr, w)
 	return w, nil
+}
+
+// gatherTraffic reads the model's request rate when the rollout limits
+// weights by capacity (spec.readiness.requestsPerPod). A rate that cannot be
+// read is a TrafficProblem: the state machine then holds rising weights
+// rather than guess (rollbacks never wait for it).
+func (r *Reconciler) gatherTraffic(ctx context.Context, mr *v1alpha1.ModelRollout, w *world) {
+	if mr.Spec.Readiness.RequestsPerPod == nil {
+		return
+	}
+	if r.traffic == nil {
+		w.observed.TrafficProblem = "no Prometheus is configured (--prometheus-url), so the capacity check of spec.readiness.requestsPerPod cannot read the model's traffic"
+		return
+	}
+	svc := mr.Spec.Service
+	if svc == "" {
+		svc = ServiceName(w.dr.Spec.GetHost(), mr.Namespace)
+	}
+	rate, err := r.traffic.TrafficRate(ctx, mr.Namespace, svc, w.observed.Now)
+	if err != nil {
+		w.observed.TrafficProblem = "the model's traffic cannot be read for the capacity check (spec.readiness.requestsPerPod): " + err.Error()
+		return
+	}
+	w.observed.TrafficRate = &rate
 }
 
 // podSubsets are the subsets whose Ready pods matter this reconcile: those

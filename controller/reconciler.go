@@ -47,6 +47,10 @@ type Config struct {
 	IstioVersion string
 	// Metrics, if set, receive the controller's Prometheus series.
 	Metrics *Metrics
+	// Traffic reads the model's request rate for capacity checks
+	// (spec.readiness.requestsPerPod). Nil: a rollout that asks for them
+	// holds rising weights, saying no traffic reader is configured.
+	Traffic analysis.TrafficReader
 }
 
 // Reconciler reconciles ModelRollouts.
@@ -56,6 +60,7 @@ type Reconciler struct {
 	recorder EventRecorder
 	clock    clock.PassiveClock
 	analyzer analysis.Analyzer
+	traffic  analysis.TrafficReader
 	version  string
 	metrics  *Metrics
 }
@@ -67,7 +72,7 @@ func New(cfg Config) (*Reconciler, error) {
 	}
 	r := &Reconciler{
 		client: cfg.Client, reader: cfg.APIReader, recorder: cfg.Recorder, clock: cfg.Clock,
-		analyzer: cfg.Analyzer, version: cfg.IstioVersion, metrics: cfg.Metrics,
+		analyzer: cfg.Analyzer, traffic: cfg.Traffic, version: cfg.IstioVersion, metrics: cfg.Metrics,
 	}
 	if r.reader == nil {
 		r.reader = cfg.Client

@@ -166,6 +166,18 @@ type Readiness struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=10000
 	MinReadyPods int32 `json:"minReadyPods,omitempty"`
+	// RequestsPerPod is the most requests per second one Ready pod of any
+	// version serves well. When set, no step, promotion or split raises a
+	// version's weight beyond what its Ready pods carry: its share of the
+	// model's traffic (istio_requests_total of all versions, the larger of
+	// its rate over the last minute and between the last two scrapes) must
+	// not exceed Ready pods × RequestsPerPod. A
+	// step that would waits for more Ready pods, saying how many. Rollbacks
+	// are never held back. Unset: no capacity check.
+	// +optional
+	// +kubebuilder:validation:Minimum=0.001
+	// +kubebuilder:validation:Maximum=1000000
+	RequestsPerPod *float64 `json:"requestsPerPod,omitempty"`
 }
 
 // MetricsUnavailablePolicy says what to do while metrics cannot be read.

@@ -64,11 +64,16 @@ func setupController(_ context.Context, mgr ctrl.Manager, f *flags) error {
 	if err != nil {
 		return err
 	}
+	var traffic analysis.TrafficReader
+	if engine, ok := analyzer.(*analysis.Engine); ok {
+		traffic = engine
+	}
 	r, err := controller.New(controller.Config{
 		Client:       mgr.GetClient(),
 		APIReader:    mgr.GetAPIReader(),
 		Recorder:     mgr.GetEventRecorder("fulcrum-controller"),
 		Analyzer:     analyzer,
+		Traffic:      traffic,
 		IstioVersion: version,
 		Metrics:      m,
 	})

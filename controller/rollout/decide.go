@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"fmt"
+	"math"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -289,8 +290,35 @@ func (x *decider) gate(want map[string]int32) string {
 		if n := x.o.ReadyPods[s]; n < min {
 			return fmt.Sprintf("subset %s has %d Ready pod(s), needs %d before it gets traffic (spec.readiness.minReadyPods)", s, n, min)
 		}
+		if msg := x.capacity(s, want[s]); msg != "" {
+			return msg
+		}
 	}
 	return ""
+}
+
+// capacity returns why subset s cannot take weight w yet: its share of the
+// model's traffic would exceed what its Ready pods carry
+// (spec.readiness.requestsPerPod), or the traffic cannot be read.
+func (x *decider) capacity(s string, w int32) string {
+	per := x.r.Spec.Readiness.RequestsPerPod
+	if per == nil || *per <= 0 {
+		return ""
+	}
+	if x.o.TrafficProblem != "" {
+		return fmt.Sprintf("subset %s stays at %d%%: %s", s, x.currentWeight(s), x.o.TrafficProblem)
+	}
+	if x.o.TrafficRate == nil {
+		return fmt.Sprintf("subset %s stays at %d%%: the model's traffic was not read, so its capacity (spec.readiness.requestsPerPod) cannot be checked", s, x.currentWeight(s))
+	}
+	share := *x.o.TrafficRate * float64(w) / 100
+	ready := x.o.ReadyPods[s]
+	if share <= float64(ready)**per {
+		return ""
+	}
+	need := int32(math.Ceil(share / *per))
+	return fmt.Sprintf("subset %s at %d%% would serve about %.0f requests/s (%d%% of %.0f); its %d Ready pod(s) carry %.0f at %g each (spec.readiness.requestsPerPod): waiting for %d Ready pods",
+		s, w, share, w, *x.o.TrafficRate, ready, float64(ready)**per, *per, need)
 }
 
 // currentWeight is the least weight a subset has on any managed route now,

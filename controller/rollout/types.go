@@ -141,6 +141,12 @@ type Observed struct {
 	RouteWeights map[string]map[string]int32
 	// ReadyPods counts Ready pods per subset.
 	ReadyPods map[string]int32
+	// TrafficRate is the model's request rate, all versions, in requests
+	// per second, read only when spec.readiness.requestsPerPod is set.
+	TrafficRate *float64
+	// TrafficProblem says why the rate could not be read; weights that
+	// would rise wait while it is set.
+	TrafficProblem string
 	// Round is the analysis round run this reconcile, only when AnalysisDue
 	// said so; nil otherwise.
 	Round *v1alpha1.AnalysisRound
