@@ -92,7 +92,7 @@ func (s *Server) act(w http.ResponseWriter, r *http.Request) {
 			}
 			subsetsRead = true
 		}
-		meshOff := action == v1alpha1.IntentRollback && intent.Refusal(&mr, action) != "" && offStable(r.Context(), s.cfg.APIReader, &mr)
+		meshOff := action == v1alpha1.IntentRollback && intent.Refusal(&mr, action) != "" && offStable(r.Context(), s.cfg.APIReader, s.cfg.IstioVersion, &mr)
 		res, err := intent.Plan(&mr, req, intent.Inputs{OffStable: meshOff, Subsets: subsets, Actor: user.Name, ID: id, Key: idemKey, Now: now})
 		if err != nil {
 			s.refuse(w, r, action, err, &mr)

@@ -75,8 +75,11 @@ type Config struct {
 	// Informers feeds the event streams (mgr.GetCache()).
 	Informers InformerGetter
 	// Subsets looks up DestinationRule subsets for start and split; by
-	// default networking.istio.io/v1 DestinationRules read through APIReader.
+	// default DestinationRules of IstioVersion read through APIReader.
 	Subsets SubsetLookup
+	// IstioVersion is the networking.istio.io version the cluster serves
+	// (controller.DetectIstioVersion); "v1" when empty.
+	IstioVersion string
 
 	Authenticator auth.Authenticator
 	Authorizer    auth.Authorizer
@@ -175,7 +178,7 @@ func NewServer(cfg Config) (*Server, error) {
 		cfg.APIReader = cfg.Client
 	}
 	if cfg.Subsets == nil {
-		cfg.Subsets = DestinationRuleSubsets{Reader: cfg.APIReader}
+		cfg.Subsets = DestinationRuleSubsets{Reader: cfg.APIReader, Version: cfg.IstioVersion}
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}

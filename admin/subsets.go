@@ -12,20 +12,29 @@ import (
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
 )
 
-// DestinationRuleGVK is the Istio DestinationRule version read for subsets.
-var DestinationRuleGVK = schema.GroupVersionKind{Group: "networking.istio.io", Version: "v1", Kind: "DestinationRule"}
+// istioGVK is an Istio networking kind at version ("v1" when empty): the
+// cluster may serve only v1beta1 or v1alpha3 (the controller detects which,
+// controller.DetectIstioVersion); every version has the same schema.
+func istioGVK(version, kind string) schema.GroupVersionKind {
+	if version == "" {
+		version = "v1"
+	}
+	return schema.GroupVersionKind{Group: "networking.istio.io", Version: version, Kind: kind}
+}
 
 // DestinationRuleSubsets reads a DestinationRule as unstructured data, so
 // the admin API needs no Istio types in its scheme, and returns its subset
 // names. NotFound errors pass through unwrapped-compatible (%w).
 type DestinationRuleSubsets struct {
 	Reader client.Reader
+	// Version of networking.istio.io to read ("v1" when empty).
+	Version string
 }
 
 // Subsets implements SubsetLookup.
 func (d DestinationRuleSubsets) Subsets(ctx context.Context, namespace, name string) ([]string, error) {
 	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(DestinationRuleGVK)
+	u.SetGroupVersionKind(istioGVK(d.Version, "DestinationRule"))
 	if err := d.Reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, u); err != nil {
 		return nil, fmt.Errorf("get DestinationRule %s/%s: %w", namespace, name, err)
 	}
@@ -44,17 +53,13 @@ func (d DestinationRuleSubsets) Subsets(ctx context.Context, namespace, name str
 	return out, nil
 }
 
-// VirtualServiceGVK is the Istio VirtualService version read to check where
-// traffic goes.
-var VirtualServiceGVK = schema.GroupVersionKind{Group: "networking.istio.io", Version: "v1", Kind: "VirtualService"}
-
 // offStable reports whether a managed route of the rollout's VirtualService
 // sends any weight to a subset other than spec.stable right now. It is asked
 // only when status says there is nothing to roll back; a read that fails
 // answers false, leaving the table's answer in place.
-func offStable(ctx context.Context, r client.Reader, mr *v1alpha1.ModelRollout) bool {
+func offStable(ctx context.Context, r client.Reader, version string, mr *v1alpha1.ModelRollout) bool {
 	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(VirtualServiceGVK)
+	u.SetGroupVersionKind(istioGVK(version, "VirtualService"))
 	if err := r.Get(ctx, types.NamespacedName{Namespace: mr.Namespace, Name: mr.Spec.VirtualService.Name}, u); err != nil {
 		return false
 	}

@@ -67,6 +67,10 @@ type Config struct {
 	RESTConfig *rest.Config
 	// Lookups overrides the lookups built from RESTConfig (tests).
 	Lookups validation.Lookups
+	// IstioVersion is the networking.istio.io version the cluster serves,
+	// at which lookups read VirtualServices and DestinationRules ("v1"
+	// when empty).
+	IstioVersion string
 
 	// FulcrumUsers are the user names of Fulcrum itself: they may write
 	// managed weights and move spec.stable on promotion.
@@ -138,7 +142,7 @@ func NewServer(cfg Config) (*Server, error) {
 			return nil, err
 		}
 		if s.lookups == nil {
-			s.lookups = lookups.New(c)
+			s.lookups = lookups.New(c, cfg.IstioVersion)
 		}
 		if cfg.SelfSigned != nil && cfg.SelfSigned.Client == nil {
 			sc := *cfg.SelfSigned

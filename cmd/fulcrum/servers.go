@@ -17,6 +17,7 @@ import (
 	"github.com/fulcrum-ml/fulcrum/admin/auth"
 	"github.com/fulcrum-ml/fulcrum/admin/dashboard"
 	"github.com/fulcrum-ml/fulcrum/analysis/connections"
+	"github.com/fulcrum-ml/fulcrum/controller"
 	"github.com/fulcrum-ml/fulcrum/webhook"
 	"github.com/fulcrum-ml/fulcrum/webhook/certs"
 )
@@ -68,6 +69,7 @@ func setupAdmin(_ context.Context, mgr ctrl.Manager, f *flags) error {
 		tlsSource = ss
 	}
 	srv, err := admin.NewServer(admin.Config{
+		IstioVersion:  istioVersion(mgr, "admin"),
 		Addr:          f.adminAddr,
 		TLSSource:     tlsSource,
 		TLSCertFile:   f.adminTLSCert,
@@ -105,6 +107,7 @@ func setupWebhook(_ context.Context, mgr ctrl.Manager, f *flags) error {
 		return fmt.Errorf("--webhook needs --webhook-cert-dir (a folder with tls.crt and tls.key) or --webhook-self-signed")
 	}
 	cfg := webhook.Config{
+		IstioVersion: istioVersion(mgr, "webhook"),
 		Addr:         fmt.Sprintf(":%d", f.webhookPort),
 		CertDir:      f.webhookCertDir,
 		RESTConfig:   mgr.GetConfig(),
@@ -181,6 +184,20 @@ func parseCIDRs(s string) ([]netip.Prefix, error) {
 func must[T any](v T, err error) T {
 	if err != nil {
 		panic(err)
+	}
+	return v
+}
+
+// istioVersion is the networking.istio.io version the API server serves
+// (v1, else v1beta1, else v1alpha3), which the admin API and the webhook
+// read VirtualServices and DestinationRules at. Without Istio's CRDs it is
+// v1, logged: those servers then answer that the objects are missing,
+// rather than not starting.
+func istioVersion(mgr ctrl.Manager, component string) string {
+	v, err := controller.DetectIstioVersion(mgr.GetRESTMapper())
+	if err != nil {
+		ctrl.Log.WithName(component).Info("reading Istio objects as networking.istio.io/v1", "reason", err.Error())
+		return "v1"
 	}
 	return v
 }

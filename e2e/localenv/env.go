@@ -55,6 +55,11 @@ type Options struct {
 	// and must never see the kwok pods' 10.x addresses.
 	NoEndpointSlices bool
 
+	// IstioVersions, when set, are the only networking.istio.io versions
+	// the API server serves (the first is stored), as on a cluster with an
+	// older Istio: []string{"v1beta1"} or []string{"v1alpha3"}.
+	IstioVersions []string
+
 	// Prometheus is the initial configuration of the Prometheus server
 	// (targets, extra scrape configs, rule files). Dir and Log are set by
 	// the environment. Rewrite it later with Env.Prometheus.Rewrite.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"time"
 
@@ -57,6 +58,36 @@ func readCRDs(r io.Reader) ([]*apiextensionsv1.CustomResourceDefinition, error) 
 // installCRDs creates the CRDs of every file matched by the patterns (a
 // path or a glob) and waits until each is Established.
 func installCRDs(ctx context.Context, cfg *rest.Config, patterns ...string) error {
+	return installEditedCRDs(ctx, cfg, nil, patterns...)
+}
+
+// servedIstioVersions returns an edit that leaves networking.istio.io CRDs
+// serving only the given versions (the first kept is the storage version),
+// as on a cluster with an older Istio. CRDs with none of them are left as
+// they are.
+func servedIstioVersions(versions []string) func(*apiextensionsv1.CustomResourceDefinition) {
+	return func(crd *apiextensionsv1.CustomResourceDefinition) {
+		if crd.Spec.Group != "networking.istio.io" {
+			return
+		}
+		var kept []apiextensionsv1.CustomResourceDefinitionVersion
+		for _, v := range crd.Spec.Versions {
+			if slices.Contains(versions, v.Name) {
+				v.Served, v.Storage = true, false
+				kept = append(kept, v)
+			}
+		}
+		if len(kept) == 0 {
+			return
+		}
+		kept[0].Storage = true
+		crd.Spec.Versions = kept
+	}
+}
+
+// installEditedCRDs is installCRDs with each CRD passed through edit first
+// (when edit is not nil).
+func installEditedCRDs(ctx context.Context, cfg *rest.Config, edit func(*apiextensionsv1.CustomResourceDefinition), patterns ...string) error {
 	client, err := apiextensionsclient.NewForConfig(cfg)
 	if err != nil {
 		return fmt.Errorf("apiextensions client: %w", err)
@@ -89,6 +120,9 @@ func installCRDs(ctx context.Context, cfg *rest.Config, patterns ...string) erro
 			return fmt.Errorf("%s: %w", f, err)
 		}
 		for _, crd := range crds {
+			if edit != nil {
+				edit(crd)
+			}
 			names = append(names, crd.Name)
 			g.Go(func() error {
 				_, err := client.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, crd, metav1.CreateOptions{})

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -172,7 +173,11 @@ func (e *Env) start(ctx context.Context, root string, bins *Binaries) error {
 		return err
 	}
 	fg.Go(func() error {
-		return installCRDs(ctx, e.Config, istioCRDs, filepath.Join(root, "manifests", "crd", "*.yaml"))
+		var edit func(*apiextensionsv1.CustomResourceDefinition)
+		if len(e.opts.IstioVersions) > 0 {
+			edit = servedIstioVersions(e.opts.IstioVersions)
+		}
+		return installEditedCRDs(ctx, e.Config, edit, istioCRDs, filepath.Join(root, "manifests", "crd", "*.yaml"))
 	})
 	if err := fg.Wait(); err != nil {
 		return err
