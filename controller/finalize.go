@@ -127,7 +127,12 @@ func (r *Reconciler) restoreStable(ctx context.Context, mr *v1alpha1.ModelRollou
 	if _, err := istio.ReadWeights(vs, w.target); err != nil {
 		return "deleted: the weights were left as they are: " + err.Error(), nil
 	}
-	if err := r.writeWeights(ctx, mr, w, []v1alpha1.SubsetWeight{{Subset: mr.Spec.Stable, Weight: 100}}); err != nil {
+	// The shadow stage's mirror goes with the rollout.
+	var m mirrorEdit
+	if mr.Status.Shadow != nil {
+		m.clear = mr.Status.Shadow.Subset
+	}
+	if err := r.writeWeights(ctx, mr, w, []v1alpha1.SubsetWeight{{Subset: mr.Spec.Stable, Weight: 100}}, m); err != nil {
 		return "", err
 	}
 	return "", nil

@@ -78,7 +78,15 @@ func (r *Reconciler) gather(ctx context.Context, mr *v1alpha1.ModelRollout) (*wo
 	w.observed.RouteWeights = rw
 	// Routes stay the user's: a route shadowed or re-steered is reported,
 	// not undone (status.routeShapes is the baseline).
-	if shapes, err := istio.Shapes(vs, w.target); err == nil {
+	// The shadow stage's own mirror is Fulcrum's doing, not a change of the
+	// routes' shape by someone else.
+	shaped := vs
+	if sh := mr.Status.Shadow; sh != nil {
+		if cleared, _, err := istio.ClearMirror(vs, w.target, sh.Subset); err == nil {
+			shaped = cleared
+		}
+	}
+	if shapes, err := istio.Shapes(shaped, w.target); err == nil {
 		w.observed.RouteShapes = shapes
 		w.observed.RouteChanges = istio.ShapeChanges(mr.Status.RouteShapes, shapes)
 	}

@@ -124,7 +124,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	d := rollout.Decide(mr, w.observed)
 
 	if d.Weights != nil {
-		if err := r.writeWeights(ctx, mr, w, d.Weights); err != nil {
+		if err := r.writeWeights(ctx, mr, w, d.Weights, mirrorChange(mr, &d.Status)); err != nil {
 			r.metrics.failed("virtualservice")
 			return ctrl.Result{}, err
 		}
@@ -261,6 +261,11 @@ func (r *Reconciler) analyze(ctx context.Context, mr *v1alpha1.ModelRollout, w *
 	for _, sw := range mr.Status.Weights {
 		weights[sw.Subset] = sw.Weight
 	}
+	if sh := mr.Status.Shadow; sh != nil && sh.StartedAt != nil {
+		// In shadow the candidate answers copies: for every 100 requests
+		// stable serves, it gets Percent of them.
+		weights = map[string]int32{mr.Spec.Stable: 100, sh.Subset: sh.Percent}
+	}
 	req := analysis.Request{
 		Namespace: mr.Namespace, Name: mr.Name,
 		Service: mr.Spec.Service, Stable: mr.Spec.Stable, Candidate: mr.Status.Candidate,
@@ -297,11 +302,32 @@ func (r *Reconciler) analyze(ctx context.Context, mr *v1alpha1.ModelRollout, w *
 	return &round
 }
 
-// writeWeights updates the VirtualService when its managed weights differ.
-// On a conflict it reads the VirtualService fresh from the API server and
-// computes the change again, so someone else's concurrent edit of other
-// fields survives.
-func (r *Reconciler) writeWeights(ctx context.Context, mr *v1alpha1.ModelRollout, w *world, weights []v1alpha1.SubsetWeight) error {
+// mirrorEdit is what the shadow stage changes on the managed routes: the
+// mirror to set (nil: none), and the subset of a mirror Fulcrum set before
+// that must go ("" : none).
+type mirrorEdit struct {
+	set   *istio.Mirror
+	clear string
+}
+
+// mirrorChange compares the mirror the previous status recorded with the
+// one the decided status wants.
+func mirrorChange(mr *v1alpha1.ModelRollout, decided *v1alpha1.ModelRolloutStatus) mirrorEdit {
+	var e mirrorEdit
+	if want := rollout.MirrorWanted(decided); want != nil {
+		e.set = &istio.Mirror{Subset: want.Subset, Percent: want.Percent}
+	}
+	if had := mr.Status.Shadow; had != nil && (e.set == nil || e.set.Subset != had.Subset) {
+		e.clear = had.Subset
+	}
+	return e
+}
+
+// writeWeights updates the VirtualService when its managed weights (or the
+// shadow stage's mirror) differ. On a conflict it reads the VirtualService
+// fresh from the API server and computes the change again, so someone
+// else's concurrent edit of other fields survives.
+func (r *Reconciler) writeWeights(ctx context.Context, mr *v1alpha1.ModelRollout, w *world, weights []v1alpha1.SubsetWeight, m mirrorEdit) error {
 	vs := w.vs
 	first := true
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
@@ -316,6 +342,9 @@ func (r *Reconciler) writeWeights(ctx context.Context, mr *v1alpha1.ModelRollout
 		next, changed, err := istio.SetWeights(vs, w.target, weights)
 		if err != nil {
 			return fmt.Errorf("compute weights for VirtualService %s/%s: %w", vs.GetNamespace(), vs.GetName(), err)
+		}
+		if next, changed, err = applyMirror(next, changed, w.target, m); err != nil {
+			return fmt.Errorf("shadow mirror on VirtualService %s/%s: %w", vs.GetNamespace(), vs.GetName(), err)
 		}
 		if !changed {
 			return nil
@@ -358,4 +387,23 @@ func (r *Reconciler) newIstio(kind string) *unstructured.Unstructured {
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(schema.GroupVersionKind{Group: "networking.istio.io", Version: r.version, Kind: kind})
 	return u
+}
+
+// applyMirror applies a mirror edit on top of weights already computed.
+func applyMirror(vs *unstructured.Unstructured, changed bool, t istio.Target, m mirrorEdit) (*unstructured.Unstructured, bool, error) {
+	if m.clear != "" {
+		next, c, err := istio.ClearMirror(vs, t, m.clear)
+		if err != nil {
+			return nil, false, err
+		}
+		vs, changed = next, changed || c
+	}
+	if m.set != nil {
+		next, c, err := istio.SetMirror(vs, t, *m.set)
+		if err != nil {
+			return nil, false, err
+		}
+		vs, changed = next, changed || c
+	}
+	return vs, changed, nil
 }

@@ -107,6 +107,16 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	rolloutShot := screenshot(t, ctx, "rollout-1280")
 
+	// A shadow stage heads the timeline: current while requests are copied
+	// to the candidate, then gone from the page with the stage.
+	si.update("ml", "fraud", func(r *fulcrumv1.ModelRollout) {
+		r.Spec.Strategy.Canary.Shadow = &fulcrumv1.ShadowStage{Percent: 100}
+		r.Status.Shadow = &fulcrumv1.ShadowStatus{Subset: "v2", Percent: 100, StartedAt: atp(time.Now())}
+	})
+	waitFor(t, ctx, "the shadow stage current on the timeline", `(document.querySelector('.step.current')?.innerText || '').includes('copying 100% to v2')`)
+	si.update("ml", "fraud", func(r *fulcrumv1.ModelRollout) { r.Spec.Strategy.Canary.Shadow, r.Status.Shadow = nil, nil })
+	waitFor(t, ctx, "the 50% step current again", `(document.querySelector('.step.current')?.innerText || '').includes('50%')`)
+
 	// The keyboard alone opens an action's dialog and Escape cancels it.
 	do(t, ctx, chromedp.Focus(chromedp.CSS(`button[data-action=rollback]`)), chromedp.KeyEvent(kb.Enter))
 	waitFor(t, ctx, "the dialog opened by Enter, focus in the reason", `!!document.querySelector('dialog[open]') && document.activeElement.id === 'act-reason'`)

@@ -155,6 +155,31 @@ type CanaryStrategy struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('24h')",message="spec.strategy.canary.minStepDuration must be between 1s and 24h, for example 1m"
 	MinStepDuration metav1.Duration `json:"minStepDuration,omitzero"`
+	// Shadow, when set, comes before the first step: the managed routes
+	// mirror a share of live requests to the candidate (Istio's mirror and
+	// mirrorPercentage) while every user is still answered by stable, and
+	// the analysis judges the candidate on those copies. When it passes
+	// for MinDuration the mirror is removed and the first step starts; when
+	// it fails the rollout rolls back having exposed no user.
+	// +optional
+	Shadow *ShadowStage `json:"shadow,omitempty"`
+}
+
+// ShadowStage mirrors traffic to the candidate before any user is served by
+// it.
+type ShadowStage struct {
+	// Percent of requests copied to the candidate, 1 to 100.
+	// +optional
+	// +kubebuilder:default=100
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	Percent int32 `json:"percent,omitempty"`
+	// MinDuration is the least time in shadow, between 1s and 24h; the
+	// canary's minStepDuration rule when unset.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('24h')",message="spec.strategy.canary.shadow.minDuration must be between 1s and 24h, for example 1m"
+	MinDuration metav1.Duration `json:"minDuration,omitzero"`
 }
 
 // Readiness gates traffic on the pods of each subset.

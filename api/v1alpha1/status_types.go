@@ -84,6 +84,12 @@ type ModelRolloutStatus struct {
 	// StepStartedAt is when the current step's weights were written.
 	// +optional
 	StepStartedAt *metav1.Time `json:"stepStartedAt,omitempty"`
+	// Shadow is set while the candidate is in its shadow stage
+	// (spec.strategy.canary.shadow): the mirror Fulcrum sets on the managed
+	// routes, and when it was first written (empty while the candidate's
+	// pods are awaited). Fulcrum removes only the mirror recorded here.
+	// +optional
+	Shadow *ShadowStatus `json:"shadow,omitempty"`
 
 	// RolloutStartedAt is when the current rollout started.
 	// +optional
@@ -296,7 +302,21 @@ const (
 	HistoryIntentSuperseded = "IntentSuperseded"
 	HistoryAdopted          = "Adopted"
 	HistoryTrafficRestored  = "TrafficRestored"
+	// HistoryShadowPassed: the shadow stage passed; the mirror is removed
+	// and the first step starts.
+	HistoryShadowPassed = "ShadowPassed"
 )
+
+// ShadowStatus is the mirror of the shadow stage.
+type ShadowStatus struct {
+	// Subset the requests are copied to (the candidate).
+	Subset string `json:"subset"`
+	// Percent of requests copied.
+	Percent int32 `json:"percent"`
+	// StartedAt is when the mirror was first written.
+	// +optional
+	StartedAt *metav1.Time `json:"startedAt,omitempty"`
+}
 
 // HistoryEntry records one transition of a rollout.
 type HistoryEntry struct {

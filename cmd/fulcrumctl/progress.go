@@ -151,6 +151,9 @@ func phaseOf(mr *v1alpha1.ModelRollout) v1alpha1.Phase {
 }
 
 func stepOf(mr *v1alpha1.ModelRollout) string {
+	if sh := mr.Status.Shadow; sh != nil && (mr.Status.Phase == v1alpha1.PhaseProgressing || mr.Status.Phase == v1alpha1.PhasePaused) {
+		return fmt.Sprintf("shadow (%d%% copied to %s)", sh.Percent, sh.Subset)
+	}
 	if mr.Status.Step == nil {
 		return ""
 	}

@@ -204,6 +204,9 @@ func (x *decider) idle(phase v1alpha1.Phase) map[string]int32 {
 // progress applies the current step's weights (once its subsets are Ready)
 // and advances when the step has lasted minStepDuration and analysis passed.
 func (x *decider) progress(mayAdvance bool) map[string]int32 {
+	if x.st.Shadow != nil {
+		return x.shadow(mayAdvance)
+	}
 	steps := steps(x.r)
 	i := x.step()
 	target := x.stepWeights(steps[i])

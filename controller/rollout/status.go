@@ -21,6 +21,11 @@ const retryWhileWaiting = 30 * time.Second
 const retryWhileFailed = time.Minute
 
 func (x *decider) finish(desired map[string]int32) Decision {
+	if x.st.Phase != v1alpha1.PhaseProgressing && x.st.Phase != v1alpha1.PhasePaused {
+		// The shadow stage ends with the rollout; the reconciler removes
+		// the mirror the previous status recorded.
+		x.st.Shadow = nil
+	}
 	if desired != nil {
 		x.settleWeights(desired)
 	}
@@ -174,7 +179,11 @@ func (x *decider) requeue() time.Duration {
 		return 0
 	}
 	now := x.o.Now
-	next := x.st.StepStartedAt.Add(minStep(x.r))
+	least := minStep(x.r)
+	if x.st.Shadow != nil {
+		least = shadowMinDuration(x.r)
+	}
+	next := x.st.StepStartedAt.Add(least)
 	r, ok := nextRoundAt(&v1alpha1.ModelRollout{Spec: x.r.Spec, Status: *x.st})
 	if ok && (!next.After(now) || r.Before(next) || analysis.EvidenceDriven(x.r.Spec.Analysis)) {
 		// Rounds drive an evidence-driven rollout's steps: nothing happens

@@ -146,8 +146,15 @@ func (x *decider) start(actor, reason, intentID string) {
 	x.st.RolloutStartedAt = &x.now
 	x.st.Analysis = &v1alpha1.AnalysisStatus{}
 	w := x.stepWeights(steps(x.r)[0])
-	x.transition(HistoryStarted, v1alpha1.PhaseProgressing, actor, reason, intentID, w)
 	msg := fmt.Sprintf("%s started the rollout of %s (first step %d%%)", actor, cand, steps(x.r)[0])
+	x.st.Shadow = nil
+	if sh := shadowSpec(x.r); sh != nil {
+		x.st.Shadow = &v1alpha1.ShadowStatus{Subset: cand, Percent: sh.Percent}
+		w = x.stepWeights(0)
+		msg = fmt.Sprintf("%s started the rollout of %s in shadow (%d%% of requests copied to it, no user answered by it; then first step %d%%)",
+			actor, cand, sh.Percent, steps(x.r)[0])
+	}
+	x.transition(HistoryStarted, v1alpha1.PhaseProgressing, actor, reason, intentID, w)
 	if old != "" && old != cand && x.applied[old] > 0 {
 		msg += fmt.Sprintf("; %s drops from %d%% to 0", old, x.applied[old])
 	}
@@ -175,6 +182,9 @@ func (x *decider) promote(actor, reason, intentID string, specUpdate bool) {
 }
 
 func (x *decider) rollback(actor, reason, intentID string) {
+	if sh := x.st.Shadow; sh != nil {
+		reason = fmt.Sprintf("in shadow, no user was served by %s: %s", sh.Subset, reason)
+	}
 	x.st.StepStartedAt = nil
 	x.transition(HistoryRolledBack, v1alpha1.PhaseRolledBack, actor, reason, intentID, map[string]int32{x.r.Spec.Stable: 100})
 	typ := EventTypeNormal

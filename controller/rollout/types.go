@@ -54,12 +54,14 @@ const (
 	HistoryIntentSuperseded = v1alpha1.HistoryIntentSuperseded
 	HistoryAdopted          = v1alpha1.HistoryAdopted
 	HistoryTrafficRestored  = v1alpha1.HistoryTrafficRestored
+	HistoryShadowPassed     = v1alpha1.HistoryShadowPassed
 )
 
 // Event reasons, constant so alerts and dashboards can select on them.
 const (
 	ReasonStarted             = "RolloutStarted"
 	ReasonStepAdvanced        = "StepAdvanced"
+	ReasonShadowPassed        = "ShadowPassed"
 	ReasonPaused              = "RolloutPaused"
 	ReasonResumed             = "RolloutResumed"
 	ReasonManualSplit         = "ManualSplit"

@@ -2,12 +2,14 @@ package istio_test
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	appsv1 "k8s.io/api/apps/v1"
@@ -323,4 +325,40 @@ func engineerToken(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return tok
+}
+
+// Given a canary with a shadow stage (half the requests copied to v2 for
+// 4 s, no metrics), when it starts, then Envoy's route mirrors 50% to v2's
+// cluster while every client is answered by v1 (istiod's webhook validated
+// the mirror Fulcrum wrote), and the first step replaces the mirror with
+// the 80/20 weights.
+func TestMeshShadowMirrorsThenSteps(t *testing.T) {
+	s := givenMesh(t, healthy)
+	mr := s.rm.NewRollout(rig.RolloutConfig{Candidate: "v2", MinStepDuration: time.Hour, Metrics: []v1alpha1.Metric{}})
+	mr.Spec.VirtualService.Name, mr.Spec.DestinationRule, mr.Spec.Service = "model-vs", "model", "model"
+	mr.Spec.Strategy.Canary.Shadow = &v1alpha1.ShadowStage{Percent: 50, MinDuration: metav1.Duration{Duration: 4 * time.Second}}
+	if err := rigs.Client.Create(s.ctx, mr); err != nil {
+		t.Fatal(err)
+	}
+	var last string
+	p, err := s.routes.WaitFor(s.ctx, time.Minute, func(rc *routev3.RouteConfiguration) bool {
+		m, err := istiod.Mirrors(rc, s.model.host, s.model.host, "predict")
+		last = fmt.Sprint(m, err)
+		return err == nil && len(m) == 1 && m[0].Subset == "v2" && m[0].Percent == 50
+	})
+	if err != nil {
+		t.Fatalf("Envoy's route never mirrored 50%% to v2 (last: %s): %v", last, err)
+	}
+	mirrorAt := p.At
+	stepAt := s.envoyWeights(map[string]uint32{"v1": 80, "v2": 20})
+	if m, _ := istiod.Mirrors(s.routes.Pushes()[len(s.routes.Pushes())-1].Route, s.model.host, s.model.host, "predict"); len(m) != 0 {
+		t.Errorf("Envoy's route still mirrors %v at the first step", m)
+	}
+	if c, _ := countVersions(window(s.load.Answers(mirrorAt), mirrorAt, stepAt.Sub(mirrorAt))); c["v2"] > 0 || c["v1"] == 0 {
+		t.Errorf("answers while in shadow: %v, want v1 only", c)
+	}
+	if got := rig.HistoryTypes(s.rollout()); !slices.Contains(got, v1alpha1.HistoryShadowPassed) {
+		t.Errorf("history %v, want ShadowPassed", got)
+	}
+	t.Logf("mirror in Envoy's route for %s, then the first step", stepAt.Sub(mirrorAt).Round(time.Millisecond))
 }

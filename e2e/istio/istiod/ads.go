@@ -207,3 +207,42 @@ func subsetOf(cluster, host string) (string, error) {
 	}
 	return p[2], nil
 }
+
+// Mirror is one request mirror policy of a route: the cluster requests are
+// copied to and the share copied, in percent.
+type Mirror struct {
+	Subset  string
+	Percent float64
+}
+
+// Mirrors are the request mirror policies of the route named name of the
+// virtual host for domain (see Weights), with the subsets of service they
+// copy to.
+func Mirrors(rc *routev3.RouteConfiguration, domain, service, name string) ([]Mirror, error) {
+	for _, v := range rc.GetVirtualHosts() {
+		if !slices.Contains(v.GetDomains(), domain) {
+			continue
+		}
+		for _, r := range v.GetRoutes() {
+			if r.GetName() != name && !(name == "" && len(v.GetRoutes()) == 1) {
+				continue
+			}
+			var out []Mirror
+			for _, p := range r.GetRoute().GetRequestMirrorPolicies() {
+				s, err := subsetOf(p.GetCluster(), service)
+				if err != nil {
+					return nil, err
+				}
+				pct := 100.0
+				if f := p.GetRuntimeFraction().GetDefaultValue(); f != nil {
+					den := map[string]float64{"HUNDRED": 100, "TEN_THOUSAND": 10000, "MILLION": 1000000}[f.GetDenominator().String()]
+					pct = float64(f.GetNumerator()) / den * 100
+				}
+				out = append(out, Mirror{Subset: s, Percent: pct})
+			}
+			return out, nil
+		}
+		return nil, fmt.Errorf("virtual host %s has no route %q", v.GetName(), name)
+	}
+	return nil, fmt.Errorf("route configuration %q has no virtual host for %s", rc.GetName(), domain)
+}

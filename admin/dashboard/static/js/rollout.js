@@ -53,10 +53,11 @@ function steps(r) {
   // it passed, and the one it was rolled back from.
   const last = Math.max(-1, ...Object.keys(reached).map(Number));
   const stopped = st.phase === 'RolledBack' && rolledBackAt ? last : -1;
-  const current = st.phase === 'Progressing' || st.phase === 'Paused' ? st.step ?? -1
+  const inShadow = !!st.shadow && (st.phase === 'Progressing' || st.phase === 'Paused');
+  const current = inShadow ? -1 : st.phase === 'Progressing' || st.phase === 'Paused' ? st.step ?? -1
     : st.phase === 'Promoted' ? canary.steps.length : stopped;
   const clock = (t) => new Date(t).toLocaleTimeString();
-  return h('ol', { class: 'steps' }, canary.steps.map((w, i) => {
+  return h('ol', { class: 'steps' }, shadowStage(canary, st, inShadow, clock), canary.steps.map((w, i) => {
     const state = i < current ? 'done' : i === current ? (i === stopped ? 'stopped' : 'current') : 'todo';
     // A step is done when the next one was reached (the last one when the
     // rollout was promoted).
@@ -70,6 +71,29 @@ function steps(r) {
       h('span', { class: 'step-note' }, note));
   }),
   canary.minStepDuration ? h('li', { class: 'step-meta muted' }, `at least ${canary.minStepDuration} per step`) : null);
+}
+
+// shadowStage is the timeline's first item when the canary has a shadow
+// stage: requests copied to the candidate while no user is answered by it.
+function shadowStage(canary, st, inShadow, clock) {
+  if (!canary.shadow) return null;
+  const pct = canary.shadow.percent || 100;
+  let since = null; let passedAt = null; let failedAt = null;
+  for (const e of st.history || []) {
+    if (e.type === 'Started') { passedAt = null; failedAt = null; since = e.time; }
+    if (e.type === 'ShadowPassed') passedAt = e.time;
+    if (e.type === 'RolledBack' && !passedAt && (e.reason || '').includes('in shadow')) failedAt = e.time;
+  }
+  let state = 'todo'; let note = 'to do';
+  if (inShadow) {
+    state = 'current';
+    note = st.shadow.startedAt ? `copying ${pct}% to ${st.shadow.subset} since ${age(st.shadow.startedAt)}` : 'waiting for the candidate\'s pods';
+  } else if (passedAt) { state = 'done'; note = `passed at ${clock(passedAt)}`; }
+  else if (failedAt) { state = 'stopped'; note = `failed at ${clock(failedAt)}: no user was served`; }
+  else if (since && st.phase === 'Promoted') state = 'done';
+  return h('li', { class: `step ${state}`, 'aria-current': state === 'current' ? 'step' : null },
+    h('span', { class: 'step-n' }, 'Shadow'), h('strong', {}, `${pct}% copied`),
+    h('span', { class: 'step-note' }, note));
 }
 
 function analysis(r) {
