@@ -76,6 +76,15 @@ func (r *Reconciler) gather(ctx context.Context, mr *v1alpha1.ModelRollout) (*wo
 		return w, nil
 	}
 	w.observed.RouteWeights = rw
+	// A shadow stage under way needs the managed routes' mirror: a route
+	// that mirrors elsewhere (someone else's mirror) stops the rollout
+	// with a message rather than being overwritten.
+	if sh := mr.Status.Shadow; sh != nil && (mr.Status.Phase == v1alpha1.PhaseProgressing || mr.Status.Phase == v1alpha1.PhasePaused) {
+		if msg := istio.ForeignMirror(vs, w.target, sh.Subset); msg != "" {
+			w.observed.Problem = msg
+			return w, nil
+		}
+	}
 	// Routes stay the user's: a route shadowed or re-steered is reported,
 	// not undone (status.routeShapes is the baseline).
 	// The shadow stage's own mirror is Fulcrum's doing, not a change of the

@@ -123,12 +123,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	d := rollout.Decide(mr, w.observed)
 
-	if d.Weights != nil {
-		if err := r.writeWeights(ctx, mr, w, d.Weights, mirrorChange(mr, &d.Status)); err != nil {
-			r.metrics.failed("virtualservice")
-			return ctrl.Result{}, err
-		}
-	}
+	// A promotion is written to the spec before the mesh: should the spec
+	// update conflict (this reconcile read a stale copy), nothing has moved
+	// and the next reconcile decides again. Written after, a conflict left
+	// the candidate at 100% with a status that still said the last step,
+	// and the next reconcile put the step's weights back as drift. Should
+	// the mesh write fail instead, the next reconcile finds spec.stable
+	// naming the candidate and completes the promotion (completePromotion).
 	cur := mr
 	if d.Promote {
 		next, err := r.promote(ctx, mr, d.Status.Candidate)
@@ -137,6 +138,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			return r.conflictOr(ctx, err, "promote")
 		}
 		cur = next
+	}
+	if d.Weights != nil {
+		if err := r.writeWeights(ctx, mr, w, d.Weights, mirrorChange(mr, &d.Status)); err != nil {
+			r.metrics.failed("virtualservice")
+			return ctrl.Result{}, err
+		}
 	}
 	if !equality.Semantic.DeepEqual(mr.Status, d.Status) {
 		upd, err := r.writeStatus(ctx, cur, d.Status)

@@ -331,3 +331,52 @@ func TestServiceName(t *testing.T) {
 		}
 	}
 }
+
+// TestPromotionConflictLeavesTheMeshAlone: the spec update of a promotion
+// meets a conflict (the reconcile read a stale copy). Nothing may have moved
+// on the mesh: the candidate stays at the last step's weight until a
+// reconcile on a fresh copy promotes it. Written before the spec, the mesh
+// was at 100% while status said 50%, and the next reconcile put 50% back.
+func TestPromotionConflictLeavesTheMeshAlone(t *testing.T) {
+	ctx := context.Background()
+	base := fake.NewClientBuilder().WithScheme(testScheme(t)).WithIndex(&v1alpha1.ModelRollout{}, IndexVirtualService, indexVirtualService).
+		WithObjects(append(istioObjects(t), testRollout(), readyPod("a", "v1"), readyPod("b", "v2"))...).
+		WithStatusSubresource(&v1alpha1.ModelRollout{}).Build()
+	conflicts := 0
+	c := interceptor.NewClient(base, interceptor.Funcs{
+		Update: func(ctx context.Context, cl client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
+			if mr, ok := obj.(*v1alpha1.ModelRollout); ok && mr.Spec.Stable == "v2" && conflicts == 0 {
+				conflicts++
+				return apierrors.NewConflict(schema.GroupResource{Group: "fulcrum.dev", Resource: "modelrollouts"}, obj.GetName(), nil)
+			}
+			return cl.Update(ctx, obj, opts...)
+		},
+	})
+	clk := clocktesting.NewFakeClock(time.Now())
+	r, _ := New(Config{Client: c, Recorder: &recorded{}, Clock: clk})
+	req := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: "ml", Name: "fraud"}}
+	for _, want := range []int32{5, 50} {
+		if _, err := r.Reconcile(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+		if w := vsWeights(t, c); w["v2"] != want {
+			t.Fatalf("weights %v, want v2 at %d", w, want)
+		}
+		clk.Step(time.Minute)
+	}
+	res, err := r.Reconcile(ctx, req)
+	if err != nil || conflicts != 1 || res.RequeueAfter != conflictRetryDelay {
+		t.Fatalf("promotion: res %+v err %v conflicts %d", res, err, conflicts)
+	}
+	if w := vsWeights(t, c); w["v2"] != 50 {
+		t.Fatalf("after a conflicted promotion the mesh has %v, want the last step's 50%% untouched", w)
+	}
+	if _, err := r.Reconcile(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	mr := &v1alpha1.ModelRollout{}
+	_ = c.Get(ctx, req.NamespacedName, mr)
+	if w := vsWeights(t, c); w["v2"] != 100 || mr.Spec.Stable != "v2" || mr.Status.Phase != v1alpha1.PhasePromoted {
+		t.Fatalf("second try: weights %v, stable %s, phase %s; want v2 100, stable v2, Promoted", w, mr.Spec.Stable, mr.Status.Phase)
+	}
+}

@@ -41,7 +41,7 @@ func SetMirror(vs *unstructured.Unstructured, t Target, m Mirror) (*unstructured
 			return nil, false, err
 		}
 		if hasMirror(r.obj) && !ownMirror(r.obj, t, vs.GetNamespace(), m.Subset) {
-			return nil, false, fmt.Errorf("VirtualService %s/%s route %q already mirrors requests elsewhere (%v): remove that mirror, or drop spec.strategy.canary.shadow",
+			return nil, false, fmt.Errorf("VirtualService %s/%s route %q already mirrors requests elsewhere (%v): the shadow stage needs the route's mirror; remove that mirror, or drop spec.strategy.canary.shadow",
 				vs.GetNamespace(), vs.GetName(), r.key, mirrorOf(r.obj))
 		}
 		for _, f := range mirrorFields {
@@ -113,4 +113,22 @@ func ownMirror(route map[string]any, t Target, ns, subset string) bool {
 	host, _ := m["host"].(string)
 	s, _ := m["subset"].(string)
 	return s == subset && fqdn(host, ns) == fqdn(t.DestinationRule.Spec.GetHost(), t.DestinationRule.Namespace)
+}
+
+// ForeignMirror returns a message naming the first managed route that
+// mirrors requests somewhere other than the shadow stage's mirror to
+// subset, or "" when there is none. The shadow stage cannot start or go on
+// over such a route: Fulcrum never overwrites a mirror it did not set.
+func ForeignMirror(vs *unstructured.Unstructured, t Target, subset string) string {
+	routes, err := managedRoutes(vs, t)
+	if err != nil {
+		return ""
+	}
+	for _, r := range routes {
+		if hasMirror(r.obj) && !ownMirror(r.obj, t, vs.GetNamespace(), subset) {
+			return fmt.Sprintf("VirtualService %s/%s route %q already mirrors requests elsewhere (%v): the shadow stage needs the route's mirror; remove that mirror, or drop spec.strategy.canary.shadow",
+				vs.GetNamespace(), vs.GetName(), r.key, mirrorOf(r.obj))
+		}
+	}
+	return ""
 }

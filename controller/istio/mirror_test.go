@@ -98,3 +98,18 @@ func normal(t *testing.T, obj map[string]any) map[string]any {
 	}
 	return vsFrom(t, string(raw))
 }
+
+func TestForeignMirror(t *testing.T) {
+	in := decodeUnstructured(t, mustJSON(t, mirrorVS))
+	dr := testDR(t)
+	if msg := ForeignMirror(in, Target{Routes: []string{"explain", "predict"}, DestinationRule: dr}, "v2"); !strings.Contains(msg, `route "explain" already mirrors`) {
+		t.Fatalf("ForeignMirror = %q, want route explain named", msg)
+	}
+	own, _, err := SetMirror(in, Target{Routes: []string{"predict"}, DestinationRule: dr}, Mirror{Subset: "v2", Percent: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg := ForeignMirror(own, Target{Routes: []string{"predict"}, DestinationRule: dr}, "v2"); msg != "" {
+		t.Fatalf("Fulcrum's own mirror reported as foreign: %s", msg)
+	}
+}

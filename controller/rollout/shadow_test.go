@@ -112,3 +112,25 @@ func TestShadowWaitsForPods(t *testing.T) {
 	s.reconcile(nil)
 	s.wantWeights(map[string]int32{"v1": 95, "v2": 5})
 }
+
+// A configuration problem in shadow (a user's mirror on the route, say)
+// fails the rollout and keeps the stage: once fixed, the rollout is back in
+// shadow, never past it with users on the candidate.
+func TestShadowSurvivesAProblem(t *testing.T) {
+	s := newSim(t, withMetrics, withShadow(100, time.Minute))
+	s.r.Spec.Candidate = "v2"
+	s.reconcile(nil)
+	d := Decide(s.r, Observed{Now: s.clk.Now(), Problem: "route \"predict\" already mirrors requests elsewhere"})
+	s.r.Status = d.Status
+	s.wantPhase(v1alpha1.PhaseFailed)
+	if s.r.Status.Shadow == nil {
+		t.Fatal("the shadow stage was dropped when the rollout failed")
+	}
+	s.clk.Step(2 * time.Minute)
+	s.reconcile(nil)
+	s.wantPhase(v1alpha1.PhaseProgressing)
+	s.wantWeights(map[string]int32{"v1": 100, "v2": 0})
+	if MirrorWanted(&s.r.Status) == nil {
+		t.Fatal("back from Failed, the mirror is not wanted: the shadow stage was skipped")
+	}
+}

@@ -21,7 +21,11 @@ const retryWhileWaiting = 30 * time.Second
 const retryWhileFailed = time.Minute
 
 func (x *decider) finish(desired map[string]int32) Decision {
-	if x.st.Phase != v1alpha1.PhaseProgressing && x.st.Phase != v1alpha1.PhasePaused {
+	switch x.st.Phase {
+	case v1alpha1.PhaseProgressing, v1alpha1.PhasePaused, v1alpha1.PhaseFailed:
+		// Failed keeps the stage: once the references are fixed the
+		// rollout goes on where it was, in shadow, never past it.
+	default:
 		// The shadow stage ends with the rollout; the reconciler removes
 		// the mirror the previous status recorded.
 		x.st.Shadow = nil
