@@ -98,6 +98,8 @@ func cluster() *fakeLookups {
 		vs: map[string]*istiov1.VirtualService{
 			"fraud":  virtualService("fraud", httpRoute("predict", dest("v1", 100), dest("v2", 0)), httpRoute("explain", dest("v1", 100))),
 			"single": virtualService("single", httpRoute("", dest("v1", 100))),
+			"mirrored": virtualService("mirrored", &networking.HTTPRoute{Name: "predict", Route: []*networking.HTTPRouteDestination{dest("v1", 100), dest("v2", 0)},
+				Mirror: &networking.Destination{Host: "audit.ml.svc.cluster.local"}}),
 			"empty":  virtualService("empty"),
 			"redirect": virtualService("redirect", &networking.HTTPRoute{Name: "old",
 				Redirect: &networking.HTTPRedirect{Uri: "/new"}}),

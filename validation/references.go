@@ -44,7 +44,39 @@ func checkVirtualService(ctx context.Context, l Lookups, mr *v1alpha1.ModelRollo
 		}
 	}
 	errs = append(errs, checkRouteConflicts(ctx, l, mr, vs, routes)...)
-	return vs, errs, nil
+	return vs, errs, shadowMirrorWarnings(mr, vs, routes)
+}
+
+// shadowMirrorWarnings warns when a rollout with a shadow stage manages a
+// route that already mirrors requests somewhere other than its candidate:
+// Fulcrum never overwrites a mirror it did not set, so the stage would stop
+// the rollout (Failed) until that mirror is gone.
+func shadowMirrorWarnings(mr *v1alpha1.ModelRollout, vs *istiov1.VirtualService, routes []ManagedRoute) []string {
+	c := mr.Spec.Strategy.Canary
+	if c == nil || c.Shadow == nil {
+		return nil
+	}
+	var warns []string
+	for _, r := range routes {
+		route := vs.Spec.GetHttp()[r.Index]
+		m := route.GetMirror()
+		if m == nil && len(route.GetMirrors()) == 0 {
+			continue
+		}
+		if len(route.GetMirrors()) == 0 && m.GetSubset() != "" && m.GetSubset() == mr.Spec.Candidate {
+			continue // the shadow stage's own mirror, already written
+		}
+		target := "mirrors[]"
+		if m != nil {
+			target = m.GetHost()
+			if m.GetSubset() != "" {
+				target += " subset " + m.GetSubset()
+			}
+		}
+		warns = append(warns, fmt.Sprintf("spec.strategy.canary.shadow: HTTP route %s of VirtualService %s/%s already mirrors requests to %s; Fulcrum never overwrites a mirror it did not set, so the shadow stage will stop the rollout (Failed) until that mirror is removed",
+			r, vs.Namespace, vs.Name, target))
+	}
+	return warns
 }
 
 func routePath(ref v1alpha1.VirtualServiceRef, r ManagedRoute) *field.Path {

@@ -140,6 +140,13 @@ func TestValidateRolloutAdmitsWithWarnings(t *testing.T) {
 		{"step shorter than interval", rollout(func(mr *v1alpha1.ModelRollout) {
 			mr.Spec.Strategy.Canary.MinStepDuration = metav1.Duration{Duration: 10e9}
 		}), []string{"spec.strategy.canary.minStepDuration (10s) is shorter than spec.analysis.interval (30s)"}},
+		{"shadow stage over a route that mirrors elsewhere", rollout(func(mr *v1alpha1.ModelRollout) {
+			mr.Spec.VirtualService = v1alpha1.VirtualServiceRef{Name: "mirrored", Routes: []string{"predict"}}
+			mr.Spec.Strategy.Canary.Shadow = &v1alpha1.ShadowStage{Percent: 100}
+		}), []string{`spec.strategy.canary.shadow: HTTP route "predict" of VirtualService ml/mirrored already mirrors requests to audit.ml.svc.cluster.local`}},
+		{"shadow stage over a route without a mirror", rollout(func(mr *v1alpha1.ModelRollout) {
+			mr.Spec.Strategy.Canary.Shadow = &v1alpha1.ShadowStage{Percent: 100}
+		}), nil},
 		{"destination host differs from the DestinationRule's", rollout(func(mr *v1alpha1.ModelRollout) { mr.Spec.DestinationRule = "other" }),
 			[]string{`sends traffic to host "fraud", but DestinationRule ml/other is for host "other"`, `sends traffic to host "fraud", but DestinationRule ml/other`}},
 	}
