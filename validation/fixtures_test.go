@@ -100,7 +100,7 @@ func cluster() *fakeLookups {
 			"single": virtualService("single", httpRoute("", dest("v1", 100))),
 			"mirrored": virtualService("mirrored", &networking.HTTPRoute{Name: "predict", Route: []*networking.HTTPRouteDestination{dest("v1", 100), dest("v2", 0)},
 				Mirror: &networking.Destination{Host: "audit.ml.svc.cluster.local"}}),
-			"empty":  virtualService("empty"),
+			"empty": virtualService("empty"),
 			"redirect": virtualService("redirect", &networking.HTTPRoute{Name: "old",
 				Redirect: &networking.HTTPRedirect{Uri: "/new"}}),
 		},
