@@ -46,7 +46,7 @@ func (e *Env) start(ctx context.Context, root string, bins *Binaries) error {
 	if err := os.WriteFile(filepath.Join(e.Dir, "tokens.csv"), []byte(tokens), 0o600); err != nil {
 		return fmt.Errorf("write token file: %w", err)
 	}
-	ports, err := freePorts(5)
+	ports, err := FreePorts(5)
 	if err != nil {
 		return err
 	}
@@ -260,8 +260,8 @@ func waitHTTP(ctx context.Context, p *process, url string, caPEM []byte, token s
 	}
 }
 
-// freePorts asks the kernel for n distinct free loopback ports.
-func freePorts(n int) ([]int, error) {
+// FreePorts asks the kernel for n distinct free loopback ports.
+func FreePorts(n int) ([]int, error) {
 	seen := map[int]bool{}
 	var out []int
 	for len(out) < n {

@@ -82,7 +82,6 @@ type Running struct {
 	// Addr is the bound host:port.
 	Addr string
 	srv  *grpc.Server
-	m    *metrics
 }
 
 // Start serves cfg until Stop or ctx ends.
@@ -98,7 +97,7 @@ func Start(ctx context.Context, cfg Config) (*Running, error) {
 	if err != nil {
 		return nil, fmt.Errorf("grpc model %s listen %s: %w", cfg.Version, cfg.Addr, err)
 	}
-	r := &Running{Addr: ln.Addr().String(), m: m}
+	r := &Running{Addr: ln.Addr().String()}
 	handler := cfg.Server.Handler()
 	path := "/v2/models/" + cfg.Model + "/infer"
 	r.srv = grpc.NewServer(grpc.ForceServerCodec(Codec{}), grpc.UnknownServiceHandler(func(_ any, stream grpc.ServerStream) error {

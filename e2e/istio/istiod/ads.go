@@ -154,32 +154,14 @@ func (w *RouteWatch) Close() { w.conn.Close() }
 // weight 0 and collapses one left into a plain cluster). Clusters are
 // Istio's outbound|PORT|SUBSET|HOST.
 func Weights(rc *routev3.RouteConfiguration, domain, service, name string) (map[string]uint32, error) {
-	var vh *routev3.VirtualHost
-	for _, v := range rc.GetVirtualHosts() {
-		if slices.Contains(v.GetDomains(), domain) {
-			vh = v
-			break
-		}
-	}
-	if vh == nil {
-		return nil, fmt.Errorf("route configuration %q has no virtual host for %s", rc.GetName(), domain)
-	}
-	var r *routev3.Route
-	var names []string
-	for _, x := range vh.GetRoutes() {
-		names = append(names, x.GetName())
-		if x.GetName() == name || (name == "" && len(vh.GetRoutes()) == 1) {
-			r = x
-			break
-		}
-	}
-	if r == nil {
-		return nil, fmt.Errorf("virtual host %s has no route %q (routes: %q)", vh.GetName(), name, names)
+	r, err := findRoute(rc, domain, name)
+	if err != nil {
+		return nil, err
 	}
 	out := map[string]uint32{}
 	action := r.GetRoute()
 	if action == nil {
-		return nil, fmt.Errorf("route %q of %s does not forward (%T)", name, vh.GetName(), r.GetAction())
+		return nil, fmt.Errorf("route %q of %s does not forward (%T)", name, domain, r.GetAction())
 	}
 	if c := action.GetCluster(); c != "" {
 		s, err := subsetOf(c, service)
@@ -219,30 +201,45 @@ type Mirror struct {
 // virtual host for domain (see Weights), with the subsets of service they
 // copy to.
 func Mirrors(rc *routev3.RouteConfiguration, domain, service, name string) ([]Mirror, error) {
-	for _, v := range rc.GetVirtualHosts() {
-		if !slices.Contains(v.GetDomains(), domain) {
-			continue
-		}
-		for _, r := range v.GetRoutes() {
-			if r.GetName() != name && !(name == "" && len(v.GetRoutes()) == 1) {
-				continue
-			}
-			var out []Mirror
-			for _, p := range r.GetRoute().GetRequestMirrorPolicies() {
-				s, err := subsetOf(p.GetCluster(), service)
-				if err != nil {
-					return nil, err
-				}
-				pct := 100.0
-				if f := p.GetRuntimeFraction().GetDefaultValue(); f != nil {
-					den := map[string]float64{"HUNDRED": 100, "TEN_THOUSAND": 10000, "MILLION": 1000000}[f.GetDenominator().String()]
-					pct = float64(f.GetNumerator()) / den * 100
-				}
-				out = append(out, Mirror{Subset: s, Percent: pct})
-			}
-			return out, nil
-		}
-		return nil, fmt.Errorf("virtual host %s has no route %q", v.GetName(), name)
+	r, err := findRoute(rc, domain, name)
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("route configuration %q has no virtual host for %s", rc.GetName(), domain)
+	var out []Mirror
+	for _, p := range r.GetRoute().GetRequestMirrorPolicies() {
+		s, err := subsetOf(p.GetCluster(), service)
+		if err != nil {
+			return nil, err
+		}
+		pct := 100.0
+		if f := p.GetRuntimeFraction().GetDefaultValue(); f != nil {
+			den := map[string]float64{"HUNDRED": 100, "TEN_THOUSAND": 10000, "MILLION": 1000000}[f.GetDenominator().String()]
+			pct = float64(f.GetNumerator()) / den * 100
+		}
+		out = append(out, Mirror{Subset: s, Percent: pct})
+	}
+	return out, nil
+}
+
+// findRoute is the route named name ("" when the virtual host has one
+// route) of the virtual host for domain.
+func findRoute(rc *routev3.RouteConfiguration, domain, name string) (*routev3.Route, error) {
+	var vh *routev3.VirtualHost
+	for _, v := range rc.GetVirtualHosts() {
+		if slices.Contains(v.GetDomains(), domain) {
+			vh = v
+			break
+		}
+	}
+	if vh == nil {
+		return nil, fmt.Errorf("route configuration %q has no virtual host for %s", rc.GetName(), domain)
+	}
+	var names []string
+	for _, x := range vh.GetRoutes() {
+		names = append(names, x.GetName())
+		if x.GetName() == name || (name == "" && len(vh.GetRoutes()) == 1) {
+			return x, nil
+		}
+	}
+	return nil, fmt.Errorf("virtual host %s has no route %q (routes: %q)", vh.GetName(), name, names)
 }

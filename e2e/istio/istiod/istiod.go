@@ -33,7 +33,6 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/fulcrum-ml/fulcrum/e2e/localenv"
-	"github.com/fulcrum-ml/fulcrum/e2e/promserver"
 	"github.com/fulcrum-ml/fulcrum/webhook/certs"
 )
 
@@ -112,7 +111,7 @@ func Start(ctx context.Context, kube *localenv.Env, dir string, opts Options) (*
 			return nil, fmt.Errorf("write %s: %w", name, err)
 		}
 	}
-	ports, err := freePorts(5)
+	ports, err := localenv.FreePorts(5)
 	if err != nil {
 		return nil, err
 	}
@@ -323,23 +322,6 @@ func tail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-// freePorts asks the kernel for n distinct free loopback ports.
-func freePorts(n int) ([]int, error) {
-	seen := map[int]bool{}
-	var out []int
-	for len(out) < n {
-		p, err := promserver.FreePort()
-		if err != nil {
-			return nil, err
-		}
-		if !seen[p] {
-			seen[p] = true
-			out = append(out, p)
-		}
-	}
-	return out, nil
 }
 
 // Pushes is istiod's count of xDS pushes so far, of every type to every
