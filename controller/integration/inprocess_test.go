@@ -296,7 +296,9 @@ func TestDriftIsReverted(t *testing.T) {
 func TestReadinessHold(t *testing.T) {
 	f := newFixture(t)
 	startController(f, nil)
-	f.rollout("fraud", func(mr *v1alpha1.ModelRollout) { mr.Spec.Candidate = "v3" })
+	// An hour per step: with the default second, a loaded machine could poll
+	// the weights after the rollout had already moved past 10.
+	f.rollout("fraud", minStep(time.Hour), func(mr *v1alpha1.ModelRollout) { mr.Spec.Candidate = "v3" })
 	f.eventually("SubsetsReady=False", func() bool {
 		mr := f.get("fraud")
 		for _, c := range mr.Status.Conditions {
