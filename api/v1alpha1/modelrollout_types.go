@@ -203,6 +203,94 @@ type Readiness struct {
 	// +kubebuilder:validation:Minimum=0.001
 	// +kubebuilder:validation:Maximum=1000000
 	RequestsPerPod *float64 `json:"requestsPerPod,omitempty"`
+	// Warmup holds the candidate's first user-facing weight (and, with
+	// eachStep, every increase) until it is warm: its p99 latency, as its
+	// sidecar reports it over the last window, is at most maxP99 on at least
+	// minRequests requests. Mirrored copies (the shadow stage) and warm-up
+	// requests count. Not warm within timeout: the rollout rolls back,
+	// having served no user at the weight it waited for. Unset: Ready pods
+	// are enough.
+	// +optional
+	Warmup *WarmupGate `json:"warmup,omitempty"`
+}
+
+// WarmupGate says when a candidate is warm enough to serve users.
+type WarmupGate struct {
+	// MaxP99 is the latency objective a warm candidate meets: its p99 over
+	// window, between 1ms and 1h (200ms is the usual figure for an online
+	// model).
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1ms') && duration(self) <= duration('1h')",message="spec.readiness.warmup.maxP99 must be between 1ms and 1h, for example 200ms"
+	MaxP99 metav1.Duration `json:"maxP99"`
+	// Window the p99 is measured over, between 5s and 1h; default 1m. Slow
+	// cold requests count until they are older than the window.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('5s') && duration(self) <= duration('1h')",message="spec.readiness.warmup.window must be between 5s and 1h, for example 1m"
+	Window metav1.Duration `json:"window,omitzero"`
+	// MinRequests the candidate must have answered in the window before its
+	// p99 counts; default 50. Fewer is not evidence of warmth.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	MinRequests int32 `json:"minRequests,omitempty"`
+	// EachStep checks warmth before every increase of the candidate's
+	// weight, not only the first (a model that scaled out has new, cold
+	// replicas).
+	// +optional
+	EachStep bool `json:"eachStep,omitempty"`
+	// Timeout is how long the gate waits for warmth before the rollout rolls
+	// back, between 10s and 24h; default 10m.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s') && duration(self) <= duration('24h')",message="spec.readiness.warmup.timeout must be between 10s and 24h, for example 10m"
+	Timeout metav1.Duration `json:"timeout,omitzero"`
+	// Requests, when set, are warm-up requests Fulcrum sends to the
+	// candidate through the mesh while the gate waits, for models with no
+	// mirrored traffic to warm them.
+	// +optional
+	Requests *WarmupRequests `json:"requests,omitempty"`
+}
+
+// WarmupRequests are the warm-up requests Fulcrum sends while a warm-up gate
+// waits. Each carries the header x-fulcrum-warmup naming the candidate, and
+// Fulcrum writes a route in front of the managed routes that sends exactly
+// those requests to the candidate's subset; the route goes when the gate
+// passes or the rollout ends. VirtualService routing happens in the
+// client's proxy, so Fulcrum's pod must be in the mesh (sidecar injection),
+// or url must be a gateway the VirtualService is bound to.
+type WarmupRequests struct {
+	// ConfigMap in the rollout's namespace holding the request bodies: one
+	// request per key of data and binaryData, sent in key order, round and
+	// round.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	ConfigMap string `json:"configMap"`
+	// URL the requests are sent to: the model's address in the mesh, e.g.
+	// http://fraud.ml.svc.cluster.local/v1/models/fraud:predict.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'http' || url(self).getScheme() == 'https')",message="spec.readiness.warmup.requests.url must be an http or https URL, for example http://fraud.ml.svc.cluster.local/predict"
+	URL string `json:"url"`
+	// Host overrides the Host header (the mesh routes by it), for a url
+	// that names a gateway's address rather than the model's host.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Host string `json:"host,omitempty"`
+	// Method of the requests; default POST.
+	// +optional
+	// +kubebuilder:validation:Enum=GET;POST;PUT
+	Method string `json:"method,omitempty"`
+	// ContentType of the bodies; default application/json.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	ContentType string `json:"contentType,omitempty"`
+	// RatePerSecond is how many requests are sent per second, 1 to 1000;
+	// default 10.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	RatePerSecond int32 `json:"ratePerSecond,omitempty"`
 }
 
 // MetricsUnavailablePolicy says what to do while metrics cannot be read.

@@ -91,6 +91,11 @@ type ModelRolloutStatus struct {
 	// +optional
 	Shadow *ShadowStatus `json:"shadow,omitempty"`
 
+	// Warmup is set while the warm-up gate (spec.readiness.warmup) holds
+	// the candidate's weight: since when, and the latest reading.
+	// +optional
+	Warmup *WarmupStatus `json:"warmup,omitempty"`
+
 	// RolloutStartedAt is when the current rollout started.
 	// +optional
 	RolloutStartedAt *metav1.Time `json:"rolloutStartedAt,omitempty"`
@@ -305,7 +310,36 @@ const (
 	// HistoryShadowPassed: the shadow stage passed; the mirror is removed
 	// and the first step starts.
 	HistoryShadowPassed = "ShadowPassed"
+	// HistoryWarm: the warm-up gate passed; the reason gives the reading.
+	HistoryWarm = "Warm"
 )
+
+// WarmupStatus is the warm-up gate while it holds the candidate's weight.
+type WarmupStatus struct {
+	// Subset being warmed (the candidate).
+	Subset string `json:"subset"`
+	// Weight the candidate waits to get.
+	Weight int32 `json:"weight"`
+	// Since is when the gate started holding; the rollout rolls back at
+	// Since + spec.readiness.warmup.timeout.
+	Since metav1.Time `json:"since"`
+	// P99Milliseconds is the candidate's p99 latency at the latest reading.
+	// +optional
+	P99Milliseconds *float64 `json:"p99Milliseconds,omitempty"`
+	// Requests the candidate answered in the window at the latest reading.
+	// +optional
+	Requests int64 `json:"requests,omitempty"`
+	// Sent counts the warm-up requests sent since the gate started holding,
+	// and Failed those that got no answer or a 5xx.
+	// +optional
+	Sent int64 `json:"sent,omitempty"`
+	// +optional
+	Failed int64 `json:"failed,omitempty"`
+	// Message says in one line what the gate waits for.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	Message string `json:"message,omitempty"`
+}
 
 // ShadowStatus is the mirror of the shadow stage.
 type ShadowStatus struct {

@@ -25,6 +25,7 @@ type decider struct {
 	stableDown string           // why the stable subset cannot take traffic, if so
 	restored   []string         // subsets drained to stable this round, and why
 	advance    string           // why the current step may end (stepDone)
+	warmHeld   bool             // the warm-up gate holds the candidate this round
 }
 
 // Decide evaluates a rollout against what was observed. It never modifies r.
@@ -221,6 +222,13 @@ func (x *decider) progress(mayAdvance bool) map[string]int32 {
 			x.waiting = msg
 			return x.hold()
 		}
+		if msg := x.warm(steps[i]); msg != "" {
+			if x.st.Phase != v1alpha1.PhaseProgressing {
+				return x.run() // not warm in time: rolled back
+			}
+			x.waiting = msg
+			return x.hold()
+		}
 		if steps[i] == 100 {
 			x.promote(ActorController, "reached the last step (100%)", "", true)
 			return map[string]int32{x.st.Candidate: 100}
@@ -236,6 +244,13 @@ func (x *decider) progress(mayAdvance bool) map[string]int32 {
 	if next >= int32(len(steps)) || steps[next] == 100 {
 		all := map[string]int32{x.st.Candidate: 100}
 		if msg := x.gate(all); msg != "" {
+			x.waiting = msg
+			return target
+		}
+		if msg := x.warm(100); msg != "" {
+			if x.st.Phase != v1alpha1.PhaseProgressing {
+				return x.run()
+			}
 			x.waiting = msg
 			return target
 		}

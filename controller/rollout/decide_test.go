@@ -31,8 +31,10 @@ type sim struct {
 	// rate and trafficProblem are the model's traffic as read for capacity.
 	rate           *float64
 	trafficProblem string
-	events         []Event
-	last           Decision
+	// warmth is the candidate's warm-up reading.
+	warmth *Warmth
+	events []Event
+	last   Decision
 }
 
 func newSim(t *testing.T, mutate ...func(*v1alpha1.ModelRollout)) *sim {
@@ -74,7 +76,7 @@ func (s *sim) reconcile(round *v1alpha1.AnalysisRound) Decision {
 		Now: s.clk.Now(), RouteWeights: s.routes, ReadyPods: s.ready,
 		Subsets: s.subsets, Conflict: s.conflict, Round: round,
 		Shadowed: s.shadowed, RouteChanges: s.changes,
-		TrafficRate: s.rate, TrafficProblem: s.trafficProblem,
+		TrafficRate: s.rate, TrafficProblem: s.trafficProblem, Warmth: s.warmth,
 		RouteShapes: []v1alpha1.RouteShape{{Route: "predict", Fields: map[string]string{"match": "abc"}}},
 	})
 	if !equality.Semantic.DeepEqual(before, s.r) {

@@ -30,6 +30,10 @@ func (x *decider) finish(desired map[string]int32) Decision {
 		// the mirror the previous status recorded.
 		x.st.Shadow = nil
 	}
+	if !x.warmHeld {
+		// The gate's status lives exactly as long as it holds.
+		x.st.Warmup = nil
+	}
 	if desired != nil {
 		x.settleWeights(desired)
 	}
@@ -100,6 +104,8 @@ func (x *decider) conditions() {
 		set(v1alpha1.ConditionSubsetsReady, metav1.ConditionFalse, CondReasonStableNotReady, x.stableDown)
 	case len(x.restored) > 0:
 		set(v1alpha1.ConditionSubsetsReady, metav1.ConditionFalse, CondReasonSubsetGone, strings.Join(x.restored, "; ")+": its weight went to stable")
+	case x.warmHeld:
+		set(v1alpha1.ConditionSubsetsReady, metav1.ConditionFalse, CondReasonNotWarm, x.waiting)
 	case x.waiting != "":
 		set(v1alpha1.ConditionSubsetsReady, metav1.ConditionFalse, CondReasonPodsNotReady, x.waiting)
 	default:
@@ -177,6 +183,8 @@ func (x *decider) requeue() time.Duration {
 	switch {
 	case x.o.Problem != "":
 		return retryWhileFailed
+	case x.warmHeld:
+		return warmupRecheck
 	case x.waiting != "" || x.pending != "" || x.stableDown != "":
 		return retryWhileWaiting
 	case x.st.Phase != v1alpha1.PhaseProgressing || x.st.StepStartedAt == nil:

@@ -55,6 +55,7 @@ const (
 	HistoryAdopted          = v1alpha1.HistoryAdopted
 	HistoryTrafficRestored  = v1alpha1.HistoryTrafficRestored
 	HistoryShadowPassed     = v1alpha1.HistoryShadowPassed
+	HistoryWarm             = v1alpha1.HistoryWarm
 )
 
 // Event reasons, constant so alerts and dashboards can select on them.
@@ -62,6 +63,7 @@ const (
 	ReasonStarted             = "RolloutStarted"
 	ReasonStepAdvanced        = "StepAdvanced"
 	ReasonShadowPassed        = "ShadowPassed"
+	ReasonWarm                = "CandidateWarm"
 	ReasonPaused              = "RolloutPaused"
 	ReasonResumed             = "RolloutResumed"
 	ReasonManualSplit         = "ManualSplit"
@@ -92,6 +94,7 @@ const (
 	CondReasonInvalidRef     = "InvalidReference"
 	CondReasonPodsReady      = "PodsReady"
 	CondReasonPodsNotReady   = "PodsNotReady"
+	CondReasonNotWarm        = "CandidateNotWarm"
 	CondReasonNoMetrics      = "NoMetrics"
 	CondReasonNoRoundYet     = "NoRoundYet"
 	CondReasonNotProgressing = "NotProgressing"
@@ -149,6 +152,9 @@ type Observed struct {
 	// TrafficProblem says why the rate could not be read; weights that
 	// would rise wait while it is set.
 	TrafficProblem string
+	// Warmth is the candidate's latency over the warm-up window, read only
+	// when spec.readiness.warmup is set (see WarmupSubset).
+	Warmth *Warmth
 	// Round is the analysis round run this reconcile, only when AnalysisDue
 	// said so; nil otherwise.
 	Round *v1alpha1.AnalysisRound
