@@ -52,6 +52,9 @@ func (r *Reconciler) finalize(ctx context.Context, mr *v1alpha1.ModelRollout) (c
 		return ctrl.Result{}, nil
 	}
 	log := ctrl.LoggerFrom(ctx)
+	if r.warmup != nil {
+		r.warmup.Stop(rolloutKey(mr))
+	}
 	reason, note := rollout.ReasonRestoredStable, ""
 	if mr.Spec.OnDelete == v1alpha1.OnDeleteKeep {
 		reason, note = rollout.ReasonDeletionKeptWeights, "spec.onDelete is Keep: the weights stay as they are"
@@ -127,7 +130,8 @@ func (r *Reconciler) restoreStable(ctx context.Context, mr *v1alpha1.ModelRollou
 	if _, err := istio.ReadWeights(vs, w.target); err != nil {
 		return "deleted: the weights were left as they are: " + err.Error(), nil
 	}
-	// The shadow stage's mirror goes with the rollout.
+	// The shadow stage's mirror and the warm-up route go with the rollout
+	// (m.warmup nil removes the route).
 	var m mirrorEdit
 	if mr.Status.Shadow != nil {
 		m.clear = mr.Status.Shadow.Subset

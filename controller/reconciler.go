@@ -20,6 +20,7 @@ import (
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
 	"github.com/fulcrum-ml/fulcrum/controller/istio"
 	"github.com/fulcrum-ml/fulcrum/controller/rollout"
+	"github.com/fulcrum-ml/fulcrum/controller/warmup"
 )
 
 // EventRecorder is the part of client-go's events.EventRecorder the
@@ -51,6 +52,10 @@ type Config struct {
 	// (spec.readiness.requestsPerPod). Nil: a rollout that asks for them
 	// holds rising weights, saying no traffic reader is configured.
 	Traffic analysis.TrafficReader
+	// Warmup sends warm-up requests (spec.readiness.warmup.requests); it
+	// runs with the manager (SetupWithManager adds it). Nil: such a gate
+	// holds on the candidate's own traffic only.
+	Warmup *warmup.Sender
 }
 
 // Reconciler reconciles ModelRollouts.
@@ -61,6 +66,7 @@ type Reconciler struct {
 	clock    clock.PassiveClock
 	analyzer analysis.Analyzer
 	traffic  analysis.TrafficReader
+	warmup   *warmup.Sender
 	version  string
 	metrics  *Metrics
 }
@@ -72,7 +78,7 @@ func New(cfg Config) (*Reconciler, error) {
 	}
 	r := &Reconciler{
 		client: cfg.Client, reader: cfg.APIReader, recorder: cfg.Recorder, clock: cfg.Clock,
-		analyzer: cfg.Analyzer, traffic: cfg.Traffic, version: cfg.IstioVersion, metrics: cfg.Metrics,
+		analyzer: cfg.Analyzer, traffic: cfg.Traffic, warmup: cfg.Warmup, version: cfg.IstioVersion, metrics: cfg.Metrics,
 	}
 	if r.reader == nil {
 		r.reader = cfg.Client
@@ -99,6 +105,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.client.Get(ctx, req.NamespacedName, mr); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.metrics.forget(req.Namespace, req.Name)
+			if r.warmup != nil {
+				r.warmup.Stop(req.NamespacedName)
+			}
 			return ctrl.Result{}, nil
 		}
 		r.metrics.failed("read")
@@ -140,11 +149,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		cur = next
 	}
 	if d.Weights != nil {
-		if err := r.writeWeights(ctx, mr, w, d.Weights, mirrorChange(mr, &d.Status)); err != nil {
+		m := mirrorChange(mr, &d.Status)
+		m.warmup = warmupRoute(mr, &d.Status)
+		if err := r.writeWeights(ctx, mr, w, d.Weights, m); err != nil {
 			r.metrics.failed("virtualservice")
 			return ctrl.Result{}, err
 		}
 	}
+	// Warm-up requests start once their route is on the mesh.
+	r.steerWarmup(ctx, mr, w, &d.Status)
 	if !equality.Semantic.DeepEqual(mr.Status, d.Status) {
 		upd, err := r.writeStatus(ctx, cur, d.Status)
 		if err != nil {
@@ -309,12 +322,14 @@ func (r *Reconciler) analyze(ctx context.Context, mr *v1alpha1.ModelRollout, w *
 	return &round
 }
 
-// mirrorEdit is what the shadow stage changes on the managed routes: the
-// mirror to set (nil: none), and the subset of a mirror Fulcrum set before
-// that must go ("" : none).
+// mirrorEdit is what the shadow stage and the warm-up gate change on the
+// managed routes besides weights: the mirror to set (nil: none), the subset
+// of a mirror Fulcrum set before that must go ("" : none), and the warm-up
+// route to keep (nil: the rollout's warm-up route, if any, goes).
 type mirrorEdit struct {
-	set   *istio.Mirror
-	clear string
+	set    *istio.Mirror
+	clear  string
+	warmup *istio.WarmupRoute
 }
 
 // mirrorChange compares the mirror the previous status recorded with the
@@ -352,6 +367,9 @@ func (r *Reconciler) writeWeights(ctx context.Context, mr *v1alpha1.ModelRollout
 		}
 		if next, changed, err = applyMirror(next, changed, w.target, m); err != nil {
 			return fmt.Errorf("shadow mirror on VirtualService %s/%s: %w", vs.GetNamespace(), vs.GetName(), err)
+		}
+		if next, changed, err = applyWarmupRoute(next, changed, w.target, mr.Name, m.warmup); err != nil {
+			return fmt.Errorf("warm-up route on VirtualService %s/%s: %w", vs.GetNamespace(), vs.GetName(), err)
 		}
 		if !changed {
 			return nil

@@ -97,6 +97,12 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	if opts.MaxConcurrentReconciles <= 0 {
 		opts.MaxConcurrentReconciles = 4
 	}
+	if r.warmup != nil {
+		// Only the leader sends warm-up requests, as only it decides.
+		if err := mgr.Add(r.warmup); err != nil {
+			return fmt.Errorf("add the warm-up sender: %w", err)
+		}
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(ControllerName).
 		For(&v1alpha1.ModelRollout{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionStarted()))).

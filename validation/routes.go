@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
+	"github.com/fulcrum-ml/fulcrum/controller/istio"
 )
 
 // ManagedRoute is one HTTP route of a VirtualService whose weights a
@@ -42,13 +43,22 @@ func (r ManagedRoute) String() string {
 // or the only HTTP route when ref names none. Errors are reported at
 // basePath (spec.virtualService) and its routes.
 func ManagedRoutes(vs *istiov1.VirtualService, ref v1alpha1.VirtualServiceRef, basePath *field.Path) ([]ManagedRoute, field.ErrorList) {
-	http := vs.Spec.GetHttp()
+	all := vs.Spec.GetHttp()
 	vsName := vs.Namespace + "/" + vs.Name
 	var errs field.ErrorList
 	if len(ref.Routes) == 0 {
+		// The warm-up routes Fulcrum writes in front of a managed route are
+		// never the user's.
+		var http []*networking.HTTPRoute
+		index := map[*networking.HTTPRoute]int{}
+		for i, r := range all {
+			if !istio.IsWarmupRoute(r.GetName()) {
+				http, index[r] = append(http, r), i
+			}
+		}
 		switch len(http) {
 		case 1:
-			return []ManagedRoute{{Name: http[0].GetName(), Index: 0}}, nil
+			return []ManagedRoute{{Name: http[0].GetName(), Index: index[http[0]]}}, nil
 		case 0:
 			return nil, field.ErrorList{field.Invalid(basePath.Child("name"), ref.Name, fmt.Sprintf(
 				"VirtualService %s has no HTTP routes; add an http route whose destinations are the model's subsets", vsName))}
@@ -58,6 +68,7 @@ func ManagedRoutes(vs *istiov1.VirtualService, ref v1alpha1.VirtualServiceRef, b
 				vsName, len(http), routeNames(http)))}
 		}
 	}
+	http := all
 	var out []ManagedRoute
 	for i, name := range ref.Routes {
 		idx := -1

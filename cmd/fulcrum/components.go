@@ -9,6 +9,7 @@ import (
 
 	"github.com/fulcrum-ml/fulcrum/analysis"
 	"github.com/fulcrum-ml/fulcrum/controller"
+	"github.com/fulcrum-ml/fulcrum/controller/warmup"
 )
 
 // component is one part of the binary, switched on by a flag. setup adds it
@@ -74,6 +75,9 @@ func setupController(_ context.Context, mgr ctrl.Manager, f *flags) error {
 		Recorder:     mgr.GetEventRecorder("fulcrum-controller"),
 		Analyzer:     analyzer,
 		Traffic:      traffic,
+		Warmup: warmup.NewSender(warmup.Config{
+			Reader: mgr.GetAPIReader(), AllowedHosts: splitList(f.warmupGateways),
+		}),
 		IstioVersion: version,
 		Metrics:      m,
 	})

@@ -235,6 +235,9 @@ func managedRoutes(vs *unstructured.Unstructured, t Target) ([]route, error) {
 			return nil, fmt.Errorf("VirtualService %s: spec.http[%d] is not an object", ref, i)
 		}
 		name, _ := m["name"].(string)
+		if IsWarmupRoute(name) {
+			continue // Fulcrum's own, never one of the user's routes
+		}
 		all = append(all, route{key: name, obj: m})
 	}
 	if len(t.Routes) == 0 {

@@ -33,6 +33,11 @@ namespace instead of cluster-wide. */ -}}
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get"]
+# spec.readiness.warmup.requests.configMap: the warm-up request bodies, one
+# ConfigMap read by name when a warm-up gate starts holding.
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get"]
 {{- end }}
 - apiGroups: ["", "events.k8s.io"]
   resources: ["events"]

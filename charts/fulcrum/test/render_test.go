@@ -60,6 +60,7 @@ prometheus:
   bearerToken: {secretName: mimir-token}
   allowedAddresses: [mimir.team-a:8080, "https://thanos.monitoring:10902/prometheus"]
 queries: {allowInline: true, namespaceLabel: kubernetes_namespace}
+warmup: {gateways: [istio-ingressgateway.istio-system, "gw.example.com:8080"]}
 image: {digest: "sha256:0000000000000000000000000000000000000000000000000000000000000000"}
 `},
 	"webhook-secret": {values: `
