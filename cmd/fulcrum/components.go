@@ -70,11 +70,11 @@ func setupController(_ context.Context, mgr ctrl.Manager, f *flags) error {
 		traffic = engine
 	}
 	r, err := controller.New(controller.Config{
-		Client:       mgr.GetClient(),
-		APIReader:    mgr.GetAPIReader(),
-		Recorder:     mgr.GetEventRecorder("fulcrum-controller"),
-		Analyzer:     analyzer,
-		Traffic:      traffic,
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("fulcrum-controller"),
+		Analyzer:  analyzer,
+		Traffic:   traffic,
 		Warmup: warmup.NewSender(warmup.Config{
 			Reader: mgr.GetAPIReader(), AllowedHosts: splitList(f.warmupGateways),
 		}),
