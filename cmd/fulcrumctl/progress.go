@@ -161,6 +161,9 @@ func stepOf(mr *v1alpha1.ModelRollout) string {
 	if c := mr.Spec.Strategy.Canary; c != nil {
 		n = fmt.Sprintf("/%d", len(c.Steps))
 	}
+	if w := mr.Status.Warmup; w != nil && mr.Status.Phase == v1alpha1.PhaseProgressing {
+		return fmt.Sprintf("%d%s (warming %s for %d%%)", *mr.Status.Step+1, n, w.Subset, w.Weight)
+	}
 	return fmt.Sprintf("%d%s", *mr.Status.Step+1, n)
 }
 

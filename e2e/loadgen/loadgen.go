@@ -210,9 +210,11 @@ type Generator struct {
 	done   chan struct{}
 	start  time.Time
 
-	mu     sync.Mutex
-	report Report
-	ended  time.Time
+	mu       sync.Mutex
+	report   Report
+	ended    time.Time
+	watchers map[int]func(string, int, time.Duration)
+	watchID  int
 }
 
 // Run sends load until its bound and returns the final report; ctx ending
@@ -337,9 +339,31 @@ func (g *Generator) send(ctx context.Context, user string) {
 	g.record(v, resp.StatusCode, g.clock.Since(start))
 }
 
+// Watch calls f with every answer from now on (version, HTTP status, time
+// taken), until the returned stop is called. f runs on the request's
+// goroutine and must be quick.
+func (g *Generator) Watch(f func(version string, code int, took time.Duration)) (stop func()) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.watchID++
+	id := g.watchID
+	if g.watchers == nil {
+		g.watchers = map[int]func(string, int, time.Duration){}
+	}
+	g.watchers[id] = f
+	return func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		delete(g.watchers, id)
+	}
+}
+
 func (g *Generator) record(version string, code int, took time.Duration) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	for _, f := range g.watchers {
+		f(version, code, took)
+	}
 	r := &g.report
 	r.Completed++
 	r.TotalLatency += took

@@ -40,6 +40,17 @@ type Behavior struct {
 	ErrorRate float64
 	Latency   Latency
 	Score     Score
+	// Cold is a cold start: a model that is Ready but has not yet loaded
+	// its weights into memory, compiled its graph or filled its caches.
+	Cold Cold
+}
+
+// Cold makes the first Requests inference requests a server answers take
+// Latency each (instead of the Latency distribution), as a model's first
+// requests after start do. The zero value is a warm model.
+type Cold struct {
+	Requests int
+	Latency  time.Duration
 }
 
 // DefaultScore is a healthy model's score distribution: beta(2, 5), mean
@@ -56,6 +67,9 @@ func (b Behavior) Validate() error {
 	}
 	if b.Latency.P99 < b.Latency.Median {
 		return fmt.Errorf("latency: p99 %s is below median %s; set p99 >= median (equal for a constant)", b.Latency.P99, b.Latency.Median)
+	}
+	if b.Cold.Requests < 0 || b.Cold.Latency < 0 || (b.Cold.Requests > 0) != (b.Cold.Latency > 0) {
+		return fmt.Errorf("cold start: %d request(s) at %s: set both above 0 (e.g. 200 requests at 1.5s), or neither for a warm model", b.Cold.Requests, b.Cold.Latency)
 	}
 	if b.Latency.Median == 0 && b.Latency.P99 > 0 {
 		return fmt.Errorf("latency: median is 0 but p99 is %s; set a median above 0", b.Latency.P99)

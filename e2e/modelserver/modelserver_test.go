@@ -258,3 +258,33 @@ func TestValidation(t *testing.T) {
 		t.Errorf("New without version: %v", err)
 	}
 }
+
+// A cold server answers its first requests at the cold latency, then
+// follows its latency distribution.
+func TestColdStart(t *testing.T) {
+	s, err := New(Config{Model: "fraud", Version: "v2", Seed: 1, Behavior: Behavior{Cold: Cold{Requests: 3, Latency: 300 * time.Millisecond}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := s.Handler()
+	took := func() time.Duration {
+		start := time.Now()
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v2/models/fraud/infer", strings.NewReader(`{"inputs":[{"name":"features","shape":[1,4]}]}`)))
+		if rec.Code != http.StatusOK {
+			t.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
+		return time.Since(start)
+	}
+	for i := 0; i < 3; i++ {
+		if d := took(); d < 300*time.Millisecond {
+			t.Fatalf("cold request %d took %s, want at least 300ms", i+1, d)
+		}
+	}
+	if d := took(); d > 250*time.Millisecond {
+		t.Fatalf("the fourth request took %s, want a warm answer", d)
+	}
+	if err := (Behavior{Score: DefaultScore, Cold: Cold{Requests: 5}}).Validate(); err == nil || !strings.Contains(err.Error(), "cold start") {
+		t.Fatalf("a cold start without a latency: %v", err)
+	}
+}

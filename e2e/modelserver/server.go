@@ -57,6 +57,7 @@ type Server struct {
 	mu      sync.Mutex
 	sampler *sampler
 	rnd     *rand.Rand
+	served  int // inference requests drawn so far, for the cold start
 
 	scores   prometheus.Observer
 	requests *prometheus.CounterVec
@@ -239,6 +240,10 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	fail, delay := s.sampler.fail(), s.sampler.latency()
+	if s.served < s.sampler.b.Cold.Requests {
+		delay = s.sampler.b.Cold.Latency
+	}
+	s.served++
 	scores := make([]float64, 0, rows)
 	if !fail {
 		for range rows {

@@ -64,6 +64,8 @@ function steps(r) {
     const doneAt = reached[i + 1] || (i === canary.steps.length - 1 ? promotedAt : null);
     let note = 'to do';
     if (state === 'current') note = `current${st.stepStartedAt ? ` since ${age(st.stepStartedAt)}` : ''}`;
+    // The warm-up gate holds this step's weight until the candidate is warm.
+    if (state === 'current' && st.warmup && st.warmup.weight === w) note = `warming up ${st.warmup.subset}: ${st.warmup.message || 'waiting for its latency'}`;
     else if (state === 'stopped') note = `rolled back at ${clock(rolledBackAt)}`;
     else if (state === 'done') note = doneAt ? `done at ${clock(doneAt)}` : 'done';
     return h('li', { class: `step ${state}`, 'aria-current': state === 'current' ? 'step' : null },
