@@ -71,7 +71,7 @@ func TestWarmupGateKeepsColdLatencyFromUsers(t *testing.T) {
 	mr := s.model.NewRollout(rig.RolloutConfig{Candidate: "v2", Steps: []int32{20, 100}, MinStepDuration: 30 * time.Second})
 	mr.Spec.Readiness.Warmup = &v1alpha1.WarmupGate{
 		MaxP99: metav1.Duration{Duration: slo}, Window: metav1.Duration{Duration: 10 * time.Second}, MinRequests: 30,
-		Timeout: metav1.Duration{Duration: 3 * time.Minute},
+		Timeout:  metav1.Duration{Duration: 3 * time.Minute},
 		Requests: &v1alpha1.WarmupRequests{ConfigMap: cm.Name, URL: s.model.URL(), RatePerSecond: 20},
 	}
 	if err := env.Client.Create(s.ctx, mr); err != nil {
