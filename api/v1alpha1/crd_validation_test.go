@@ -280,6 +280,25 @@ func TestInvalidModelRolloutsAreRejected(t *testing.T) {
 			func(mr *v1alpha1.ModelRollout) { mr.Spec.Strategy.Canary.MinStepDuration.Duration = 48 * time.Hour },
 			rejection{"spec.strategy.canary.minStepDuration", "must be between 1s and 24h"},
 		},
+		"warm-up objective above 1h": {
+			func(mr *v1alpha1.ModelRollout) {
+				mr.Spec.Readiness.Warmup = &v1alpha1.WarmupGate{MaxP99: metav1.Duration{Duration: 2 * time.Hour}}
+			},
+			rejection{"spec.readiness.warmup.maxP99", "must be between 1ms and 1h"},
+		},
+		"warm-up window below 5s": {
+			func(mr *v1alpha1.ModelRollout) {
+				mr.Spec.Readiness.Warmup = &v1alpha1.WarmupGate{MaxP99: metav1.Duration{Duration: 200 * time.Millisecond}, Window: metav1.Duration{Duration: time.Second}}
+			},
+			rejection{"spec.readiness.warmup.window", "must be between 5s and 1h"},
+		},
+		"warm-up URL not http": {
+			func(mr *v1alpha1.ModelRollout) {
+				mr.Spec.Readiness.Warmup = &v1alpha1.WarmupGate{MaxP99: metav1.Duration{Duration: 200 * time.Millisecond},
+					Requests: &v1alpha1.WarmupRequests{ConfigMap: "w", URL: "file:///etc/passwd"}}
+			},
+			rejection{"spec.readiness.warmup.requests.url", "must be an http or https URL"},
+		},
 		"analysis interval below 1s": {
 			func(mr *v1alpha1.ModelRollout) { mr.Spec.Analysis.Interval.Duration = 500 * time.Millisecond },
 			rejection{"spec.analysis.interval", "spec.analysis.interval must be between 1s and 1h"},
