@@ -79,7 +79,7 @@ type Config struct {
 	HTTP *http.Client
 	// AllowedHosts are URL hosts (host or host:port) a warm-up URL may
 	// name besides the model's own host: the mesh gateways the admin allows
-	// (--warmup-gateway). Anything else is refused, so that a ModelRollout
+	// (--warmup-gateways). Anything else is refused, so that a ModelRollout
 	// cannot make the controller call arbitrary addresses.
 	AllowedHosts []string
 }
@@ -136,7 +136,7 @@ func (s *Sender) CheckURL(raw string, modelHosts []string) error {
 	if slices.Contains(modelHosts, u.Hostname()) || slices.Contains(s.cfg.AllowedHosts, u.Host) || slices.Contains(s.cfg.AllowedHosts, u.Hostname()) {
 		return nil
 	}
-	return fmt.Errorf("spec.readiness.warmup.requests.url %q names host %q, which is neither the model's (%s) nor a gateway the controller allows (--warmup-gateway): send warm-up requests to the model's host",
+	return fmt.Errorf("spec.readiness.warmup.requests.url %q names host %q, which is neither the model's (%s) nor a gateway the controller allows (--warmup-gateways): send warm-up requests to the model's host",
 		raw, u.Hostname(), strings.Join(modelHosts, ", "))
 }
 
