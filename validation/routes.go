@@ -65,7 +65,7 @@ func ManagedRoutes(vs *istiov1.VirtualService, ref v1alpha1.VirtualServiceRef, b
 		default:
 			return nil, field.ErrorList{field.Required(basePath.Child("routes"), fmt.Sprintf(
 				"VirtualService %s has %d HTTP routes (%s): name the ones Fulcrum manages in spec.virtualService.routes (unnamed routes need a name first)",
-				vsName, len(http), routeNames(http)))}
+				vsName, len(http), routeNames(all, true)))}
 		}
 	}
 	http := all
@@ -80,7 +80,7 @@ func ManagedRoutes(vs *istiov1.VirtualService, ref v1alpha1.VirtualServiceRef, b
 		}
 		if idx < 0 {
 			errs = append(errs, field.Invalid(basePath.Child("routes").Index(i), name, fmt.Sprintf(
-				"VirtualService %s has no HTTP route named %q (it has: %s); fix the name or add the route", vsName, name, routeNames(http))))
+				"VirtualService %s has no HTTP route named %q (it has: %s); fix the name or add the route", vsName, name, routeNames(http, false))))
 			continue
 		}
 		out = append(out, ManagedRoute{Name: name, Index: idx})
@@ -88,17 +88,21 @@ func ManagedRoutes(vs *istiov1.VirtualService, ref v1alpha1.VirtualServiceRef, b
 	return out, errs
 }
 
-func routeNames(http []*networking.HTTPRoute) string {
-	if len(http) == 0 {
-		return "none"
-	}
-	names := make([]string, len(http))
+// routeNames lists the routes for a message, unnamed ones by their index in
+// spec.http; userOnly leaves out Fulcrum's warm-up routes.
+func routeNames(http []*networking.HTTPRoute, userOnly bool) string {
+	var names []string
 	for i, r := range http {
-		if r.GetName() == "" {
-			names[i] = fmt.Sprintf("unnamed http[%d]", i)
-		} else {
-			names[i] = strconv.Quote(r.GetName())
+		switch {
+		case userOnly && istio.IsWarmupRoute(r.GetName()):
+		case r.GetName() == "":
+			names = append(names, fmt.Sprintf("unnamed http[%d]", i))
+		default:
+			names = append(names, strconv.Quote(r.GetName()))
 		}
+	}
+	if len(names) == 0 {
+		return "none"
 	}
 	return strings.Join(names, ", ")
 }

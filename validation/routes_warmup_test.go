@@ -64,3 +64,15 @@ func TestManagedRoutesWarmupRouteDoesNotHideTwoUserRoutes(t *testing.T) {
 		t.Errorf("detail %q names the warm-up route", e.Detail)
 	}
 }
+
+// Unnamed routes are listed by their index in spec.http, warm-up routes
+// counted: the index a user reads is the one they edit.
+func TestManagedRoutesNamesUnnamedRoutesByTheirIndex(t *testing.T) {
+	vs := virtualService("fraud", warmupRoute(),
+		httpRoute("", dest("v1", 100), dest("v2", 0)),
+		httpRoute("explain", dest("v1", 100)))
+	_, errs := validation.ManagedRoutes(vs, v1alpha1.VirtualServiceRef{Name: "fraud"}, field.NewPath("spec", "virtualService"))
+	if len(errs) != 1 || !strings.Contains(errs[0].Detail, `unnamed http[1], "explain"`) {
+		t.Fatalf("errors %v, want one listing the unnamed route as http[1]", errs)
+	}
+}

@@ -109,7 +109,8 @@ func NewSender(cfg Config) *Sender {
 	return &Sender{cfg: cfg, runs: map[types.NamespacedName]*run{}}
 }
 
-// Start runs until ctx ends, then stops every sender.
+// Start runs until ctx ends, then stops every sender; Ensure refuses from
+// then on.
 func (s *Sender) Start(ctx context.Context) error {
 	s.mu.Lock()
 	s.base = ctx
@@ -117,6 +118,7 @@ func (s *Sender) Start(ctx context.Context) error {
 	<-ctx.Done()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.base = nil
 	for k, r := range s.runs {
 		r.cancel()
 		delete(s.runs, k)
@@ -144,29 +146,52 @@ func (s *Sender) CheckURL(raw string, modelHosts []string) error {
 // when the subset or spec changed). It reads the bodies first: a missing
 // ConfigMap or an empty one is an error naming it, and nothing is sent.
 func (s *Sender) Ensure(ctx context.Context, job Job) error {
-	s.mu.Lock()
-	cur := s.runs[job.Rollout]
-	base := s.base
-	s.mu.Unlock()
-	if cur != nil && cur.job.Subset == job.Subset && cur.job.Spec == job.Spec {
+	if r := s.current(job.Rollout); r != nil && r.job.Subset == job.Subset && r.job.Spec == job.Spec {
 		return nil
-	}
-	if base == nil {
-		return errors.New("the warm-up sender is not running (the controller is starting or stopping)")
 	}
 	bodies, err := s.bodies(ctx, job)
 	if err != nil {
 		return err
 	}
-	s.Stop(job.Rollout)
-	rctx, cancel := context.WithDeadline(base, job.Deadline)
+	// Check and replace under one lock: two calls for one rollout must
+	// never leave a run that Stop cannot reach.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.base == nil || s.base.Err() != nil {
+		return errors.New("the warm-up sender is not running (the controller is starting or stopping)")
+	}
+	if cur := s.runs[job.Rollout]; cur != nil {
+		if cur.job.Subset == job.Subset && cur.job.Spec == job.Spec {
+			return nil
+		}
+		cur.cancel()
+	}
+	rctx, cancel := context.WithDeadline(s.base, job.Deadline)
 	r := &run{job: job, cancel: cancel}
 	r.last.Store("")
-	s.mu.Lock()
 	s.runs[job.Rollout] = r
-	s.mu.Unlock()
-	go s.send(rctx, r, bodies)
+	go func() {
+		s.send(rctx, r, bodies)
+		s.forget(job.Rollout, r)
+	}()
 	return nil
+}
+
+func (s *Sender) current(key types.NamespacedName) *run {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.runs[key]
+}
+
+// forget drops a run that ended by itself (its deadline), unless another
+// replaced it, so that a later Ensure starts afresh.
+func (s *Sender) forget(key types.NamespacedName, r *run) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.runs[key] == r {
+		r.cancel()
+		delete(s.runs, key)
+	}
 }
 
 // Stop ends the sender of a rollout, if one runs.
@@ -245,7 +270,7 @@ func (s *Sender) send(ctx context.Context, r *run, bodies [][]byte) {
 	defer wg.Wait()
 	tick := time.NewTicker(time.Second / time.Duration(rate))
 	defer tick.Stop()
-	for i := 0; ; i++ {
+	for i := 0; ; {
 		select {
 		case <-ctx.Done():
 			return
@@ -258,6 +283,7 @@ func (s *Sender) send(ctx context.Context, r *run, bodies [][]byte) {
 			continue
 		}
 		body := bodies[i%len(bodies)]
+		i++ // only requests sent take a body: the order stays exact under load
 		wg.Add(1)
 		go func() {
 			defer func() { <-slots; wg.Done() }()
