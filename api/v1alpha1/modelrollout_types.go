@@ -38,6 +38,7 @@ type ModelRolloutList struct {
 // ModelRolloutSpec is what the user asks for.
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.candidate) || self.candidate != self.stable",message="spec.candidate must differ from spec.stable: name the new version's subset as the candidate",fieldPath=".candidate"
+// +kubebuilder:validation:XValidation:rule="!has(self.scaling) || !has(self.scaling.scaleAhead) || !self.scaling.scaleAhead || (has(self.readiness) && has(self.readiness.requestsPerPod))",message="spec.scaling.scaleAhead needs spec.readiness.requestsPerPod (what one Ready pod serves, requests/s) to know how many replicas a step needs: set it, or set scaleAhead to false",fieldPath=".scaling.scaleAhead"
 // +kubebuilder:validation:XValidation:rule="!has(self.intent) || self.intent.action != 'Start' || (has(self.candidate) && size(self.candidate) > 0)",message="spec.intent: action Start needs spec.candidate set to the subset to roll out",fieldPath=".intent.action"
 type ModelRolloutSpec struct {
 	// VirtualService whose HTTP route weights Fulcrum manages. It stays the
@@ -80,6 +81,16 @@ type ModelRolloutSpec struct {
 	// Readiness gates traffic on the pods of each subset.
 	// +optional
 	Readiness Readiness `json:"readiness,omitempty"`
+
+	// Scaling lets Fulcrum change the replicas of each version's Deployment
+	// (or the minReplicas of the HPA that targets it): raise the
+	// candidate's ahead of a step its Ready pods cannot carry
+	// (scaleAhead), and scale the old version down some time after a
+	// promotion (scaleDownAfter). Every change is recorded in
+	// status.scaling with the value it replaced, and a rollback puts that
+	// value back. Unset: Fulcrum never scales anything.
+	// +optional
+	Scaling *Scaling `json:"scaling,omitempty"`
 
 	// Analysis judges every step from metrics. Without metrics a rollout
 	// advances on time alone, and its status says that no analysis ran.

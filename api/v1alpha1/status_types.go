@@ -91,6 +91,12 @@ type ModelRolloutStatus struct {
 	// +optional
 	Shadow *ShadowStatus `json:"shadow,omitempty"`
 
+	// Scaling is what Fulcrum changed on the versions' workloads
+	// (spec.scaling), with the values it replaced, and the old version's
+	// pending scale-down.
+	// +optional
+	Scaling *ScalingStatus `json:"scaling,omitempty"`
+
 	// RolloutStartedAt is when the current rollout started.
 	// +optional
 	RolloutStartedAt *metav1.Time `json:"rolloutStartedAt,omitempty"`
@@ -305,6 +311,16 @@ const (
 	// HistoryShadowPassed: the shadow stage passed; the mirror is removed
 	// and the first step starts.
 	HistoryShadowPassed = "ShadowPassed"
+	// HistoryScaledUp: Fulcrum raised a version's replicas (or its HPA's
+	// minReplicas) ahead of a step (spec.scaling.scaleAhead).
+	HistoryScaledUp = "ScaledUp"
+	// HistoryScaledDown: Fulcrum scaled the old version down after a
+	// promotion (spec.scaling.scaleDownAfter).
+	HistoryScaledDown = "ScaledDown"
+	// HistoryScaleRestored: Fulcrum put back what it had scaled.
+	HistoryScaleRestored = "ScaleRestored"
+	// HistoryScaleDownCancelled: a pending scale-down will not happen.
+	HistoryScaleDownCancelled = "ScaleDownCancelled"
 )
 
 // ShadowStatus is the mirror of the shadow stage.
