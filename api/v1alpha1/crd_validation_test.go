@@ -295,7 +295,9 @@ func TestInvalidModelRolloutsAreRejected(t *testing.T) {
 			rejection{"spec.scaling.deploymentName", "must contain {{subset}}"},
 		},
 		"deploymentName not a DNS name": {
-			func(mr *v1alpha1.ModelRollout) { mr.Spec.Scaling = &v1alpha1.Scaling{DeploymentName: "Fraud_{{subset}}"} },
+			func(mr *v1alpha1.ModelRollout) {
+				mr.Spec.Scaling = &v1alpha1.Scaling{DeploymentName: "Fraud_{{subset}}"}
+			},
 			rejection{"spec.scaling.deploymentName", "must give a DNS-1123 subdomain"},
 		},
 		"scaleDownAfter 0s": {
