@@ -321,7 +321,7 @@ func (x *decider) capacity(s string, w int32) string {
 	}
 	need := int32(math.Ceil(share / *per))
 	return fmt.Sprintf("subset %s at %d%% would serve about %.0f requests/s (%d%% of %.0f); its %d Ready pod(s) carry %.0f at %g each (spec.readiness.requestsPerPod): waiting for %d Ready pods",
-		s, w, share, w, *x.o.TrafficRate, ready, float64(ready)**per, *per, need)
+		s, w, share, w, *x.o.TrafficRate, ready, float64(ready)**per, *per, need) + x.scaleAhead(s, w, share, need, ready)
 }
 
 // currentWeight is the least weight a subset has on any managed route now,

@@ -55,6 +55,11 @@ const (
 	HistoryAdopted          = v1alpha1.HistoryAdopted
 	HistoryTrafficRestored  = v1alpha1.HistoryTrafficRestored
 	HistoryShadowPassed     = v1alpha1.HistoryShadowPassed
+
+	HistoryScaledUp           = v1alpha1.HistoryScaledUp
+	HistoryScaledDown         = v1alpha1.HistoryScaledDown
+	HistoryScaleRestored      = v1alpha1.HistoryScaleRestored
+	HistoryScaleDownCancelled = v1alpha1.HistoryScaleDownCancelled
 )
 
 // Event reasons, constant so alerts and dashboards can select on them.
@@ -84,6 +89,11 @@ const (
 	ReasonRoutesChanged       = "ManagedRouteChanged"
 	ReasonRestoredStable      = "RestoredStable"
 	ReasonDeletionKeptWeights = "DeletionKeptWeights"
+	ReasonScaledUp            = "ScaledUp"
+	ReasonScaledDown          = "ScaledDown"
+	ReasonScaleRestored       = "ScaleRestored"
+	ReasonScaleDownCancelled  = "ScaleDownCancelled"
+	ReasonScaleFailed         = "ScaleFailed"
 )
 
 // Condition reasons.
@@ -149,6 +159,17 @@ type Observed struct {
 	// TrafficProblem says why the rate could not be read; weights that
 	// would rise wait while it is set.
 	TrafficProblem string
+	// Workloads are the versions' workloads (spec.scaling) by subset, read
+	// for the candidate and the subset of a pending scale-down.
+	Workloads map[string]Workload
+	// ScaleValues are the current values of the fields Fulcrum may scale:
+	// those of Workloads and those recorded in status.scaling. A field
+	// whose object is gone is absent.
+	ScaleValues map[ScaleTarget]int32
+	// ScaleProblem says why the workloads could not be read (no RBAC for
+	// Deployments, say): nothing is scaled or restored while it is set,
+	// and the message says so.
+	ScaleProblem string
 	// Round is the analysis round run this reconcile, only when AnalysisDue
 	// said so; nil otherwise.
 	Round *v1alpha1.AnalysisRound
@@ -176,7 +197,37 @@ type Decision struct {
 	// failed), with its Duration from status.rolloutStartedAt.
 	Outcome  string
 	Duration time.Duration
+	// Scale are the workload changes to write after the weights, each with
+	// the reason history recorded. A failed one is retried: the status
+	// still holds what should be there.
+	Scale []ScaleAction
 	// RequeueAfter is when the rollout needs another look even if nothing
 	// changes in the cluster (0: only on watch events).
 	RequeueAfter time.Duration
+}
+
+// Workload is one version's Deployment and the HPA that targets it, as
+// spec.scaling.deploymentName names it.
+type Workload struct {
+	// Deployment is the Deployment's name.
+	Deployment string
+	// HPA is the name of the HorizontalPodAutoscaler whose scaleTargetRef
+	// is the Deployment; empty when there is none.
+	HPA string
+	// Problem says why the workload cannot be scaled (the Deployment is
+	// missing, or cannot be read), phrased with the fix.
+	Problem string
+}
+
+// ScaleTarget is one field of one object Fulcrum scales.
+type ScaleTarget struct {
+	Kind, Name, Field string
+}
+
+// ScaleAction is one field to write.
+type ScaleAction struct {
+	ScaleTarget
+	Subset   string
+	From, To int32
+	Reason   string
 }
