@@ -36,8 +36,8 @@ type sim struct {
 	workloads  map[string]Workload
 	values     map[ScaleTarget]int32
 	scaleFails bool
-	events         []Event
-	last           Decision
+	events     []Event
+	last       Decision
 }
 
 func newSim(t *testing.T, mutate ...func(*v1alpha1.ModelRollout)) *sim {
