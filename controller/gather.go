@@ -121,6 +121,7 @@ func (r *Reconciler) gather(ctx context.Context, mr *v1alpha1.ModelRollout) (*wo
 		w.observed.ReadyPods[subset] = n
 	}
 	r.gatherTraffic(ctx, mr, w)
+	r.gatherScaling(ctx, mr, w)
 	return w, nil
 }
 

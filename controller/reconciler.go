@@ -145,6 +145,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			return ctrl.Result{}, err
 		}
 	}
+	// Scale writes come after the weights: a rollback reaches the mesh
+	// before its replicas are put back, and a write that fails is asked
+	// for again by the next reconcile (status keeps what should be there).
+	// Raising replicas never moves traffic: the gate waits for the pods.
+	requeue := d.RequeueAfter
+	if len(d.Scale) > 0 && !r.applyScale(ctx, cur, d.Scale) {
+		requeue = minRequeue(requeue, scaleRetryDelay)
+	}
 	if !equality.Semantic.DeepEqual(mr.Status, d.Status) {
 		upd, err := r.writeStatus(ctx, cur, d.Status)
 		if err != nil {
@@ -162,7 +170,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	r.metrics.ended(d.Outcome, d.Duration.Seconds())
 	r.metrics.observe(cur)
 	r.metrics.readyPods(cur, w.observed.ReadyPods)
-	return ctrl.Result{RequeueAfter: d.RequeueAfter}, nil
+	return ctrl.Result{RequeueAfter: requeue}, nil
+}
+
+// scaleRetryDelay is how soon a failed scale write is tried again.
+const scaleRetryDelay = 5 * time.Second
+
+func minRequeue(a, b time.Duration) time.Duration {
+	if a <= 0 || b < a {
+		return b
+	}
+	return a
 }
 
 // rollbackPending reports whether a rollback intent waits to be applied.
