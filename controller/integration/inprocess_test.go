@@ -50,6 +50,13 @@ func (s *scripted) weightsJudged(name string) []int32 {
 // fixture's namespace, with analyzer a.
 func startController(f *fixture, a analysis.Analyzer) {
 	f.t.Helper()
+	startControllerWith(f, a, nil)
+}
+
+// startControllerWith is startController with a reader of the model's
+// traffic, for capacity checks (spec.readiness.requestsPerPod).
+func startControllerWith(f *fixture, a analysis.Analyzer, traffic analysis.TrafficReader) {
+	f.t.Helper()
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:  scheme(),
 		Metrics: metricsserver.Options{BindAddress: "0"},
@@ -65,6 +72,7 @@ func startController(f *fixture, a analysis.Analyzer) {
 	r, err := controller.New(controller.Config{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
 		Recorder: mgr.GetEventRecorder("fulcrum-test"), Analyzer: a, IstioVersion: "v1",
+		Traffic: traffic,
 	})
 	if err != nil {
 		f.t.Fatal(err)
