@@ -105,7 +105,7 @@ func (x *decider) scaleAhead(s string, w int32, share float64, need, ready int32
 	}
 	c.Set, c.At, c.Restoring = to, x.now, false
 	c.Reason = v1alpha1.CutText(reason, v1alpha1.MaxHistoryReason)
-	x.history(HistoryScaledUp, x.st.Phase, x.st.Phase, ActorController, reason+clamp, "", nil)
+	x.scaleHistory(HistoryScaledUp, reason+clamp)
 	x.event(EventTypeNormal, ReasonScaledUp, reason+clamp)
 	x.act(ScaleAction{ScaleTarget: t, Subset: s, From: cur, To: to, Reason: reason})
 	return scaledAheadNote(c) + clamp
@@ -133,6 +133,14 @@ func (x *decider) scaleOccasion(s string, w int32) string {
 		}
 	}
 	return fmt.Sprintf("%s at %d%%", s, w)
+}
+
+// scaleHistory records a scale decision. It carries no step: the step it
+// prepares is not reached yet (the dashboard's timeline reads steps from
+// history), and no weights: it moved no traffic.
+func (x *decider) scaleHistory(typ, reason string) {
+	x.history(typ, x.st.Phase, x.st.Phase, ActorController, reason, "", nil)
+	x.st.History[len(x.st.History)-1].Step = nil
 }
 
 // act adds a write, replacing an earlier one of the same field this round.
@@ -219,7 +227,7 @@ func (x *decider) runScaleDown(desired map[string]int32) {
 	x.st.Scaling.ScaleDown = nil
 	if cancel != "" {
 		msg := fmt.Sprintf("scale-down of %s planned for %s cancelled: %s", s, sd.At.UTC().Format(time.RFC3339), cancel)
-		x.history(HistoryScaleDownCancelled, x.st.Phase, x.st.Phase, ActorController, msg, "", nil)
+		x.scaleHistory(HistoryScaleDownCancelled, msg)
 		x.event(EventTypeNormal, ReasonScaleDownCancelled, msg)
 		return
 	}
@@ -241,7 +249,7 @@ func (x *decider) runScaleDown(desired map[string]int32) {
 	}
 	msg := fmt.Sprintf("%s scaled down %s after %s was promoted (spec.scaling.scaleDownAfter): %s",
 		s, sc.ScaleDownAfter.Duration, x.st.Candidate, strings.Join(done, ", "))
-	x.history(HistoryScaledDown, x.st.Phase, x.st.Phase, ActorController, msg, "", nil)
+	x.scaleHistory(HistoryScaledDown, msg)
 	x.event(EventTypeNormal, ReasonScaledDown, msg)
 }
 
@@ -291,7 +299,7 @@ func (x *decider) settleChanges(desired map[string]int32) {
 			}
 			c.Restoring = true
 			msg := fmt.Sprintf("%s: put back %s %d→%d, its value before Fulcrum changed it", why, show(t), c.Set, c.Original)
-			x.history(HistoryScaleRestored, x.st.Phase, x.st.Phase, ActorController, msg, "", nil)
+			x.scaleHistory(HistoryScaleRestored, msg)
 			x.event(EventTypeNormal, ReasonScaleRestored, msg)
 		}
 		cur, ok := x.o.ScaleValues[t]

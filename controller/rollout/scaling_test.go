@@ -89,7 +89,7 @@ func TestScaleAheadRaisesHPAMinReplicasThenSteps(t *testing.T) {
 	}
 	h := s.lastHistory(HistoryScaledUp)
 	want := "step 2 (50%) needs 3 Ready pods of v2 at 20 requests/s each (50 of 100 requests/s); it had 1: raised HPA fraud-v2 minReplicas 1→3"
-	if h.Reason != want || h.Actor != ActorController {
+	if h.Reason != want || h.Actor != ActorController || h.Step != nil || h.Weights != nil {
 		t.Fatalf("history %+v, want reason %q by fulcrum", h, want)
 	}
 	s.wantEvent(ReasonScaledUp)
