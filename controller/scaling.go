@@ -111,32 +111,39 @@ func (r *Reconciler) workload(ctx context.Context, ns, name string, values map[r
 // readTarget records the current value of t's object in values; nothing
 // when the object is gone.
 func (r *Reconciler) readTarget(ctx context.Context, ns string, t rollout.ScaleTarget, values map[rollout.ScaleTarget]int32) error {
+	obj, err := scalable(t.Kind)
+	if err != nil {
+		return err
+	}
 	key := types.NamespacedName{Namespace: ns, Name: t.Name}
-	switch t.Kind {
-	case v1alpha1.KindDeployment:
-		d := &appsv1.Deployment{}
-		if err := r.client.Get(ctx, key, d); err != nil {
-			if apierrors.IsNotFound(err) {
-				return nil
-			}
-			return fmt.Errorf("get Deployment %s: %w", key, err)
+	if err := r.client.Get(ctx, key, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
 		}
+		return fmt.Errorf("get %s %s: %w", t.Kind, key, err)
+	}
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
 		n := int32(1) // the API server's default
-		if d.Spec.Replicas != nil {
-			n = *d.Spec.Replicas
+		if o.Spec.Replicas != nil {
+			n = *o.Spec.Replicas
 		}
 		values[rollout.ScaleTarget{Kind: t.Kind, Name: t.Name, Field: v1alpha1.FieldReplicas}] = n
-	case v1alpha1.KindHPA:
-		h := &autoscalingv2.HorizontalPodAutoscaler{}
-		if err := r.client.Get(ctx, key, h); err != nil {
-			if apierrors.IsNotFound(err) {
-				return nil
-			}
-			return fmt.Errorf("get HorizontalPodAutoscaler %s: %w", key, err)
-		}
-		hpaValues(h, values)
+	case *autoscalingv2.HorizontalPodAutoscaler:
+		hpaValues(o, values)
 	}
 	return nil
+}
+
+// scalable is an empty object of a kind Fulcrum scales.
+func scalable(kind string) (client.Object, error) {
+	switch kind {
+	case v1alpha1.KindDeployment:
+		return &appsv1.Deployment{}, nil
+	case v1alpha1.KindHPA:
+		return &autoscalingv2.HorizontalPodAutoscaler{}, nil
+	}
+	return nil, fmt.Errorf("unknown kind %q in status.scaling", kind)
 }
 
 func hpaValues(h *autoscalingv2.HorizontalPodAutoscaler, values map[rollout.ScaleTarget]int32) {
@@ -187,14 +194,9 @@ func (r *Reconciler) patchScale(ctx context.Context, ns, kind, name string, fiel
 	if err != nil {
 		return err
 	}
-	var obj client.Object
-	switch kind {
-	case v1alpha1.KindDeployment:
-		obj = &appsv1.Deployment{}
-	case v1alpha1.KindHPA:
-		obj = &autoscalingv2.HorizontalPodAutoscaler{}
-	default:
-		return fmt.Errorf("unknown kind %q", kind)
+	obj, err := scalable(kind)
+	if err != nil {
+		return err
 	}
 	obj.SetNamespace(ns)
 	obj.SetName(name)

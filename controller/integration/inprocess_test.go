@@ -106,8 +106,21 @@ func minStep(d time.Duration) rolloutOpt {
 // recordWeights polls the VirtualService and returns the distinct candidate
 // weights seen, in order, when stop is called.
 func recordWeights(f *fixture, name, subset string) (stop func() []int32) {
-	var mu sync.Mutex
 	var seen []int32
+	halt := pollVirtualService(f, name, func(vs map[string]any) {
+		if w := routeWeight(vs, subset); len(seen) == 0 || seen[len(seen)-1] != w {
+			seen = append(seen, w)
+		}
+	})
+	return func() []int32 {
+		halt()
+		return seen
+	}
+}
+
+// pollVirtualService calls fn with the VirtualService every 20ms, from one
+// goroutine, until stop returns.
+func pollVirtualService(f *fixture, name string, fn func(vs map[string]any)) (stop func()) {
 	quit := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -122,20 +135,12 @@ func recordWeights(f *fixture, name, subset string) (stop func() []int32) {
 			if err := f.c.Get(context.Background(), types.NamespacedName{Namespace: f.ns, Name: name}, vs); err != nil {
 				continue
 			}
-			w := routeWeight(vs.Object, subset)
-			mu.Lock()
-			if len(seen) == 0 || seen[len(seen)-1] != w {
-				seen = append(seen, w)
-			}
-			mu.Unlock()
+			fn(vs.Object)
 		}
 	}()
-	return func() []int32 {
+	return func() {
 		close(quit)
 		<-done
-		mu.Lock()
-		defer mu.Unlock()
-		return seen
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -110,38 +109,16 @@ func (f *fixture) waitReadyPods(version string, want int32) {
 // pods carry at perPod each. Weights are read before pods: pods only grow
 // while it runs, so a sample can miss an overload but never invent one.
 func overload(f *fixture, name, subset string, rate, perPod float64) (stop func() []string) {
-	var mu sync.Mutex
 	var seen []string
-	quit, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-quit:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-			vs := istioObj("VirtualService")
-			if err := f.c.Get(context.Background(), types.NamespacedName{Namespace: f.ns, Name: name}, vs); err != nil {
-				continue
-			}
-			w := routeWeight(vs.Object, subset)
-			n, err := f.readyPods(subset)
-			if err != nil {
-				continue
-			}
-			if share := rate * float64(w) / 100; share > float64(n)*perPod {
-				mu.Lock()
-				seen = append(seen, fmt.Sprintf("%s at %d%% (%.0f requests/s) with %d Ready pods", subset, w, share, n))
-				mu.Unlock()
-			}
+	halt := pollVirtualService(f, name, func(vs map[string]any) {
+		w := routeWeight(vs, subset)
+		n, err := f.readyPods(subset)
+		if share := rate * float64(w) / 100; err == nil && share > float64(n)*perPod {
+			seen = append(seen, fmt.Sprintf("%s at %d%% (%.0f requests/s) with %d Ready pods", subset, w, share, n))
 		}
-	}()
+	})
 	return func() []string {
-		close(quit)
-		<-done
-		mu.Lock()
-		defer mu.Unlock()
+		halt()
 		return seen
 	}
 }

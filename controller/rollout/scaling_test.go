@@ -124,18 +124,26 @@ func TestScaleAheadRaisesHPAMinReplicasThenSteps(t *testing.T) {
 	}
 }
 
-// An HPA whose maxReplicas is below what the step needs is raised to its
-// maximum only; the wait says to raise maxReplicas.
-func TestScaleAheadStopsAtHPAMaxReplicas(t *testing.T) {
+// atSecondStep is a rollout of v2 with scaleAhead at 100 requests/s and 20
+// per pod, its first step (20%) applied with one Ready pod, and the second
+// (50%, 3 pods) just decided; given sets the workloads up first.
+func atSecondStep(t *testing.T, hpa bool, given func(*sim)) *sim {
 	s := newSim(t, withCapacity(20))
-	withScaling(s, true, func(sc *v1alpha1.Scaling) { sc.ScaleAhead = true })
-	s.values[hpaMax("fraud-v2")] = 2
+	withScaling(s, hpa, func(sc *v1alpha1.Scaling) { sc.ScaleAhead = true })
+	given(s)
 	s.rate = ptr.To(100.0)
 	s.ready["v2"] = 1
 	s.r.Spec.Candidate = "v2"
 	s.reconcile(nil)
 	s.clk.Step(time.Minute)
 	s.reconcile(nil)
+	return s
+}
+
+// An HPA whose maxReplicas is below what the step needs is raised to its
+// maximum only; the wait says to raise maxReplicas.
+func TestScaleAheadStopsAtHPAMaxReplicas(t *testing.T) {
+	s := atSecondStep(t, true, func(s *sim) { s.values[hpaMax("fraud-v2")] = 2 })
 	if got := s.values[hpaMin("fraud-v2")]; got != 2 {
 		t.Fatalf("minReplicas %d, want 2 (the HPA's maxReplicas)", got)
 	}
@@ -147,15 +155,7 @@ func TestScaleAheadStopsAtHPAMaxReplicas(t *testing.T) {
 // back: when the write fails, the rollback is not held, the restore is
 // retried and the message says so, until it lands.
 func TestRollbackRestoresWhatWasScaled(t *testing.T) {
-	s := newSim(t, withCapacity(20))
-	withScaling(s, false, func(sc *v1alpha1.Scaling) { sc.ScaleAhead = true })
-	s.values[replicas("fraud-v2")] = 1
-	s.rate = ptr.To(100.0)
-	s.ready["v2"] = 1
-	s.r.Spec.Candidate = "v2"
-	s.reconcile(nil)
-	s.clk.Step(time.Minute)
-	s.reconcile(nil)
+	s := atSecondStep(t, false, func(s *sim) { s.values[replicas("fraud-v2")] = 1 })
 	if got := s.values[replicas("fraud-v2")]; got != 3 {
 		t.Fatalf("Deployment fraud-v2 replicas %d, want 3", got)
 	}
