@@ -133,6 +133,14 @@ func TestValidModelRolloutsAreAdmitted(t *testing.T) {
 				}
 			},
 		},
+		"scale-ahead with a measured capacity": {
+			obj: func() *v1alpha1.ModelRollout {
+				mr := minimalRollout(ns, "measured")
+				mr.Spec.Readiness.RequestsPerPodQuery = `min(model_capacity_rps{namespace="{{.Namespace}}"})`
+				mr.Spec.Scaling = &v1alpha1.Scaling{DeploymentName: "fraud-{{subset}}", ScaleAhead: true}
+				return mr
+			}(),
+		},
 		"A/B/n split intent over three subsets": {
 			obj: func() *v1alpha1.ModelRollout {
 				mr := minimalRollout(ns, "abn")
@@ -289,6 +297,13 @@ func TestInvalidModelRolloutsAreRejected(t *testing.T) {
 				mr.Spec.Scaling = &v1alpha1.Scaling{DeploymentName: "fraud-{{subset}}", ScaleAhead: true}
 			},
 			rejection{"spec.scaling.scaleAhead", "needs spec.readiness.requestsPerPod"},
+		},
+		"requestsPerPod and requestsPerPodQuery": {
+			func(mr *v1alpha1.ModelRollout) {
+				mr.Spec.Readiness.RequestsPerPod = ptr.To(20.0)
+				mr.Spec.Readiness.RequestsPerPodQuery = "min(model_capacity_rps)"
+			},
+			rejection{"spec.readiness.requestsPerPodQuery", "set requestsPerPod (a number) or requestsPerPodQuery"},
 		},
 		"deploymentName without {{subset}}": {
 			func(mr *v1alpha1.ModelRollout) { mr.Spec.Scaling = &v1alpha1.Scaling{DeploymentName: "fraud"} },

@@ -38,7 +38,7 @@ type ModelRolloutList struct {
 // ModelRolloutSpec is what the user asks for.
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.candidate) || self.candidate != self.stable",message="spec.candidate must differ from spec.stable: name the new version's subset as the candidate",fieldPath=".candidate"
-// +kubebuilder:validation:XValidation:rule="!has(self.scaling) || !has(self.scaling.scaleAhead) || !self.scaling.scaleAhead || (has(self.readiness) && has(self.readiness.requestsPerPod))",message="spec.scaling.scaleAhead needs spec.readiness.requestsPerPod (what one Ready pod serves, requests/s) to know how many replicas a step needs: set it, or set scaleAhead to false",fieldPath=".scaling.scaleAhead"
+// +kubebuilder:validation:XValidation:rule="!has(self.scaling) || !has(self.scaling.scaleAhead) || !self.scaling.scaleAhead || (has(self.readiness) && (has(self.readiness.requestsPerPod) || (has(self.readiness.requestsPerPodQuery) && size(self.readiness.requestsPerPodQuery) > 0)))",message="spec.scaling.scaleAhead needs spec.readiness.requestsPerPod (what one Ready pod serves, requests/s) or requestsPerPodQuery to know how many replicas a step needs: set one, or set scaleAhead to false",fieldPath=".scaling.scaleAhead"
 // +kubebuilder:validation:XValidation:rule="!has(self.intent) || self.intent.action != 'Start' || (has(self.candidate) && size(self.candidate) > 0)",message="spec.intent: action Start needs spec.candidate set to the subset to roll out",fieldPath=".intent.action"
 type ModelRolloutSpec struct {
 	// VirtualService whose HTTP route weights Fulcrum manages. It stays the
@@ -194,6 +194,8 @@ type ShadowStage struct {
 }
 
 // Readiness gates traffic on the pods of each subset.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.requestsPerPod) || !has(self.requestsPerPodQuery) || size(self.requestsPerPodQuery) == 0",message="spec.readiness: set requestsPerPod (a number) or requestsPerPodQuery (a PromQL query that measures it), not both",fieldPath=".requestsPerPodQuery"
 type Readiness struct {
 	// MinReadyPods is how many Ready pods a subset needs before any traffic
 	// goes to it.
@@ -214,6 +216,18 @@ type Readiness struct {
 	// +kubebuilder:validation:Minimum=0.001
 	// +kubebuilder:validation:Maximum=1000000
 	RequestsPerPod *float64 `json:"requestsPerPod,omitempty"`
+	// RequestsPerPodQuery measures what one Ready pod serves instead of
+	// stating it: a PromQL query (Go template with {{.Namespace}} and
+	// {{.Service}}) whose result is one pod's capacity in requests per
+	// second, for model servers that export it. A vector takes its
+	// smallest value; no data holds rising weights, as an unreadable rate
+	// does. Like spec.analysis.metrics[].query it is an inline query:
+	// fulcrum runs it only with --allow-inline-queries, confined to the
+	// rollout's namespace (--query-namespace-label). Exclusive with
+	// RequestsPerPod.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	RequestsPerPodQuery string `json:"requestsPerPodQuery,omitempty"`
 }
 
 // MetricsUnavailablePolicy says what to do while metrics cannot be read.
