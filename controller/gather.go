@@ -130,9 +130,10 @@ func (r *Reconciler) gather(ctx context.Context, mr *v1alpha1.ModelRollout) (*wo
 // read is a TrafficProblem: the state machine then holds rising weights
 // rather than guess (rollbacks never wait for it).
 func (r *Reconciler) gatherTraffic(ctx context.Context, mr *v1alpha1.ModelRollout, w *world) {
-	if mr.Spec.Readiness.RequestsPerPod == nil {
+	if mr.Spec.Readiness.RequestsPerPod == nil && mr.Spec.Readiness.RequestsPerPodQuery == "" {
 		return
 	}
+	r.gatherCapacity(ctx, mr, w)
 	if r.traffic == nil {
 		w.observed.TrafficProblem = "no Prometheus is configured (--prometheus-url), so the capacity check of spec.readiness.requestsPerPod cannot read the model's traffic"
 		return
@@ -147,6 +148,29 @@ func (r *Reconciler) gatherTraffic(ctx context.Context, mr *v1alpha1.ModelRollou
 		return
 	}
 	w.observed.TrafficRate = &rate
+}
+
+// gatherCapacity measures one pod's capacity with
+// spec.readiness.requestsPerPodQuery, when the rollout has one.
+func (r *Reconciler) gatherCapacity(ctx context.Context, mr *v1alpha1.ModelRollout, w *world) {
+	q := mr.Spec.Readiness.RequestsPerPodQuery
+	if q == "" || mr.Spec.Readiness.RequestsPerPod != nil {
+		return
+	}
+	if r.capacity == nil {
+		w.observed.CapacityProblem = "no Prometheus is configured (--prometheus-url), so spec.readiness.requestsPerPodQuery cannot measure one pod's capacity"
+		return
+	}
+	svc := mr.Spec.Service
+	if svc == "" {
+		svc = ServiceName(w.dr.Spec.GetHost(), mr.Namespace)
+	}
+	per, err := r.capacity.PodCapacity(ctx, mr.Namespace, svc, q, w.observed.Now)
+	if err != nil {
+		w.observed.CapacityProblem = "one pod's capacity cannot be measured: " + err.Error()
+		return
+	}
+	w.observed.RequestsPerPod = &per
 }
 
 // podSubsets are the subsets whose Ready pods matter this reconcile: those

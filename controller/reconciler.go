@@ -51,6 +51,10 @@ type Config struct {
 	// (spec.readiness.requestsPerPod). Nil: a rollout that asks for them
 	// holds rising weights, saying no traffic reader is configured.
 	Traffic analysis.TrafficReader
+	// Capacity measures one pod's capacity for rollouts with
+	// spec.readiness.requestsPerPodQuery. Nil: such rollouts hold rising
+	// weights, saying no Prometheus is configured.
+	Capacity analysis.CapacityReader
 }
 
 // Reconciler reconciles ModelRollouts.
@@ -61,6 +65,7 @@ type Reconciler struct {
 	clock    clock.PassiveClock
 	analyzer analysis.Analyzer
 	traffic  analysis.TrafficReader
+	capacity analysis.CapacityReader
 	version  string
 	metrics  *Metrics
 }
@@ -72,7 +77,7 @@ func New(cfg Config) (*Reconciler, error) {
 	}
 	r := &Reconciler{
 		client: cfg.Client, reader: cfg.APIReader, recorder: cfg.Recorder, clock: cfg.Clock,
-		analyzer: cfg.Analyzer, traffic: cfg.Traffic, version: cfg.IstioVersion, metrics: cfg.Metrics,
+		analyzer: cfg.Analyzer, traffic: cfg.Traffic, capacity: cfg.Capacity, version: cfg.IstioVersion, metrics: cfg.Metrics,
 	}
 	if r.reader == nil {
 		r.reader = cfg.Client

@@ -31,6 +31,10 @@ type sim struct {
 	// rate and trafficProblem are the model's traffic as read for capacity.
 	rate           *float64
 	trafficProblem string
+	// perPod and capacityProblem are one pod's measured capacity
+	// (spec.readiness.requestsPerPodQuery).
+	perPod          *float64
+	capacityProblem string
 	// workloads and values are the versions' Deployments and HPAs
 	// (spec.scaling); scaleFails makes every scale write fail.
 	workloads  map[string]Workload
@@ -81,6 +85,7 @@ func (s *sim) reconcile(round *v1alpha1.AnalysisRound) Decision {
 		Shadowed: s.shadowed, RouteChanges: s.changes,
 		TrafficRate: s.rate, TrafficProblem: s.trafficProblem,
 		Workloads: s.workloads, ScaleValues: s.values,
+		RequestsPerPod: s.perPod, CapacityProblem: s.capacityProblem,
 		RouteShapes: []v1alpha1.RouteShape{{Route: "predict", Fields: map[string]string{"match": "abc"}}},
 	})
 	if !equality.Semantic.DeepEqual(before, s.r) {

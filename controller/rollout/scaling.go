@@ -67,10 +67,10 @@ func (x *decider) raiseTarget(s string) (t ScaleTarget, max int32, hasMax bool, 
 }
 
 // scaleAhead raises the candidate's replicas to need when capacity found
-// that weight w (share requests/s) needs more Ready pods than it has
+// that weight w (share requests/s, per each pod) needs more Ready pods than it has
 // (spec.scaling.scaleAhead). The gate keeps waiting for the pods; the note
 // returned extends its message with what was done, or why nothing could be.
-func (x *decider) scaleAhead(s string, w int32, share float64, need, ready int32) string {
+func (x *decider) scaleAhead(s string, w int32, share, per float64, need, ready int32) string {
 	sc := x.r.Spec.Scaling
 	if sc == nil || !sc.ScaleAhead || s != x.st.Candidate || !active(x.st.Phase) {
 		return ""
@@ -95,7 +95,6 @@ func (x *decider) scaleAhead(s string, w int32, share float64, need, ready int32
 	if cur >= to {
 		return clamp // enough replicas asked for: their pods are not Ready yet
 	}
-	per := *x.r.Spec.Readiness.RequestsPerPod
 	reason := fmt.Sprintf("%s needs %d Ready pods of %s at %g requests/s each (%.0f of %.0f requests/s); it had %d: raised %s %d→%d",
 		x.scaleOccasion(s, w), need, s, per, share, *x.o.TrafficRate, ready, show(t), cur, to)
 	if c == nil {

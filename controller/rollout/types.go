@@ -159,6 +159,11 @@ type Observed struct {
 	// TrafficProblem says why the rate could not be read; weights that
 	// would rise wait while it is set.
 	TrafficProblem string
+	// RequestsPerPod is one pod's capacity as measured by
+	// spec.readiness.requestsPerPodQuery; CapacityProblem says why it could
+	// not be, and holds rising weights like TrafficProblem.
+	RequestsPerPod  *float64
+	CapacityProblem string
 	// Workloads are the versions' workloads (spec.scaling) by subset, read
 	// for the candidate and the subset of a pending scale-down.
 	Workloads map[string]Workload
