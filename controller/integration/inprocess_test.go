@@ -119,23 +119,27 @@ func recordWeights(f *fixture, name, subset string) (stop func() []int32) {
 }
 
 // pollVirtualService calls fn with the VirtualService every 20ms, from one
-// goroutine, until stop returns.
+// goroutine, and once more when stop is called, so that what a test waited
+// for before stopping (a promotion's 100%) is always seen.
 func pollVirtualService(f *fixture, name string, fn func(vs map[string]any)) (stop func()) {
 	quit := make(chan struct{})
 	done := make(chan struct{})
+	look := func() {
+		vs := istioObj("VirtualService")
+		if err := f.c.Get(context.Background(), types.NamespacedName{Namespace: f.ns, Name: name}, vs); err == nil {
+			fn(vs.Object)
+		}
+	}
 	go func() {
 		defer close(done)
 		for {
 			select {
 			case <-quit:
+				look()
 				return
 			case <-time.After(20 * time.Millisecond):
 			}
-			vs := istioObj("VirtualService")
-			if err := f.c.Get(context.Background(), types.NamespacedName{Namespace: f.ns, Name: name}, vs); err != nil {
-				continue
-			}
-			fn(vs.Object)
+			look()
 		}
 	}()
 	return func() {
