@@ -182,6 +182,8 @@ func TestReads(t *testing.T) {
 	mr := newRollout("ml", "fraud", v1alpha1.PhaseProgressing)
 	mr.Status.History = []v1alpha1.HistoryEntry{{Type: "Started", Actor: "alice", Reason: "go"}}
 	mr.Status.HistoryDropped = 3
+	mr.Status.Scaling = &v1alpha1.ScalingStatus{Changes: []v1alpha1.ScaleChange{{Subset: "v2", Kind: v1alpha1.KindHPA, Name: "fraud-v2",
+		Field: v1alpha1.FieldMinReplicas, Original: 2, Set: 5, Reason: "step 3 (50%) needs 5 Ready pods"}}}
 	f := newFixture(t, nil, nil, mr, newRollout("ml", "churn", ""), newRollout("other", "x", ""))
 
 	r := f.do("GET", "/api/v1/rollouts", viewerToken, "")
@@ -199,6 +201,11 @@ func TestReads(t *testing.T) {
 	r = f.do("GET", fraud, viewerToken, "")
 	if r.status != 200 || r.body["status"].(map[string]any)["phase"] != "Progressing" {
 		t.Fatalf("get: %d %s", r.status, r.raw)
+	}
+	// What Fulcrum scaled is part of the rollout, with the value it replaced.
+	sc, _ := r.body["status"].(map[string]any)["scaling"].(map[string]any)
+	if ch, _ := sc["changes"].([]any); len(ch) != 1 || ch[0].(map[string]any)["original"] != float64(2) || ch[0].(map[string]any)["set"] != float64(5) {
+		t.Fatalf("status.scaling in the API: %v", sc)
 	}
 	// The actions the phase/action table allows now, with the reason for
 	// those it does not.

@@ -70,6 +70,15 @@ func (r *Reconciler) finalize(ctx context.Context, mr *v1alpha1.ModelRollout) (c
 		} else {
 			reason = rollout.ReasonDeletionKeptWeights
 		}
+		// What Fulcrum scaled goes back too, once the weights are safe.
+		scaled, err := r.restoreScaling(ctx, mr)
+		if err != nil {
+			r.metrics.failed("scale")
+			return ctrl.Result{}, err
+		}
+		if scaled != "" {
+			note += "; " + scaled
+		}
 	}
 	upd := mr.DeepCopy()
 	controllerutil.RemoveFinalizer(upd, Finalizer)

@@ -122,24 +122,31 @@ func (r *Reconciler) gather(ctx context.Context, mr *v1alpha1.ModelRollout) (*wo
 	}
 	r.gatherTraffic(ctx, mr, w)
 	r.gatherWarmth(ctx, mr, w)
+	r.gatherScaling(ctx, mr, w)
 	return w, nil
 }
 
 // gatherTraffic reads the model's request rate when the rollout limits
-// weights by capacity (spec.readiness.requestsPerPod). A rate that cannot be
-// read is a TrafficProblem: the state machine then holds rising weights
-// rather than guess (rollbacks never wait for it).
+// weights by capacity (spec.readiness.requestsPerPod or
+// requestsPerPodQuery), and measures one pod's capacity with the query. A
+// rate or capacity that cannot be read is a TrafficProblem or
+// CapacityProblem: the state machine then holds rising weights rather than
+// guess (rollbacks never wait for it).
 func (r *Reconciler) gatherTraffic(ctx context.Context, mr *v1alpha1.ModelRollout, w *world) {
-	if mr.Spec.Readiness.RequestsPerPod == nil {
-		return
-	}
-	if r.traffic == nil {
-		w.observed.TrafficProblem = "no Prometheus is configured (--prometheus-url), so the capacity check of spec.readiness.requestsPerPod cannot read the model's traffic"
+	rd := mr.Spec.Readiness
+	if rd.RequestsPerPod == nil && rd.RequestsPerPodQuery == "" {
 		return
 	}
 	svc := mr.Spec.Service
 	if svc == "" {
 		svc = ServiceName(w.dr.Spec.GetHost(), mr.Namespace)
+	}
+	if rd.RequestsPerPod == nil {
+		r.gatherCapacity(ctx, mr, w, svc)
+	}
+	if r.traffic == nil {
+		w.observed.TrafficProblem = "no Prometheus is configured (--prometheus-url), so the capacity check of spec.readiness.requestsPerPod cannot read the model's traffic"
+		return
 	}
 	rate, err := r.traffic.TrafficRate(ctx, mr.Namespace, svc, w.observed.Now)
 	if err != nil {
@@ -147,6 +154,21 @@ func (r *Reconciler) gatherTraffic(ctx context.Context, mr *v1alpha1.ModelRollou
 		return
 	}
 	w.observed.TrafficRate = &rate
+}
+
+// gatherCapacity measures one pod's capacity with
+// spec.readiness.requestsPerPodQuery.
+func (r *Reconciler) gatherCapacity(ctx context.Context, mr *v1alpha1.ModelRollout, w *world, svc string) {
+	if r.capacity == nil {
+		w.observed.CapacityProblem = "no Prometheus is configured (--prometheus-url), so spec.readiness.requestsPerPodQuery cannot measure one pod's capacity"
+		return
+	}
+	per, err := r.capacity.PodCapacity(ctx, mr.Namespace, svc, mr.Spec.Readiness.RequestsPerPodQuery, w.observed.Now)
+	if err != nil {
+		w.observed.CapacityProblem = "one pod's capacity cannot be measured: " + err.Error()
+		return
+	}
+	w.observed.RequestsPerPod = &per
 }
 
 // podSubsets are the subsets whose Ready pods matter this reconcile: those

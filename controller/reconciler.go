@@ -56,6 +56,10 @@ type Config struct {
 	// runs with the manager (SetupWithManager adds it). Nil: such a gate
 	// holds on the candidate's own traffic only.
 	Warmup *warmup.Sender
+	// Capacity measures one pod's capacity for rollouts with
+	// spec.readiness.requestsPerPodQuery. Nil: such rollouts hold rising
+	// weights, saying no Prometheus is configured.
+	Capacity analysis.CapacityReader
 }
 
 // Reconciler reconciles ModelRollouts.
@@ -67,6 +71,7 @@ type Reconciler struct {
 	analyzer analysis.Analyzer
 	traffic  analysis.TrafficReader
 	warmup   *warmup.Sender
+	capacity analysis.CapacityReader
 	version  string
 	metrics  *Metrics
 }
@@ -78,7 +83,8 @@ func New(cfg Config) (*Reconciler, error) {
 	}
 	r := &Reconciler{
 		client: cfg.Client, reader: cfg.APIReader, recorder: cfg.Recorder, clock: cfg.Clock,
-		analyzer: cfg.Analyzer, traffic: cfg.Traffic, warmup: cfg.Warmup, version: cfg.IstioVersion, metrics: cfg.Metrics,
+		analyzer: cfg.Analyzer, traffic: cfg.Traffic, capacity: cfg.Capacity, warmup: cfg.Warmup,
+		version: cfg.IstioVersion, metrics: cfg.Metrics,
 	}
 	if r.reader == nil {
 		r.reader = cfg.Client
@@ -158,6 +164,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	// Warm-up requests start once their route is on the mesh.
 	r.steerWarmup(ctx, mr, w, &d.Status)
+	// Scale writes come after the weights: a rollback reaches the mesh
+	// before its replicas are put back, and a write that fails is asked
+	// for again by the next reconcile (status keeps what should be there).
+	// Raising replicas never moves traffic: the gate waits for the pods.
+	requeue := d.RequeueAfter
+	if len(d.Scale) > 0 && !r.applyScale(ctx, cur, d.Scale) {
+		requeue = minRequeue(requeue, scaleRetryDelay)
+	}
 	if !equality.Semantic.DeepEqual(mr.Status, d.Status) {
 		upd, err := r.writeStatus(ctx, cur, d.Status)
 		if err != nil {
@@ -175,7 +189,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	r.metrics.ended(d.Outcome, d.Duration.Seconds())
 	r.metrics.observe(cur)
 	r.metrics.readyPods(cur, w.observed.ReadyPods)
-	return ctrl.Result{RequeueAfter: d.RequeueAfter}, nil
+	return ctrl.Result{RequeueAfter: requeue}, nil
+}
+
+// scaleRetryDelay is how soon a failed scale write is tried again.
+const scaleRetryDelay = 5 * time.Second
+
+func minRequeue(a, b time.Duration) time.Duration {
+	if a <= 0 || b < a {
+		return b
+	}
+	return a
 }
 
 // rollbackPending reports whether a rollback intent waits to be applied.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -62,7 +63,8 @@ func DetectIstioVersion(mapper meta.RESTMapper) (string, error) {
 // by far the most numerous objects it watches.
 func CacheByObject() map[client.Object]cache.ByObject {
 	return map[client.Object]cache.ByObject{
-		&corev1.Pod{}: {Transform: trimPod},
+		&corev1.Pod{}:        {Transform: trimPod},
+		&appsv1.Deployment{}: {Transform: trimDeployment},
 	}
 }
 

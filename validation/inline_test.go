@@ -41,3 +41,21 @@ func TestInlineQueriesFollowTheFlag(t *testing.T) {
 	errs, _ = validation.ValidateRolloutUpdate(ctx, cluster(), old, edited, inline)
 	assertErrors(t, errs, nil)
 }
+
+// spec.readiness.requestsPerPodQuery is an inline query too: refused
+// without the flag, checked as PromQL with it.
+func TestCapacityQueryFollowsTheFlag(t *testing.T) {
+	ctx := context.Background()
+	withQuery := func(q string) *v1alpha1.ModelRollout {
+		return rollout(func(mr *v1alpha1.ModelRollout) {
+			mr.Spec.Analysis.Metrics = mr.Spec.Analysis.Metrics[:2] // no inline metric query
+			mr.Spec.Readiness.RequestsPerPodQuery = q
+		})
+	}
+	errs, _ := validation.ValidateRollout(ctx, cluster(), withQuery(`min(model_capacity_rps)`), validation.Options{})
+	assertErrors(t, errs, []wantErr{{"spec.readiness.requestsPerPodQuery", field.ErrorTypeForbidden, "--allow-inline-queries"}})
+	errs, _ = validation.ValidateRollout(ctx, cluster(), withQuery(`min(model_capacity_rps{service="{{.Service}}"})`), inline)
+	assertErrors(t, errs, nil)
+	errs, _ = validation.ValidateRollout(ctx, cluster(), withQuery(`min(model_capacity_rps`), inline)
+	assertErrors(t, errs, []wantErr{{"spec.readiness.requestsPerPodQuery", field.ErrorTypeInvalid, "not valid PromQL"}})
+}

@@ -7,6 +7,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/fulcrum-ml/fulcrum/analysis/templates"
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
 )
 
@@ -103,7 +104,24 @@ func referenceChecks(ctx context.Context, l Lookups, mr *v1alpha1.ModelRollout, 
 		{errs: checkMetrics(ctx, l, mr, opts), changed: func(o, n *v1alpha1.ModelRollout) bool {
 			return !equality.Semantic.DeepEqual(o.Spec.Analysis, n.Spec.Analysis)
 		}},
+		{errs: checkCapacityQuery(mr, opts), changed: func(o, n *v1alpha1.ModelRollout) bool {
+			return o.Spec.Readiness.RequestsPerPodQuery != n.Spec.Readiness.RequestsPerPodQuery
+		}},
 	}
+}
+
+// checkCapacityQuery: spec.readiness.requestsPerPodQuery is an inline
+// query, admitted on the same terms as a metric's.
+func checkCapacityQuery(mr *v1alpha1.ModelRollout, opts Options) field.ErrorList {
+	q := mr.Spec.Readiness.RequestsPerPodQuery
+	if q == "" {
+		return nil
+	}
+	p := specPath.Child("readiness", "requestsPerPodQuery")
+	if !opts.AllowInlineQueries {
+		return field.ErrorList{field.Forbidden(p, templates.ErrInlineQueriesOff.Error())}
+	}
+	return ValidateQuery(p, q)
 }
 
 func splitWeights(mr *v1alpha1.ModelRollout) []v1alpha1.SubsetWeight {

@@ -117,6 +117,19 @@ func TestDashboardInBrowser(t *testing.T) {
 	si.update("ml", "fraud", func(r *fulcrumv1.ModelRollout) { r.Spec.Strategy.Canary.Shadow, r.Status.Shadow = nil, nil })
 	waitFor(t, ctx, "the 50% step current again", `(document.querySelector('.step.current')?.innerText || '').includes('50%')`)
 
+	// A scale-ahead shows in the Scaling card and reads well in history.
+	si.update("ml", "fraud", func(r *fulcrumv1.ModelRollout) {
+		why := "step 4 (100%) needs 5 Ready pods of v2 at 20 requests/s each (100 of 100 requests/s); it had 2: raised HPA fraud-v2 minReplicas 2→5"
+		r.Status.Scaling = &fulcrumv1.ScalingStatus{Changes: []fulcrumv1.ScaleChange{{Subset: "v2", Kind: fulcrumv1.KindHPA, Name: "fraud-v2",
+			Field: fulcrumv1.FieldMinReplicas, Original: 2, Set: 5, At: metav1.Now(), Reason: why}}}
+		r.Status.History = append(r.Status.History, fulcrumv1.HistoryEntry{Time: metav1.Now(), Type: fulcrumv1.HistoryScaledUp,
+			From: fulcrumv1.PhaseProgressing, To: fulcrumv1.PhaseProgressing, Actor: "fulcrum", Reason: why})
+	})
+	waitFor(t, ctx, "the scale-up in the Scaling card and the history",
+		`(document.querySelector('ul.scaling')?.innerText || '').includes('HPA fraud-v2 minReplicas 2→5') && document.querySelector('table.history').innerText.includes('ScaledUp')`)
+	si.update("ml", "fraud", func(r *fulcrumv1.ModelRollout) { r.Status.Scaling = nil })
+	waitFor(t, ctx, "the Scaling card gone with status.scaling", `!document.querySelector('ul.scaling')`)
+
 	// The keyboard alone opens an action's dialog and Escape cancels it.
 	do(t, ctx, chromedp.Focus(chromedp.CSS(`button[data-action=rollback]`)), chromedp.KeyEvent(kb.Enter))
 	waitFor(t, ctx, "the dialog opened by Enter, focus in the reason", `!!document.querySelector('dialog[open]') && document.activeElement.id === 'act-reason'`)

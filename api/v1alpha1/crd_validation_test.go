@@ -119,6 +119,28 @@ func TestValidModelRolloutsAreAdmitted(t *testing.T) {
 				}
 			},
 		},
+		"scaling with scale-ahead and scale-down": {
+			obj: func() *v1alpha1.ModelRollout {
+				mr := minimalRollout(ns, "scaling")
+				mr.Spec.Readiness.RequestsPerPod = ptr.To(20.0)
+				mr.Spec.Scaling = &v1alpha1.Scaling{DeploymentName: "fraud-{{subset}}", ScaleAhead: true,
+					ScaleDownAfter: &metav1.Duration{Duration: 30 * time.Minute}, ScaleDownTo: 1}
+				return mr
+			}(),
+			check: func(t *testing.T, got *v1alpha1.ModelRollout) {
+				if s := got.Spec.Scaling; s == nil || s.DeploymentFor("v2") != "fraud-v2" || s.ScaleDownAfter.Duration != 30*time.Minute {
+					t.Errorf("spec.scaling read back as %+v", s)
+				}
+			},
+		},
+		"scale-ahead with a measured capacity": {
+			obj: func() *v1alpha1.ModelRollout {
+				mr := minimalRollout(ns, "measured")
+				mr.Spec.Readiness.RequestsPerPodQuery = `min(model_capacity_rps{namespace="{{.Namespace}}"})`
+				mr.Spec.Scaling = &v1alpha1.Scaling{DeploymentName: "fraud-{{subset}}", ScaleAhead: true}
+				return mr
+			}(),
+		},
 		"A/B/n split intent over three subsets": {
 			obj: func() *v1alpha1.ModelRollout {
 				mr := minimalRollout(ns, "abn")
@@ -269,6 +291,35 @@ func TestInvalidModelRolloutsAreRejected(t *testing.T) {
 		"virtualService name not a DNS subdomain": {
 			func(mr *v1alpha1.ModelRollout) { mr.Spec.VirtualService.Name = "fraud vs" },
 			rejection{"spec.virtualService.name", "spec.virtualService.name must be a DNS-1123 subdomain"},
+		},
+		"scaleAhead without requestsPerPod": {
+			func(mr *v1alpha1.ModelRollout) {
+				mr.Spec.Scaling = &v1alpha1.Scaling{DeploymentName: "fraud-{{subset}}", ScaleAhead: true}
+			},
+			rejection{"spec.scaling.scaleAhead", "needs spec.readiness.requestsPerPod"},
+		},
+		"requestsPerPod and requestsPerPodQuery": {
+			func(mr *v1alpha1.ModelRollout) {
+				mr.Spec.Readiness.RequestsPerPod = ptr.To(20.0)
+				mr.Spec.Readiness.RequestsPerPodQuery = "min(model_capacity_rps)"
+			},
+			rejection{"spec.readiness.requestsPerPodQuery", "set requestsPerPod (a number) or requestsPerPodQuery"},
+		},
+		"deploymentName without {{subset}}": {
+			func(mr *v1alpha1.ModelRollout) { mr.Spec.Scaling = &v1alpha1.Scaling{DeploymentName: "fraud"} },
+			rejection{"spec.scaling.deploymentName", "must contain {{subset}}"},
+		},
+		"deploymentName not a DNS name": {
+			func(mr *v1alpha1.ModelRollout) {
+				mr.Spec.Scaling = &v1alpha1.Scaling{DeploymentName: "Fraud_{{subset}}"}
+			},
+			rejection{"spec.scaling.deploymentName", "must give a DNS-1123 subdomain"},
+		},
+		"scaleDownAfter 0s": {
+			func(mr *v1alpha1.ModelRollout) {
+				mr.Spec.Scaling = &v1alpha1.Scaling{DeploymentName: "fraud-{{subset}}", ScaleDownAfter: &metav1.Duration{}}
+			},
+			rejection{"spec.scaling.scaleDownAfter", "must be between 1s and 720h"},
 		},
 		"minStepDuration 0s": {
 			// A Go zero duration is omitted and defaulted, so send "0s" as a

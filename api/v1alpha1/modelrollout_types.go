@@ -38,6 +38,7 @@ type ModelRolloutList struct {
 // ModelRolloutSpec is what the user asks for.
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.candidate) || self.candidate != self.stable",message="spec.candidate must differ from spec.stable: name the new version's subset as the candidate",fieldPath=".candidate"
+// +kubebuilder:validation:XValidation:rule="!has(self.scaling) || !has(self.scaling.scaleAhead) || !self.scaling.scaleAhead || (has(self.readiness) && (has(self.readiness.requestsPerPod) || (has(self.readiness.requestsPerPodQuery) && size(self.readiness.requestsPerPodQuery) > 0)))",message="spec.scaling.scaleAhead needs spec.readiness.requestsPerPod (what one Ready pod serves, requests/s) or requestsPerPodQuery to know how many replicas a step needs: set one, or set scaleAhead to false",fieldPath=".scaling.scaleAhead"
 // +kubebuilder:validation:XValidation:rule="!has(self.intent) || self.intent.action != 'Start' || (has(self.candidate) && size(self.candidate) > 0)",message="spec.intent: action Start needs spec.candidate set to the subset to roll out",fieldPath=".intent.action"
 type ModelRolloutSpec struct {
 	// VirtualService whose HTTP route weights Fulcrum manages. It stays the
@@ -80,6 +81,16 @@ type ModelRolloutSpec struct {
 	// Readiness gates traffic on the pods of each subset.
 	// +optional
 	Readiness Readiness `json:"readiness,omitempty"`
+
+	// Scaling lets Fulcrum change the replicas of each version's Deployment
+	// (or the minReplicas of the HPA that targets it): raise the
+	// candidate's ahead of a step its Ready pods cannot carry
+	// (scaleAhead), and scale the old version down some time after a
+	// promotion (scaleDownAfter). Every change is recorded in
+	// status.scaling with the value it replaced, and a rollback puts that
+	// value back. Unset: Fulcrum never scales anything.
+	// +optional
+	Scaling *Scaling `json:"scaling,omitempty"`
 
 	// Analysis judges every step from metrics. Without metrics a rollout
 	// advances on time alone, and its status says that no analysis ran.
@@ -183,6 +194,8 @@ type ShadowStage struct {
 }
 
 // Readiness gates traffic on the pods of each subset.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.requestsPerPod) || !has(self.requestsPerPodQuery) || size(self.requestsPerPodQuery) == 0",message="spec.readiness: set requestsPerPod (a number) or requestsPerPodQuery (a PromQL query that measures it), not both",fieldPath=".requestsPerPodQuery"
 type Readiness struct {
 	// MinReadyPods is how many Ready pods a subset needs before any traffic
 	// goes to it.
@@ -203,6 +216,18 @@ type Readiness struct {
 	// +kubebuilder:validation:Minimum=0.001
 	// +kubebuilder:validation:Maximum=1000000
 	RequestsPerPod *float64 `json:"requestsPerPod,omitempty"`
+	// RequestsPerPodQuery measures what one Ready pod serves instead of
+	// stating it: a PromQL query (Go template with {{.Namespace}} and
+	// {{.Service}}) whose result is one pod's capacity in requests per
+	// second, for model servers that export it. A vector takes its
+	// smallest value; no data holds rising weights, as an unreadable rate
+	// does. Like spec.analysis.metrics[].query it is an inline query:
+	// fulcrum runs it only with --allow-inline-queries, confined to the
+	// rollout's namespace (--query-namespace-label). Exclusive with
+	// RequestsPerPod.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	RequestsPerPodQuery string `json:"requestsPerPodQuery,omitempty"`
 	// Warmup holds the candidate's first user-facing weight (and, with
 	// eachStep, every increase) until it is warm: its p99 latency, as its
 	// sidecar reports it over the last window, is at most maxP99 on at least

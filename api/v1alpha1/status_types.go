@@ -95,6 +95,11 @@ type ModelRolloutStatus struct {
 	// the candidate's weight: since when, and the latest reading.
 	// +optional
 	Warmup *WarmupStatus `json:"warmup,omitempty"`
+	// Scaling is what Fulcrum changed on the versions' workloads
+	// (spec.scaling), with the values it replaced, and the old version's
+	// pending scale-down.
+	// +optional
+	Scaling *ScalingStatus `json:"scaling,omitempty"`
 
 	// RolloutStartedAt is when the current rollout started.
 	// +optional
@@ -312,6 +317,16 @@ const (
 	HistoryShadowPassed = "ShadowPassed"
 	// HistoryWarm: the warm-up gate passed; the reason gives the reading.
 	HistoryWarm = "Warm"
+	// HistoryScaledUp: Fulcrum raised a version's replicas (or its HPA's
+	// minReplicas) ahead of a step (spec.scaling.scaleAhead).
+	HistoryScaledUp = "ScaledUp"
+	// HistoryScaledDown: Fulcrum scaled the old version down after a
+	// promotion (spec.scaling.scaleDownAfter).
+	HistoryScaledDown = "ScaledDown"
+	// HistoryScaleRestored: Fulcrum put back what it had scaled.
+	HistoryScaleRestored = "ScaleRestored"
+	// HistoryScaleDownCancelled: a pending scale-down will not happen.
+	HistoryScaleDownCancelled = "ScaleDownCancelled"
 )
 
 // WarmupStatus is the warm-up gate while it holds the candidate's weight.

@@ -66,8 +66,9 @@ func setupController(_ context.Context, mgr ctrl.Manager, f *flags) error {
 		return err
 	}
 	var traffic analysis.TrafficReader
+	var capacity analysis.CapacityReader
 	if engine, ok := analyzer.(*analysis.Engine); ok {
-		traffic = engine
+		traffic, capacity = engine, engine
 	}
 	r, err := controller.New(controller.Config{
 		Client:    mgr.GetClient(),
@@ -75,6 +76,7 @@ func setupController(_ context.Context, mgr ctrl.Manager, f *flags) error {
 		Recorder:  mgr.GetEventRecorder("fulcrum-controller"),
 		Analyzer:  analyzer,
 		Traffic:   traffic,
+		Capacity:  capacity,
 		Warmup: warmup.NewSender(warmup.Config{
 			Reader: mgr.GetAPIReader(), AllowedHosts: splitList(f.warmupGateways),
 		}),

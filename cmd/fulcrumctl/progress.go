@@ -114,6 +114,7 @@ func describe(mr *v1alpha1.ModelRollout) []string {
 	} else if a != nil && !a.Ran {
 		lines = append(lines, "  analysis: none configured (steps advance on time)")
 	}
+	lines = append(lines, scaling(mr)...)
 	if mr.Status.Message != "" {
 		lines = append(lines, "  "+mr.Status.Message)
 	}
@@ -123,6 +124,28 @@ func describe(mr *v1alpha1.ModelRollout) []string {
 			state = "pending"
 		}
 		lines = append(lines, fmt.Sprintf("  last request: %s by %s (%s) %s", strings.ToLower(string(in.Action)), dash(in.Actor), state, in.Reason))
+	}
+	return lines
+}
+
+// scaling lists what Fulcrum changed on the versions' workloads, with the
+// values it will put back, and the pending scale-down.
+func scaling(mr *v1alpha1.ModelRollout) []string {
+	sc := mr.Status.Scaling
+	if sc == nil {
+		return nil
+	}
+	var lines []string
+	for _, c := range sc.Changes {
+		l := fmt.Sprintf("  scaled %s %s %s %d→%d at %s: %s", c.Kind, c.Name, strings.TrimPrefix(c.Field, "spec."),
+			c.Original, c.Set, c.At.UTC().Format(time.RFC3339), c.Reason)
+		if c.Restoring {
+			l = fmt.Sprintf("  putting back %s %s %s to %d (Fulcrum set %d)", c.Kind, c.Name, strings.TrimPrefix(c.Field, "spec."), c.Original, c.Set)
+		}
+		lines = append(lines, l)
+	}
+	if sd := sc.ScaleDown; sd != nil {
+		lines = append(lines, fmt.Sprintf("  scale-down: %s to %d replicas at %s", sd.Subset, sd.Replicas, sd.At.UTC().Format(time.RFC3339)))
 	}
 	return lines
 }

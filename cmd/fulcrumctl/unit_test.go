@@ -5,6 +5,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -45,6 +46,33 @@ func TestSummaryAndApplied(t *testing.T) {
 	}
 	if !applied(mr, "old") || applied(mr, "new") {
 		t.Error("applied must look at observedIntent and history")
+	}
+}
+
+// get shows what Fulcrum scaled, with the value it replaced, and the
+// pending scale-down.
+func TestDescribeShowsScaling(t *testing.T) {
+	at := metav1.NewTime(time.Date(2026, 11, 3, 10, 0, 0, 0, time.UTC))
+	mr := &v1alpha1.ModelRollout{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ml", Name: "fraud"},
+		Spec:       v1alpha1.ModelRolloutSpec{Stable: "v2"},
+		Status: v1alpha1.ModelRolloutStatus{Phase: v1alpha1.PhasePromoted, Scaling: &v1alpha1.ScalingStatus{
+			Changes: []v1alpha1.ScaleChange{
+				{Subset: "v3", Kind: v1alpha1.KindHPA, Name: "fraud-v3", Field: v1alpha1.FieldMinReplicas, Original: 2, Set: 5, At: at, Reason: "step 3 (50%) needs 5 Ready pods"},
+				{Subset: "v4", Kind: v1alpha1.KindDeployment, Name: "fraud-v4", Field: v1alpha1.FieldReplicas, Original: 1, Set: 3, At: at, Restoring: true},
+			},
+			ScaleDown: &v1alpha1.PendingScaleDown{Subset: "v1", At: metav1.NewTime(at.Add(30 * time.Minute)), Replicas: 0},
+		}},
+	}
+	d := strings.Join(describe(mr), "\n")
+	for _, want := range []string{
+		"scaled HorizontalPodAutoscaler fraud-v3 minReplicas 2→5 at 2026-11-03T10:00:00Z: step 3 (50%) needs 5 Ready pods",
+		"putting back Deployment fraud-v4 replicas to 1 (Fulcrum set 3)",
+		"scale-down: v1 to 0 replicas at 2026-11-03T10:30:00Z",
+	} {
+		if !strings.Contains(d, want) {
+			t.Errorf("describe lacks %q:\n%s", want, d)
+		}
 	}
 }
 

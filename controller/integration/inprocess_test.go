@@ -50,6 +50,13 @@ func (s *scripted) weightsJudged(name string) []int32 {
 // fixture's namespace, with analyzer a.
 func startController(f *fixture, a analysis.Analyzer) {
 	f.t.Helper()
+	startControllerWith(f, a, nil)
+}
+
+// startControllerWith is startController with a reader of the model's
+// traffic, for capacity checks (spec.readiness.requestsPerPod).
+func startControllerWith(f *fixture, a analysis.Analyzer, traffic analysis.TrafficReader) {
+	f.t.Helper()
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:  scheme(),
 		Metrics: metricsserver.Options{BindAddress: "0"},
@@ -65,6 +72,7 @@ func startController(f *fixture, a analysis.Analyzer) {
 	r, err := controller.New(controller.Config{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
 		Recorder: mgr.GetEventRecorder("fulcrum-test"), Analyzer: a, IstioVersion: "v1",
+		Traffic: traffic,
 	})
 	if err != nil {
 		f.t.Fatal(err)
@@ -98,36 +106,45 @@ func minStep(d time.Duration) rolloutOpt {
 // recordWeights polls the VirtualService and returns the distinct candidate
 // weights seen, in order, when stop is called.
 func recordWeights(f *fixture, name, subset string) (stop func() []int32) {
-	var mu sync.Mutex
 	var seen []int32
+	halt := pollVirtualService(f, name, func(vs map[string]any) {
+		if w := routeWeight(vs, subset); len(seen) == 0 || seen[len(seen)-1] != w {
+			seen = append(seen, w)
+		}
+	})
+	return func() []int32 {
+		halt()
+		return seen
+	}
+}
+
+// pollVirtualService calls fn with the VirtualService every 20ms, from one
+// goroutine, and once more when stop is called, so that what a test waited
+// for before stopping (a promotion's 100%) is always seen.
+func pollVirtualService(f *fixture, name string, fn func(vs map[string]any)) (stop func()) {
 	quit := make(chan struct{})
 	done := make(chan struct{})
+	look := func() {
+		vs := istioObj("VirtualService")
+		if err := f.c.Get(context.Background(), types.NamespacedName{Namespace: f.ns, Name: name}, vs); err == nil {
+			fn(vs.Object)
+		}
+	}
 	go func() {
 		defer close(done)
 		for {
 			select {
 			case <-quit:
+				look()
 				return
 			case <-time.After(20 * time.Millisecond):
 			}
-			vs := istioObj("VirtualService")
-			if err := f.c.Get(context.Background(), types.NamespacedName{Namespace: f.ns, Name: name}, vs); err != nil {
-				continue
-			}
-			w := routeWeight(vs.Object, subset)
-			mu.Lock()
-			if len(seen) == 0 || seen[len(seen)-1] != w {
-				seen = append(seen, w)
-			}
-			mu.Unlock()
+			look()
 		}
 	}()
-	return func() []int32 {
+	return func() {
 		close(quit)
 		<-done
-		mu.Lock()
-		defer mu.Unlock()
-		return seen
 	}
 }
 

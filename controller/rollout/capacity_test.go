@@ -97,3 +97,27 @@ func TestCapacityGateSplitWaitsRollbackDoesNot(t *testing.T) {
 	s.wantPhase(v1alpha1.PhaseRolledBack)
 	s.wantWeights(map[string]int32{"v1": 100, "v2": 0})
 }
+
+// A capacity measured by spec.readiness.requestsPerPodQuery gates like a
+// stated one, and scales ahead with it; one that cannot be measured holds
+// rising weights, saying why.
+func TestMeasuredCapacity(t *testing.T) {
+	s := newSim(t, withCapacity(100), func(r *v1alpha1.ModelRollout) {
+		r.Spec.Readiness.RequestsPerPod = nil
+		r.Spec.Readiness.RequestsPerPodQuery = "min(model_capacity_rps)"
+	})
+	s.capacityProblem = "one pod's capacity cannot be measured: spec.readiness.requestsPerPodQuery returned no data"
+	s.rate = ptr.To(300.0)
+	s.ready["v2"] = 1
+	s.r.Spec.Candidate = "v2"
+	s.reconcile(nil)
+	s.wantWeights(map[string]int32{"v1": 100, "v2": 0})
+	s.wantWaiting(t, "subset v2 stays at 0%: one pod's capacity cannot be measured: spec.readiness.requestsPerPodQuery returned no data")
+
+	s.capacityProblem, s.perPod = "", ptr.To(100.0)
+	s.reconcile(nil)
+	s.wantWeights(map[string]int32{"v1": 80, "v2": 20})
+	s.clk.Step(time.Minute)
+	s.reconcile(nil)
+	s.wantWaiting(t, "its 1 Ready pod(s) carry 100 at 100 each (measured by spec.readiness.requestsPerPodQuery): waiting for 2 Ready pods")
+}

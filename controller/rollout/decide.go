@@ -319,7 +319,10 @@ func (x *decider) gate(want map[string]int32) string {
 // model's traffic would exceed what its Ready pods carry
 // (spec.readiness.requestsPerPod), or the traffic cannot be read.
 func (x *decider) capacity(s string, w int32) string {
-	per := x.r.Spec.Readiness.RequestsPerPod
+	per, source, problem := x.perPod()
+	if problem != "" {
+		return fmt.Sprintf("subset %s stays at %d%%: %s", s, x.currentWeight(s), problem)
+	}
 	if per == nil || *per <= 0 {
 		return ""
 	}
@@ -335,8 +338,26 @@ func (x *decider) capacity(s string, w int32) string {
 		return ""
 	}
 	need := int32(math.Ceil(share / *per))
-	return fmt.Sprintf("subset %s at %d%% would serve about %.0f requests/s (%d%% of %.0f); its %d Ready pod(s) carry %.0f at %g each (spec.readiness.requestsPerPod): waiting for %d Ready pods",
-		s, w, share, w, *x.o.TrafficRate, ready, float64(ready)**per, *per, need)
+	return fmt.Sprintf("subset %s at %d%% would serve about %.0f requests/s (%d%% of %.0f); its %d Ready pod(s) carry %.0f at %g each (%s): waiting for %d Ready pods",
+		s, w, share, w, *x.o.TrafficRate, ready, float64(ready)**per, *per, source, need) + x.scaleAhead(s, w, share, *per, need, ready)
+}
+
+// perPod is one pod's capacity in requests/s and where it comes from:
+// spec.readiness.requestsPerPod, or what requestsPerPodQuery measured (a
+// problem when it could not be). Nil: no capacity check.
+func (x *decider) perPod() (per *float64, source, problem string) {
+	rd := x.r.Spec.Readiness
+	switch {
+	case rd.RequestsPerPod != nil:
+		return rd.RequestsPerPod, "spec.readiness.requestsPerPod", ""
+	case rd.RequestsPerPodQuery == "":
+		return nil, "", ""
+	case x.o.CapacityProblem != "":
+		return nil, "", x.o.CapacityProblem
+	case x.o.RequestsPerPod == nil:
+		return nil, "", "one pod's capacity (spec.readiness.requestsPerPodQuery) was not measured, so it cannot be checked"
+	}
+	return x.o.RequestsPerPod, "measured by spec.readiness.requestsPerPodQuery", ""
 }
 
 // currentWeight is the least weight a subset has on any managed route now,

@@ -31,6 +31,15 @@ type sim struct {
 	// rate and trafficProblem are the model's traffic as read for capacity.
 	rate           *float64
 	trafficProblem string
+	// perPod and capacityProblem are one pod's measured capacity
+	// (spec.readiness.requestsPerPodQuery).
+	perPod          *float64
+	capacityProblem string
+	// workloads and values are the versions' Deployments and HPAs
+	// (spec.scaling); scaleFails makes every scale write fail.
+	workloads  map[string]Workload
+	values     map[ScaleTarget]int32
+	scaleFails bool
 	// warmth is the candidate's warm-up reading.
 	warmth *Warmth
 	events []Event
@@ -77,6 +86,8 @@ func (s *sim) reconcile(round *v1alpha1.AnalysisRound) Decision {
 		Subsets: s.subsets, Conflict: s.conflict, Round: round,
 		Shadowed: s.shadowed, RouteChanges: s.changes,
 		TrafficRate: s.rate, TrafficProblem: s.trafficProblem, Warmth: s.warmth,
+		Workloads: s.workloads, ScaleValues: s.values,
+		RequestsPerPod: s.perPod, CapacityProblem: s.capacityProblem,
 		RouteShapes: []v1alpha1.RouteShape{{Route: "predict", Fields: map[string]string{"match": "abc"}}},
 	})
 	if !equality.Semantic.DeepEqual(before, s.r) {
@@ -87,6 +98,11 @@ func (s *sim) reconcile(round *v1alpha1.AnalysisRound) Decision {
 	}
 	if d.Promote {
 		s.r.Spec.Stable, s.r.Spec.Candidate = d.Status.Candidate, ""
+	}
+	for _, a := range d.Scale {
+		if !s.scaleFails {
+			s.values[a.ScaleTarget] = a.To
+		}
 	}
 	s.r.Status = d.Status
 	s.events = append(s.events, d.Events...)

@@ -37,6 +37,7 @@ func (x *decider) finish(desired map[string]int32) Decision {
 	if desired != nil {
 		x.settleWeights(desired)
 	}
+	x.settleScaling(desired)
 	x.conditions()
 	x.st.Message = v1alpha1.CutText(x.message(), v1alpha1.MaxStatusMessage)
 	if x.st.Phase == v1alpha1.PhaseProgressing && !hasMetrics(x.r) {
@@ -44,7 +45,7 @@ func (x *decider) finish(desired map[string]int32) Decision {
 			x.st.Analysis = &v1alpha1.AnalysisStatus{Ran: false}
 		}
 	}
-	x.d.RequeueAfter = x.requeue()
+	x.d.RequeueAfter = minPositive(x.requeue(), x.scalingRequeue())
 	x.d.Status = *x.st
 	return x.d
 }
@@ -163,6 +164,9 @@ func (x *decider) message() string {
 	}
 	if issue := x.routeIssue(); issue != "" {
 		m += "; " + issue
+	}
+	if sc := x.scalingMessage(); sc != "" {
+		m += "; " + sc
 	}
 	return m
 }

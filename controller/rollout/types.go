@@ -56,6 +56,11 @@ const (
 	HistoryTrafficRestored  = v1alpha1.HistoryTrafficRestored
 	HistoryShadowPassed     = v1alpha1.HistoryShadowPassed
 	HistoryWarm             = v1alpha1.HistoryWarm
+
+	HistoryScaledUp           = v1alpha1.HistoryScaledUp
+	HistoryScaledDown         = v1alpha1.HistoryScaledDown
+	HistoryScaleRestored      = v1alpha1.HistoryScaleRestored
+	HistoryScaleDownCancelled = v1alpha1.HistoryScaleDownCancelled
 )
 
 // Event reasons, constant so alerts and dashboards can select on them.
@@ -86,6 +91,11 @@ const (
 	ReasonRoutesChanged       = "ManagedRouteChanged"
 	ReasonRestoredStable      = "RestoredStable"
 	ReasonDeletionKeptWeights = "DeletionKeptWeights"
+	ReasonScaledUp            = "ScaledUp"
+	ReasonScaledDown          = "ScaledDown"
+	ReasonScaleRestored       = "ScaleRestored"
+	ReasonScaleDownCancelled  = "ScaleDownCancelled"
+	ReasonScaleFailed         = "ScaleFailed"
 )
 
 // Condition reasons.
@@ -155,6 +165,22 @@ type Observed struct {
 	// Warmth is the candidate's latency over the warm-up window, read only
 	// when spec.readiness.warmup is set (see WarmupSubset).
 	Warmth *Warmth
+	// RequestsPerPod is one pod's capacity as measured by
+	// spec.readiness.requestsPerPodQuery; CapacityProblem says why it could
+	// not be, and holds rising weights like TrafficProblem.
+	RequestsPerPod  *float64
+	CapacityProblem string
+	// Workloads are the versions' workloads (spec.scaling) by subset, read
+	// for the candidate and the subset of a pending scale-down.
+	Workloads map[string]Workload
+	// ScaleValues are the current values of the fields Fulcrum may scale:
+	// those of Workloads and those recorded in status.scaling. A field
+	// whose object is gone is absent.
+	ScaleValues map[ScaleTarget]int32
+	// ScaleProblem says why the workloads could not be read (no RBAC for
+	// Deployments, say): nothing is scaled or restored while it is set,
+	// and the message says so.
+	ScaleProblem string
 	// Round is the analysis round run this reconcile, only when AnalysisDue
 	// said so; nil otherwise.
 	Round *v1alpha1.AnalysisRound
@@ -182,7 +208,37 @@ type Decision struct {
 	// failed), with its Duration from status.rolloutStartedAt.
 	Outcome  string
 	Duration time.Duration
+	// Scale are the workload changes to write after the weights, each with
+	// the reason history recorded. A failed one is retried: the status
+	// still holds what should be there.
+	Scale []ScaleAction
 	// RequeueAfter is when the rollout needs another look even if nothing
 	// changes in the cluster (0: only on watch events).
 	RequeueAfter time.Duration
+}
+
+// Workload is one version's Deployment and the HPA that targets it, as
+// spec.scaling.deploymentName names it.
+type Workload struct {
+	// Deployment is the Deployment's name.
+	Deployment string
+	// HPA is the name of the HorizontalPodAutoscaler whose scaleTargetRef
+	// is the Deployment; empty when there is none.
+	HPA string
+	// Problem says why the workload cannot be scaled (the Deployment is
+	// missing, or cannot be read), phrased with the fix.
+	Problem string
+}
+
+// ScaleTarget is one field of one object Fulcrum scales.
+type ScaleTarget struct {
+	Kind, Name, Field string
+}
+
+// ScaleAction is one field to write.
+type ScaleAction struct {
+	ScaleTarget
+	Subset   string
+	From, To int32
+	Reason   string
 }

@@ -1,7 +1,8 @@
 {{/* Least privilege for the fulcrum binary: only the verbs its components
 use. Reads come through informers (get/list/watch); writes are limited to
 what the controller owns: VirtualService route weights, ModelRollout status,
-and the ModelRollout spec on promotion (stable := candidate). With
+the ModelRollout spec on promotion (stable := candidate), and the replicas
+of the versions' Deployments or HPAs (spec.scaling). With
 watchNamespaces the namespaced rules are granted by a Role in each watched
 namespace instead of cluster-wide. */ -}}
 {{- define "fulcrum.namespacedRules" -}}
@@ -26,6 +27,14 @@ namespace instead of cluster-wide. */ -}}
 - apiGroups: [""]
   resources: ["pods", "services"]
   verbs: ["get", "list", "watch"]
+# spec.scaling: each version's Deployment and the HPA targeting it. patch
+# only: one field (replicas, minReplicas, maxReplicas) at a time.
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["autoscaling"]
+  resources: ["horizontalpodautoscalers"]
+  verbs: ["get", "list", "watch", "patch"]
 {{- if .Values.controller.enabled }}
 # MetricTemplates' spec.provider.httpClientConfigSecretRef: one Secret read
 # by name with a direct GET when a round needs it; Secrets are never listed

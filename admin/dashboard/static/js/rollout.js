@@ -147,6 +147,24 @@ function history(r) {
       h('td', { 'data-label': 'Reason', class: 'reason' }, e.reason || '')))))), dropped);
 }
 
+// scaling lists what Fulcrum changed on the versions' workloads
+// (spec.scaling), with the value a rollback puts back, and the pending
+// scale-down. Each change's history entry (ScaledUp, ScaledDown,
+// ScaleRestored) is in the history table.
+function scaling(r) {
+  const sc = r.status?.scaling;
+  if (!sc) return null;
+  const field = (c) => `${c.kind === 'HorizontalPodAutoscaler' ? 'HPA' : c.kind} ${c.name} ${String(c.field).replace(/^spec\./, '')}`;
+  const items = (sc.changes || []).map((c) => h('li', { class: 'scale-change' },
+    h('strong', {}, `${field(c)} ${c.original}→${c.set}`), ' ', timeEl(c.at),
+    c.restoring ? h('span', { class: 'pending' }, ` putting back ${c.original}`) : '',
+    c.reason ? h('span', { class: 'muted' }, ` — ${c.reason}`) : ''));
+  if (sc.scaleDown) {
+    items.push(h('li', { class: 'scale-down' }, h('strong', {}, `${sc.scaleDown.subset} scales down to ${sc.scaleDown.replicas} replicas`), ' at ', timeEl(sc.scaleDown.at)));
+  }
+  return items.length ? h('ul', { class: 'scaling' }, items) : null;
+}
+
 function conditions(r) {
   const cs = r.status?.conditions || [];
   if (!cs.length) return null;
@@ -178,6 +196,7 @@ export function rolloutView({ ns, name, toast }) {
   const analysisBox = h('div', {});
   const historyBox = h('div', {});
   const conditionsBox = h('div', {});
+  const scalingBox = h('div', {});
   const body = h('div', { class: 'rollout-body' },
     top, actionsBox,
     h('section', { class: 'card', 'aria-labelledby': 's-chart' },
@@ -186,6 +205,7 @@ export function rolloutView({ ns, name, toast }) {
       chartBox, legend),
     section('s-steps', 'Steps', stepsBox),
     section('s-analysis', 'Analysis rounds', analysisBox),
+    scalingBox,
     section('s-history', 'History', historyBox),
     conditionsBox);
   const el = h('section', { class: 'view rollout', 'aria-labelledby': 'r-title' },
@@ -253,6 +273,8 @@ export function rolloutView({ ns, name, toast }) {
     stepsBox.replaceChildren(steps(r));
     analysisBox.replaceChildren(analysis(r));
     historyBox.replaceChildren(history(r));
+    const sc = scaling(r);
+    scalingBox.replaceChildren(...(sc ? [section('s-scaling', 'Scaling', sc)] : []));
     const c = conditions(r);
     conditionsBox.replaceChildren(...(c ? [section('s-cond', 'Conditions', c)] : []));
   }
