@@ -52,7 +52,7 @@ func ManagedRoutes(vs *istiov1.VirtualService, ref v1alpha1.VirtualServiceRef, b
 		var http []*networking.HTTPRoute
 		index := map[*networking.HTTPRoute]int{}
 		for i, r := range all {
-			if !istio.IsWarmupRoute(r.GetName()) {
+			if !istio.IsOwnedRoute(r.GetName()) {
 				http, index[r] = append(http, r), i
 			}
 		}
@@ -94,7 +94,7 @@ func routeNames(http []*networking.HTTPRoute, userOnly bool) string {
 	var names []string
 	for i, r := range http {
 		switch {
-		case userOnly && istio.IsWarmupRoute(r.GetName()):
+		case userOnly && istio.IsOwnedRoute(r.GetName()):
 		case r.GetName() == "":
 			names = append(names, fmt.Sprintf("unnamed http[%d]", i))
 		default:

@@ -235,7 +235,7 @@ func managedRoutes(vs *unstructured.Unstructured, t Target) ([]route, error) {
 			return nil, fmt.Errorf("VirtualService %s: spec.http[%d] is not an object", ref, i)
 		}
 		name, _ := m["name"].(string)
-		if IsWarmupRoute(name) {
+		if IsOwnedRoute(name) {
 			continue // Fulcrum's own, never one of the user's routes
 		}
 		all = append(all, route{key: name, obj: m})

@@ -9,16 +9,26 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
-// WarmupRoutePrefix starts the name of every warm-up route. Routes so named
-// are Fulcrum's: they never count as the user's routes (the "only HTTP
-// route" rule, route keys, the guard's checks).
-const WarmupRoutePrefix = "fulcrum-warmup-"
+// Fulcrum writes a few HTTP routes of its own, just in front of the first
+// managed route: the warm-up gate's (WarmupRoutePrefix) and an experiment's
+// sticky arms (ExperimentRoutePrefix). Routes so named are never the
+// user's: they do not count for the "only HTTP route" rule, route keys or
+// the guard's checks, and Fulcrum removes them when it is done.
+const (
+	WarmupRoutePrefix     = "fulcrum-warmup-"
+	ExperimentRoutePrefix = "fulcrum-exp-"
+)
 
 // WarmupRouteName is the warm-up route of a ModelRollout.
 func WarmupRouteName(rollout string) string { return WarmupRoutePrefix + rollout }
 
 // IsWarmupRoute reports whether an HTTP route name is a warm-up route's.
 func IsWarmupRoute(name string) bool { return strings.HasPrefix(name, WarmupRoutePrefix) }
+
+// IsOwnedRoute reports whether an HTTP route is one Fulcrum writes itself.
+func IsOwnedRoute(name string) bool {
+	return strings.HasPrefix(name, WarmupRoutePrefix) || strings.HasPrefix(name, ExperimentRoutePrefix)
+}
 
 // WarmupRoute is the route the warm-up gate needs: requests carrying Header
 // with value Subset go to that subset of the model.
@@ -53,35 +63,47 @@ func SetWarmupRoute(vs *unstructured.Unstructured, t Target, w WarmupRoute) (*un
 	if err != nil {
 		return nil, false, err
 	}
-	dest := map[string]any{"host": dests[0].host, "subset": w.Subset}
-	if dests[0].port != nil {
-		dest["port"] = deepCopyValue(dests[0].port)
-	}
+	dest := destinationLike(dests[0], w.Subset)
 	wr := map[string]any{
 		"name":  w.Name,
 		"match": []any{map[string]any{"headers": map[string]any{w.Header: map[string]any{"exact": w.Subset}}}},
 		"route": []any{map[string]any{"destination": dest}},
 	}
-	items, _ := out.Object["spec"].(map[string]any)["http"].([]any)
-	at := 0
-	for i, it := range items {
-		if m, ok := it.(map[string]any); ok && reflect.ValueOf(m).UnsafePointer() == reflect.ValueOf(routes[0].obj).UnsafePointer() {
-			at = i
-			break
-		}
-	}
-	next := append(append(append([]any{}, items[:at]...), wr), items[at:]...)
-	out.Object["spec"].(map[string]any)["http"] = next
+	insertBefore(out, routes[0], wr)
 	return out, !equality.Semantic.DeepEqual(vs.Object, out.Object), nil
 }
 
 // ClearWarmupRoute returns a copy of vs without the HTTP route named name
 // (a warm-up route), and whether it had one. vs is never modified.
 func ClearWarmupRoute(vs *unstructured.Unstructured, name string) (*unstructured.Unstructured, bool, error) {
-	out := vs.DeepCopy()
 	if !IsWarmupRoute(name) {
-		return out, false, nil
+		return vs.DeepCopy(), false, nil
 	}
+	return removeRoutes(vs, func(n string) bool { return n == name })
+}
+
+// insertBefore puts routes into spec.http just in front of the route at.
+func insertBefore(vs *unstructured.Unstructured, at route, routes ...map[string]any) {
+	spec := vs.Object["spec"].(map[string]any)
+	items, _ := spec["http"].([]any)
+	i := 0
+	for j, it := range items {
+		if m, ok := it.(map[string]any); ok && reflect.ValueOf(m).UnsafePointer() == reflect.ValueOf(at.obj).UnsafePointer() {
+			i = j
+			break
+		}
+	}
+	next := append([]any{}, items[:i]...)
+	for _, r := range routes {
+		next = append(next, r)
+	}
+	spec["http"] = append(next, items[i:]...)
+}
+
+// removeRoutes returns a copy of vs without the HTTP routes whose name
+// drop accepts, and whether there were any.
+func removeRoutes(vs *unstructured.Unstructured, drop func(name string) bool) (*unstructured.Unstructured, bool, error) {
+	out := vs.DeepCopy()
 	list, found, err := unstructured.NestedFieldNoCopy(out.Object, "spec", "http")
 	if err != nil || !found {
 		return out, false, nil
@@ -92,8 +114,10 @@ func ClearWarmupRoute(vs *unstructured.Unstructured, name string) (*unstructured
 	}
 	kept := make([]any, 0, len(items))
 	for _, it := range items {
-		if m, ok := it.(map[string]any); ok && m["name"] == name {
-			continue
+		if m, ok := it.(map[string]any); ok {
+			if n, _ := m["name"].(string); drop(n) {
+				continue
+			}
 		}
 		kept = append(kept, it)
 	}
