@@ -139,10 +139,17 @@ type VirtualServiceRef struct {
 }
 
 // Strategy says how traffic moves to the candidate.
+//
+// +kubebuilder:validation:XValidation:rule="!(has(self.canary) && has(self.experiment))",message="spec.strategy: set canary or experiment, not both"
 type Strategy struct {
 	// Canary moves traffic in steps.
 	// +optional
 	Canary *CanaryStrategy `json:"canary,omitempty"`
+	// Experiment compares versions on a business metric with sticky users
+	// and stops when the answer is clear; setting spec.candidate to one of
+	// its arms starts it.
+	// +optional
+	Experiment *ExperimentStrategy `json:"experiment,omitempty"`
 }
 
 // CanaryStrategy moves traffic to the candidate in increasing steps.

@@ -101,6 +101,11 @@ type ModelRolloutStatus struct {
 	// +optional
 	Scaling *ScalingStatus `json:"scaling,omitempty"`
 
+	// Experiment is the latest experiment's evidence and outcome
+	// (spec.strategy.experiment).
+	// +optional
+	Experiment *ExperimentStatus `json:"experiment,omitempty"`
+
 	// RolloutStartedAt is when the current rollout started.
 	// +optional
 	RolloutStartedAt *metav1.Time `json:"rolloutStartedAt,omitempty"`
@@ -317,6 +322,9 @@ const (
 	HistoryShadowPassed = "ShadowPassed"
 	// HistoryWarm: the warm-up gate passed; the reason gives the reading.
 	HistoryWarm = "Warm"
+	// HistoryExperimentEnded: an experiment reached its outcome; the
+	// reason gives the evidence.
+	HistoryExperimentEnded = "ExperimentEnded"
 	// HistoryScaledUp: Fulcrum raised a version's replicas (or its HPA's
 	// minReplicas) ahead of a step (spec.scaling.scaleAhead).
 	HistoryScaledUp = "ScaledUp"

@@ -650,6 +650,11 @@ func (in *ModelRolloutStatus) DeepCopyInto(out *ModelRolloutStatus) {
 		*out = new(ScalingStatus)
 		(*in).DeepCopyInto(*out)
 	}
+	if in.Experiment != nil {
+		in, out := &in.Experiment, &out.Experiment
+		*out = new(ExperimentStatus)
+		(*in).DeepCopyInto(*out)
+	}
 	if in.RolloutStartedAt != nil {
 		in, out := &in.RolloutStartedAt, &out.RolloutStartedAt
 		*out = (*in).DeepCopy()
@@ -1018,6 +1023,11 @@ func (in *Strategy) DeepCopyInto(out *Strategy) {
 	if in.Canary != nil {
 		in, out := &in.Canary, &out.Canary
 		*out = new(CanaryStrategy)
+		(*in).DeepCopyInto(*out)
+	}
+	if in.Experiment != nil {
+		in, out := &in.Experiment, &out.Experiment
+		*out = new(ExperimentStrategy)
 		(*in).DeepCopyInto(*out)
 	}
 }

@@ -39,6 +39,9 @@ func Decide(r *v1alpha1.ModelRollout, o Observed) Decision {
 	if x.o.Problem == "" {
 		x.o.Problem = x.adoptionProblem()
 	}
+	if x.o.Problem == "" {
+		x.o.Problem = experimentProblem(x.r)
+	}
 	if x.o.Problem != "" {
 		x.fail()
 		return x.finish(nil)
@@ -207,6 +210,9 @@ func (x *decider) idle(phase v1alpha1.Phase) map[string]int32 {
 func (x *decider) progress(mayAdvance bool) map[string]int32 {
 	if x.st.Shadow != nil {
 		return x.shadow(mayAdvance)
+	}
+	if x.running() {
+		return x.experiment()
 	}
 	steps := steps(x.r)
 	i := x.step()

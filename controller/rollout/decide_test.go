@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"github.com/fulcrum-ml/fulcrum/analysis/experiment"
 	"strings"
 	"testing"
 	"time"
@@ -42,8 +43,10 @@ type sim struct {
 	scaleFails bool
 	// warmth is the candidate's warm-up reading.
 	warmth *Warmth
-	events []Event
-	last   Decision
+	// rewards are an experiment's counts per arm.
+	rewards []experiment.ArmData
+	events  []Event
+	last    Decision
 }
 
 func newSim(t *testing.T, mutate ...func(*v1alpha1.ModelRollout)) *sim {
@@ -85,7 +88,7 @@ func (s *sim) reconcile(round *v1alpha1.AnalysisRound) Decision {
 		Now: s.clk.Now(), RouteWeights: s.routes, ReadyPods: s.ready,
 		Subsets: s.subsets, Conflict: s.conflict, Round: round,
 		Shadowed: s.shadowed, RouteChanges: s.changes,
-		TrafficRate: s.rate, TrafficProblem: s.trafficProblem, Warmth: s.warmth,
+		TrafficRate: s.rate, TrafficProblem: s.trafficProblem, Warmth: s.warmth, Rewards: s.rewards,
 		Workloads: s.workloads, ScaleValues: s.values,
 		RequestsPerPod: s.perPod, CapacityProblem: s.capacityProblem,
 		RouteShapes: []v1alpha1.RouteShape{{Route: "predict", Fields: map[string]string{"match": "abc"}}},

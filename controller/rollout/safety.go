@@ -47,6 +47,10 @@ func (x *decider) holdsWeight(s string) bool {
 	case v1alpha1.PhaseManualSplit:
 		return true
 	case v1alpha1.PhaseProgressing, v1alpha1.PhasePaused:
+		if x.running() {
+			_, arm := armWeights(ExperimentSpec(x.r))[s]
+			return arm
+		}
 		return s == x.st.Candidate
 	}
 	return false

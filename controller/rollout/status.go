@@ -189,6 +189,9 @@ func (x *decider) requeue() time.Duration {
 		return retryWhileFailed
 	case x.warmHeld:
 		return warmupRecheck
+	case x.running() && x.st.Experiment.StartedAt != nil && x.waiting == "":
+		// The reward is read, and the decision taken, once an interval.
+		return interval(x.r)
 	case x.waiting != "" || x.pending != "" || x.stableDown != "":
 		return retryWhileWaiting
 	case x.st.Phase != v1alpha1.PhaseProgressing || x.st.StepStartedAt == nil:

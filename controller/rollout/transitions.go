@@ -145,6 +145,11 @@ func (x *decider) start(actor, reason, intentID string) {
 	x.st.StepStartedAt = nil
 	x.st.RolloutStartedAt = &x.now
 	x.st.Analysis = &v1alpha1.AnalysisStatus{}
+	x.st.Shadow, x.st.Experiment = nil, nil
+	if ExperimentSpec(x.r) != nil {
+		x.startExperiment(actor, reason, intentID)
+		return
+	}
 	w := x.stepWeights(steps(x.r)[0])
 	msg := fmt.Sprintf("%s started the rollout of %s (first step %d%%)", actor, cand, steps(x.r)[0])
 	x.st.Shadow = nil
@@ -182,6 +187,11 @@ func (x *decider) promote(actor, reason, intentID string, specUpdate bool) {
 }
 
 func (x *decider) rollback(actor, reason, intentID string) {
+	if x.running() {
+		es := x.st.Experiment
+		es.Outcome, es.DecidedAt = v1alpha1.ExperimentStopped, &x.now
+		es.Reason = v1alpha1.CutText(fmt.Sprintf("stopped by %s: %s", actor, reason), 1024)
+	}
 	if sh := x.st.Shadow; sh != nil {
 		reason = fmt.Sprintf("in shadow, no user was served by %s: %s", sh.Subset, reason)
 	}

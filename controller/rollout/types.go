@@ -9,6 +9,7 @@ package rollout
 import (
 	"time"
 
+	"github.com/fulcrum-ml/fulcrum/analysis/experiment"
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
 )
 
@@ -56,6 +57,7 @@ const (
 	HistoryTrafficRestored  = v1alpha1.HistoryTrafficRestored
 	HistoryShadowPassed     = v1alpha1.HistoryShadowPassed
 	HistoryWarm             = v1alpha1.HistoryWarm
+	HistoryExperimentEnded  = v1alpha1.HistoryExperimentEnded
 
 	HistoryScaledUp           = v1alpha1.HistoryScaledUp
 	HistoryScaledDown         = v1alpha1.HistoryScaledDown
@@ -69,6 +71,7 @@ const (
 	ReasonStepAdvanced        = "StepAdvanced"
 	ReasonShadowPassed        = "ShadowPassed"
 	ReasonWarm                = "CandidateWarm"
+	ReasonExperimentEnded     = "ExperimentEnded"
 	ReasonPaused              = "RolloutPaused"
 	ReasonResumed             = "RolloutResumed"
 	ReasonManualSplit         = "ManualSplit"
@@ -181,6 +184,11 @@ type Observed struct {
 	// Deployments, say): nothing is scaled or restored while it is set,
 	// and the message says so.
 	ScaleProblem string
+	// Rewards are the experiment's cumulative reward counts per arm since
+	// it started, the control first, read only while it runs and a look is
+	// due; RewardProblem says why they could not be read.
+	Rewards       []experiment.ArmData
+	RewardProblem string
 	// Round is the analysis round run this reconcile, only when AnalysisDue
 	// said so; nil otherwise.
 	Round *v1alpha1.AnalysisRound
