@@ -66,7 +66,8 @@
 // extrapolated; the bounds are exact for exact counts. For a Mean, the
 // bound assumes the worst spread the range allows (all values at Min or
 // Max), so a reward far narrower than its range needs more samples than a
-// variance-adaptive bound (empirical Bernstein, or the betting confidence
-// sequences of Waudby-Smith & Ramdas 2023, JRSS B 86(1)) would; those need
-// more than a sum and a count.
+// variance-adaptive bound would (the betting confidence sequences of
+// Waudby-Smith & Ramdas 2023, JRSS B 86(1), need every value; an empirical
+// Bernstein supermartingale centred at the tested mean, after Fan, Grama &
+// Liu 2015, needs only the sum of squares as well, and is not built yet).
 package experiment
