@@ -61,11 +61,12 @@ type ArmResult struct {
 	Name string
 	// Samples are the trials (or count) so far.
 	Samples float64
-	// Estimate is the observed rate or mean; Lower and Upper bound the
-	// true one.
+	// Estimate is the observed rate or mean (0 without samples); Lower and
+	// Upper bound the true one. All numbers are finite.
 	Estimate, Lower, Upper float64
-	// Lift is Estimate minus the control's; LiftLower and LiftUpper bound
-	// the true difference. All three are 0 for the control itself.
+	// Lift is Estimate minus the control's (0 while either has no
+	// samples); LiftLower and LiftUpper bound the true difference. All
+	// three are 0 for the control itself.
 	Lift, LiftLower, LiftUpper float64
 }
 
@@ -132,8 +133,11 @@ func Decide(cfg Config, arms []ArmData, deadlineReached bool) (Decision, error) 
 			r.LiftLower = ev.lower[i][0] * scale
 			r.LiftUpper = -ev.lower[0][i] * scale
 		}
+		if u.n <= 0 || units[0].n <= 0 {
+			r.Lift = 0
+		}
 		if u.n <= 0 {
-			r.Estimate, r.Lift = math.NaN(), math.NaN()
+			r.Estimate = 0
 		}
 		d.Arms[i] = r
 	}

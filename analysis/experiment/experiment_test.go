@@ -120,6 +120,11 @@ func TestDecide(t *testing.T) {
 			arms:    []ArmData{{Name: "v1"}, {Name: "v2"}},
 			outcome: Continue,
 		},
+		"control without data": {
+			cfg:     Config{Kind: Mean, Min: -1, Max: 1, MinEffect: 0.1},
+			arms:    []ArmData{{Name: "v1"}, {Name: "v2", Sum: 10, Count: 100}},
+			outcome: Continue,
+		},
 		"mean, revenue capped at 100": {
 			cfg:     Config{Kind: Mean, Min: 0, Max: 100, MinEffect: 0.5},
 			arms:    []ArmData{{Name: "v1", Sum: 7e6, Count: 1e6}, {Name: "v2", Sum: 8e6, Count: 1e6}},
@@ -143,6 +148,11 @@ func TestDecide(t *testing.T) {
 				t.Fatalf("%d arm results for %d arms", len(d.Arms), len(tc.arms))
 			}
 			for i, a := range d.Arms {
+				for _, v := range []float64{a.Samples, a.Estimate, a.Lower, a.Upper, a.Lift, a.LiftLower, a.LiftUpper} {
+					if math.IsNaN(v) || math.IsInf(v, 0) {
+						t.Errorf("arm %d: a number that is not finite: %+v", i, a)
+					}
+				}
 				if a.Samples > 0 && (a.Lower > a.Estimate || a.Upper < a.Estimate || a.LiftLower > a.Lift || a.LiftUpper < a.Lift) {
 					t.Errorf("arm %d: bounds do not hold the estimates: %+v", i, a)
 				}

@@ -204,11 +204,18 @@ func (m *matcher) match(r *Request) bool {
 	return true
 }
 
-// headerValue joins repeated headers with commas, as Envoy matches them.
+// headerValue joins repeated headers as Envoy's header map coalesces them
+// before matching: with "," in general, but Cookie headers with "; " (RFC
+// 6265's own separator), so a cookie regex such as
+// ^(.*;\s*)?name=v1(;.*)?$ matches a cookie sent on its own Cookie line.
 func headerValue(h http.Header, name string) (string, bool) {
 	vs := h.Values(name)
 	if len(vs) == 0 {
 		return "", false
 	}
-	return strings.Join(vs, ","), true
+	sep := ","
+	if strings.EqualFold(name, "cookie") {
+		sep = "; "
+	}
+	return strings.Join(vs, sep), true
 }

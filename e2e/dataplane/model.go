@@ -2,7 +2,7 @@
 // HTTP proxy that reads VirtualServices, DestinationRules, Services and Pods
 // from the API server and routes each request the way Envoy would for the
 // features Fulcrum relies on (route matches, weighted destinations, mirrors,
-// timeouts), exporting istio_requests_total and
+// timeouts, request and response header operations), exporting istio_requests_total and
 // istio_request_duration_milliseconds with Istio's label names.
 //
 // kwok pods run nothing, so a pod names the local process that serves it with

@@ -171,6 +171,9 @@ func (p *Proxy) Handler(host string, port uint32) http.Handler {
 		start := p.clock.Now()
 		req := p.request(r, host, port)
 		d := p.Table().Route(req, lockedRand{p})
+		// Envoy finalises the request headers before it copies them to
+		// mirrors, so shadows see the rewritten headers too.
+		d.Headers.ApplyRequest(r.Header)
 		var body []byte
 		if len(d.Mirrors) > 0 && r.Body != nil && r.Body != http.NoBody {
 			b, err := io.ReadAll(io.LimitReader(r.Body, p.cfg.MaxBodyBytes+1))
@@ -223,14 +226,24 @@ func (p *Proxy) request(r *http.Request, host string, port uint32) *Request {
 
 // forward sends r to the decided backend and copies the answer back. It
 // returns the status code the client saw and the response flag.
+//
+// The route's response header operations apply to the proxy's own replies
+// as well as to upstream answers: Envoy's router finalises the response
+// headers of its local replies (503 UH, 504 UT, ...) whenever a route was
+// chosen, so a user drawn to an arm whose pods are gone still gets the
+// arm's Set-Cookie.
 func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, d *Decision) (int, string) {
+	reply := func(code int, flag, msg string) (int, string) {
+		d.Headers.ApplyResponse(w.Header())
+		return localReply(w, code, flag, msg)
+	}
 	switch d.Flag {
 	case FlagNoRoute:
-		return reply(w, http.StatusNotFound, d.Flag, "no route for host "+d.Host)
+		return reply(http.StatusNotFound, d.Flag, "no route for host "+d.Host)
 	case FlagNoCluster:
-		return reply(w, http.StatusServiceUnavailable, d.Flag, "no cluster for "+d.Target.Host+" subset "+d.Target.Subset)
+		return reply(http.StatusServiceUnavailable, d.Flag, "no cluster for "+d.Target.Host+" subset "+d.Target.Subset)
 	case FlagNoHealthyUpstream:
-		return reply(w, http.StatusServiceUnavailable, d.Flag, "no healthy upstream")
+		return reply(http.StatusServiceUnavailable, d.Flag, "no healthy upstream")
 	}
 	ctx := r.Context()
 	if d.Timeout > 0 {
@@ -249,15 +262,16 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, d *Decision) (in
 	resp, err := p.transport.RoundTrip(out)
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return reply(w, http.StatusGatewayTimeout, FlagUpstreamTimeout, "upstream request timeout")
+			return reply(http.StatusGatewayTimeout, FlagUpstreamTimeout, "upstream request timeout")
 		}
-		return reply(w, http.StatusServiceUnavailable, FlagUpstreamFailure, "upstream connect error: "+err.Error())
+		return reply(http.StatusServiceUnavailable, FlagUpstreamFailure, "upstream connect error: "+err.Error())
 	}
 	defer resp.Body.Close()
 	removeHopHeaders(resp.Header)
 	for k, vs := range resp.Header {
 		w.Header()[k] = vs
 	}
+	d.Headers.ApplyResponse(w.Header())
 	w.WriteHeader(resp.StatusCode)
 	if _, err := io.Copy(w, resp.Body); err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return http.StatusGatewayTimeout, FlagUpstreamTimeout
@@ -265,7 +279,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, d *Decision) (in
 	return resp.StatusCode, FlagNone
 }
 
-func reply(w http.ResponseWriter, code int, flag, msg string) (int, string) {
+func localReply(w http.ResponseWriter, code int, flag, msg string) (int, string) {
 	w.Header().Set("x-envoy-response-flags", flag)
 	http.Error(w, msg, code)
 	return code, flag

@@ -20,13 +20,15 @@ import (
 // backend is a fake model server that answers with its version and records
 // what it received.
 type backend struct {
-	srv     *httptest.Server
-	mu      sync.Mutex
-	hosts   []string
-	bodies  []string
-	code    int
-	delay   time.Duration
-	version string
+	srv      *httptest.Server
+	mu       sync.Mutex
+	hosts    []string
+	bodies   []string
+	requests []http.Header
+	code     int
+	delay    time.Duration
+	version  string
+	header   http.Header // added to every answer
 }
 
 func newBackend(t *testing.T, version string, code int) *backend {
@@ -42,7 +44,11 @@ func newBackend(t *testing.T, version string, code int) *backend {
 		b.mu.Lock()
 		b.hosts = append(b.hosts, r.Host)
 		b.bodies = append(b.bodies, string(body))
+		b.requests = append(b.requests, r.Header.Clone())
 		b.mu.Unlock()
+		for k, vs := range b.header {
+			w.Header()[k] = vs
+		}
 		w.Header().Set("x-model-version", b.version)
 		w.WriteHeader(b.code)
 		_, _ = io.WriteString(w, "hello from "+b.version)
@@ -52,6 +58,17 @@ func newBackend(t *testing.T, version string, code int) *backend {
 }
 
 func (b *backend) addr() string { return strings.TrimPrefix(b.srv.URL, "http://") }
+
+// lastRequest is the headers of the latest request the backend received.
+func (b *backend) lastRequest(t *testing.T) http.Header {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.requests) == 0 {
+		t.Fatalf("backend %s received no request", b.version)
+	}
+	return b.requests[len(b.requests)-1]
+}
 
 func (b *backend) seen() ([]string, []string) {
 	b.mu.Lock()

@@ -37,7 +37,8 @@ type destination struct {
 	Target
 	weight   int32
 	backends []Backend
-	noSubset bool // subset named but not defined by any DestinationRule
+	noSubset bool           // subset named but not defined by any DestinationRule
+	headers  *HeaderRewrite // the route's and this destination's header operations
 }
 
 type mirror struct {
@@ -52,6 +53,7 @@ type route struct {
 	total    int
 	mirrors  []mirror
 	timeout  time.Duration
+	problems []string // what was ignored but did not void the route
 }
 
 type hostEntry struct {
@@ -82,6 +84,9 @@ type Decision struct {
 	Flag           string
 	Mirrors        []MirrorDecision
 	Timeout        time.Duration
+	// Headers are the route's and the drawn destination's header
+	// operations; nil when there are none.
+	Headers *HeaderRewrite
 }
 
 // MirrorDecision is a copy of the request to send and forget.
@@ -175,6 +180,9 @@ func Build(s Snapshot) *Table {
 				continue
 			}
 			r.vs = key
+			for _, p := range r.problems {
+				t.Problems = append(t.Problems, fmt.Sprintf("VirtualService %s http[%d]: %s", key, i, p))
+			}
 			routes = append(routes, r)
 		}
 		for _, h := range vs.Spec.GetHosts() {
@@ -199,7 +207,9 @@ func compileRoute(hr *networking.HTTPRoute, ns string, resolve func(*networking.
 	if len(hr.GetRoute()) == 0 {
 		return nil, fmt.Errorf("route: no destinations (redirect, directResponse and delegate are not supported by the stand-in)")
 	}
-	for _, rd := range hr.GetRoute() {
+	routeOps, problems := compileHeaders(hr.GetHeaders())
+	r.problems = append(r.problems, problems...)
+	for i, rd := range hr.GetRoute() {
 		w := rd.GetWeight()
 		if len(hr.GetRoute()) == 1 && w == 0 {
 			w = 100 // a lone destination takes everything
@@ -207,7 +217,13 @@ func compileRoute(hr *networking.HTTPRoute, ns string, resolve func(*networking.
 		if w < 0 {
 			return nil, fmt.Errorf("route weight %d: weights must be 0..100", w)
 		}
-		r.dests = append(r.dests, resolve(rd.GetDestination(), ns, w))
+		dest := resolve(rd.GetDestination(), ns, w)
+		destOps, problems := compileHeaders(rd.GetHeaders())
+		for _, p := range problems {
+			r.problems = append(r.problems, fmt.Sprintf("route[%d].%s", i, p))
+		}
+		dest.headers = rewriteFor(routeOps, destOps, len(hr.GetRoute()) == 1)
+		r.dests = append(r.dests, dest)
 		r.total += int(w)
 	}
 	if r.total == 0 {
@@ -323,7 +339,7 @@ func (t *Table) Route(req *Request, rnd Rand) Decision {
 }
 
 func pick(d *Decision, dest *destination, rnd Rand) {
-	d.Target = dest.Target
+	d.Target, d.Headers = dest.Target, dest.headers
 	switch {
 	case dest.noSubset:
 		d.Flag = FlagNoCluster

@@ -2,6 +2,11 @@
 // loopback address and counts who answered: by the x-model-version
 // response header the model server sets, and by status code. It always
 // stops by itself, after MaxRequests or Duration, whichever comes first.
+//
+// Requests come from a fixed pool of simulated users. For experiments with
+// sticky assignment a user can keep the cookies answers set (Cookies) or
+// carry a fixed group header (GroupHeader, Group), and the report tells how
+// many users were answered by more than one version (Report.Crossed).
 package loadgen
 
 import (
@@ -9,11 +14,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -53,8 +59,23 @@ type Config struct {
 	// MaxRequests and Duration bound the run; at least one must be set.
 	MaxRequests int
 	Duration    time.Duration
-	// Users is the size of the user-ID pool ("user-0" ... ); 100 when zero.
+	// Users is the size of the user pool ("user-0" ... ), 100 when zero,
+	// at most MaxUsers. Each request comes from a user drawn uniformly
+	// and carries its ID in UserHeader.
 	Users int
+	// Cookies gives each user its own cookie jar (net/http/cookiejar:
+	// Set-Cookie name, value, Path, Domain, Max-Age and Expires, the
+	// latter two on the real clock), so a user's later requests carry the
+	// cookies earlier answers set. A user's requests then go one at a
+	// time: the next waits for the previous answer, as a browser's would,
+	// so no user sends twice before its first cookie arrives.
+	Cookies bool
+	// GroupHeader and Group give each user a fixed request header, e.g.
+	// x-user-group: v2, for experiments that assign users by header.
+	// Group(i) is called once for user i; "" sends no header. Shares
+	// builds one from shares.
+	GroupHeader string
+	Group       func(user int) string
 	// MaxInFlight bounds concurrent requests (256 when zero).
 	MaxInFlight int
 	// Timeout bounds each request (10s when zero).
@@ -85,8 +106,14 @@ func (c *Config) validate() error {
 	if c.MaxRequests == 0 && c.Duration == 0 {
 		return errors.New("loadgen: set MaxRequests or Duration (or both) so the run stops by itself")
 	}
-	if c.Users < 0 {
-		return fmt.Errorf("loadgen Users %d: want a pool size above 0", c.Users)
+	if c.Users < 0 || c.Users > MaxUsers {
+		return fmt.Errorf("loadgen Users %d: want a pool size from 1 to %d", c.Users, MaxUsers)
+	}
+	if (c.GroupHeader == "") != (c.Group == nil) {
+		return errors.New("loadgen GroupHeader and Group: set both (e.g. \"x-user-group\" and loadgen.Shares(...)) or neither")
+	}
+	if c.Cookies && c.Client != nil && c.Client.Jar != nil {
+		return errors.New("loadgen Cookies: Client.Jar would be shared by every user; leave it nil, the generator keeps a jar per user")
 	}
 	return nil
 }
@@ -107,10 +134,18 @@ type Report struct {
 	Elapsed time.Duration
 	// TotalLatency sums answer times, for the mean.
 	TotalLatency time.Duration
+	// UsersByVersion counts the users each version answered at least
+	// once (a user answered by two versions counts under both; answers
+	// without a version do not count).
+	UsersByVersion map[string]int
+	// Crossed counts users answered by more than one version. With sticky
+	// assignment (Cookies or a group header) it stays 0; in a window (Sub)
+	// it counts the users who crossed during the window.
+	Crossed int
 }
 
 func newReport() Report {
-	return Report{ByVersion: map[string]int{}, ByCode: map[int]int{}, ByVersionCode: map[string]map[int]int{}}
+	return Report{ByVersion: map[string]int{}, ByCode: map[int]int{}, ByVersionCode: map[string]map[int]int{}, UsersByVersion: map[string]int{}}
 }
 
 // Share is the fraction of completed answers served by version.
@@ -151,6 +186,12 @@ func (r Report) Sub(earlier Report) Report {
 	out.Sent, out.Completed = r.Sent-earlier.Sent, r.Completed-earlier.Completed
 	out.TransportErrors = r.TransportErrors - earlier.TransportErrors
 	out.Elapsed, out.TotalLatency = r.Elapsed-earlier.Elapsed, r.TotalLatency-earlier.TotalLatency
+	out.Crossed = r.Crossed - earlier.Crossed
+	for v, n := range r.UsersByVersion {
+		if d := n - earlier.UsersByVersion[v]; d != 0 {
+			out.UsersByVersion[v] = d
+		}
+	}
 	for v, n := range r.ByVersion {
 		if d := n - earlier.ByVersion[v]; d != 0 {
 			out.ByVersion[v] = d
@@ -177,6 +218,10 @@ func (r Report) Sub(earlier Report) Report {
 func (r Report) clone() Report {
 	out := r
 	out.ByVersion, out.ByCode, out.ByVersionCode = map[string]int{}, map[int]int{}, map[string]map[int]int{}
+	out.UsersByVersion = maps.Clone(r.UsersByVersion)
+	if out.UsersByVersion == nil {
+		out.UsersByVersion = map[string]int{}
+	}
 	for k, v := range r.ByVersion {
 		out.ByVersion[k] = v
 	}
@@ -212,6 +257,7 @@ type Generator struct {
 
 	mu       sync.Mutex
 	report   Report
+	users    []userState
 	ended    time.Time
 	watchers map[int]func(string, int, time.Duration)
 	watchID  int
@@ -261,7 +307,7 @@ func Start(ctx context.Context, cfg Config) (*Generator, error) {
 	// The Duration bound is enforced by the pacing loop on cfg.Clock (so a
 	// fake clock controls it); requests in flight end within Timeout.
 	ctx, cancel := context.WithCancel(ctx)
-	g := &Generator{cfg: cfg, clock: cfg.Clock, cancel: cancel, done: make(chan struct{}), start: cfg.Clock.Now(), report: newReport()}
+	g := &Generator{cfg: cfg, clock: cfg.Clock, cancel: cancel, done: make(chan struct{}), start: cfg.Clock.Now(), report: newReport(), users: make([]userState, cfg.Users)}
 	go g.loop(ctx)
 	return g, nil
 }
@@ -296,7 +342,7 @@ func (g *Generator) loop(ctx context.Context) {
 			return
 		case slots <- struct{}{}:
 		}
-		user := "user-" + strconv.Itoa(rnd.IntN(g.cfg.Users))
+		user := rnd.IntN(g.cfg.Users)
 		g.mu.Lock()
 		g.report.Sent++
 		g.mu.Unlock()
@@ -308,18 +354,32 @@ func (g *Generator) loop(ctx context.Context) {
 	}
 }
 
-func (g *Generator) send(ctx context.Context, user string) {
+func (g *Generator) send(ctx context.Context, user int) {
+	u := g.user(user)
+	if !u.take(ctx) {
+		g.record(u, NoVersion, 0, 0) // stopped while waiting its turn
+		return
+	}
+	defer u.give()
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, g.cfg.Method, g.cfg.URL, strings.NewReader(string(g.cfg.Body)))
 	if err != nil {
-		g.record(NoVersion, 0, 0)
+		g.record(u, NoVersion, 0, 0)
 		return
 	}
 	for k, vs := range g.cfg.Header {
-		req.Header[k] = vs
+		req.Header[k] = slices.Clone(vs) // AddCookie below must not write into cfg.Header
 	}
-	req.Header.Set(UserHeader, user)
+	req.Header.Set(UserHeader, userID(user))
+	if u.group != "" {
+		req.Header.Set(g.cfg.GroupHeader, u.group)
+	}
+	if u.jar != nil {
+		for _, c := range u.jar.Cookies(req.URL) {
+			req.AddCookie(c)
+		}
+	}
 	req.Header.Set("Content-Type", "application/json")
 	if g.cfg.Host != "" {
 		req.Host = g.cfg.Host
@@ -327,16 +387,19 @@ func (g *Generator) send(ctx context.Context, user string) {
 	start := g.clock.Now()
 	resp, err := g.cfg.Client.Do(req)
 	if err != nil {
-		g.record(NoVersion, 0, g.clock.Since(start))
+		g.record(u, NoVersion, 0, g.clock.Since(start))
 		return
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
+	if u.jar != nil {
+		u.jar.SetCookies(req.URL, resp.Cookies())
+	}
 	v := resp.Header.Get(VersionHeader)
 	if v == "" {
 		v = NoVersion
 	}
-	g.record(v, resp.StatusCode, g.clock.Since(start))
+	g.record(u, v, resp.StatusCode, g.clock.Since(start))
 }
 
 // Watch calls f with every answer from now on (version, HTTP status, time
@@ -358,13 +421,14 @@ func (g *Generator) Watch(f func(version string, code int, took time.Duration)) 
 	}
 }
 
-func (g *Generator) record(version string, code int, took time.Duration) {
+func (g *Generator) record(u *userState, version string, code int, took time.Duration) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, f := range g.watchers {
 		f(version, code, took)
 	}
 	r := &g.report
+	r.answeredBy(u, version)
 	r.Completed++
 	r.TotalLatency += took
 	if code == 0 {

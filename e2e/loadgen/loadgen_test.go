@@ -117,12 +117,16 @@ func TestConfigErrors(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		"remote host":   {Config{URL: "http://example.com/", Rate: 1, MaxRequests: 1}, "loopback"},
-		"private ip":    {Config{URL: "http://10.0.0.1:80/", Rate: 1, MaxRequests: 1}, "loopback"},
-		"no scheme":     {Config{URL: "127.0.0.1:80", Rate: 1, MaxRequests: 1}, "http://"},
-		"no bound":      {Config{URL: "http://127.0.0.1:1/", Rate: 1}, "MaxRequests or Duration"},
-		"zero rate":     {Config{URL: "http://127.0.0.1:1/", MaxRequests: 1}, "Rate"},
-		"negative pool": {Config{URL: "http://127.0.0.1:1/", Rate: 1, MaxRequests: 1, Users: -1}, "Users"},
+		"remote host":          {Config{URL: "http://example.com/", Rate: 1, MaxRequests: 1}, "loopback"},
+		"private ip":           {Config{URL: "http://10.0.0.1:80/", Rate: 1, MaxRequests: 1}, "loopback"},
+		"no scheme":            {Config{URL: "127.0.0.1:80", Rate: 1, MaxRequests: 1}, "http://"},
+		"no bound":             {Config{URL: "http://127.0.0.1:1/", Rate: 1}, "MaxRequests or Duration"},
+		"zero rate":            {Config{URL: "http://127.0.0.1:1/", MaxRequests: 1}, "Rate"},
+		"negative pool":        {Config{URL: "http://127.0.0.1:1/", Rate: 1, MaxRequests: 1, Users: -1}, "Users"},
+		"huge pool":            {Config{URL: "http://127.0.0.1:1/", Rate: 1, MaxRequests: 1, Users: MaxUsers + 1}, "Users"},
+		"group without header": {Config{URL: "http://127.0.0.1:1/", Rate: 1, MaxRequests: 1, Group: func(int) string { return "v1" }}, "GroupHeader"},
+		"header without group": {Config{URL: "http://127.0.0.1:1/", Rate: 1, MaxRequests: 1, GroupHeader: "x-user-group"}, "Group"},
+		"shared jar":           {Config{URL: "http://127.0.0.1:1/", Rate: 1, MaxRequests: 1, Cookies: true, Client: &http.Client{Jar: sharedJar(t)}}, "Client.Jar"},
 	}
 	for name, tc := range cases {
 		if _, err := Start(context.Background(), tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {

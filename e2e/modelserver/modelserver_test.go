@@ -126,7 +126,7 @@ func TestScoresFollowDistribution(t *testing.T) {
 // The test above must be able to fail: beta(2,5) scores judged against
 // beta(5,2) are rejected.
 func TestKSRejectsOtherDistribution(t *testing.T) {
-	smp := newSampler(Behavior{Score: Score{"beta", 2, 5}}, rand.New(rand.NewPCG(1, 2)))
+	smp := newSampler(Behavior{Score: Score{"beta", 2, 5}}, rand.New(rand.NewPCG(1, 2)), nil)
 	const n = 4000
 	xs := make([]float64, n)
 	for i := range xs {
@@ -144,7 +144,7 @@ func TestKSRejectsOtherDistribution(t *testing.T) {
 }
 
 func TestLatencyQuantiles(t *testing.T) {
-	smp := newSampler(Behavior{Latency: Latency{Median: 20 * time.Millisecond, P99: 200 * time.Millisecond}, Score: DefaultScore}, rand.New(rand.NewPCG(4, 5)))
+	smp := newSampler(Behavior{Latency: Latency{Median: 20 * time.Millisecond, P99: 200 * time.Millisecond}, Score: DefaultScore}, rand.New(rand.NewPCG(4, 5)), nil)
 	const n = 40000
 	ds := make([]time.Duration, n)
 	for i := range ds {
@@ -160,7 +160,7 @@ func TestLatencyQuantiles(t *testing.T) {
 	if p99 := ds[n*99/100]; !within(p99, 200*time.Millisecond, 0.15) {
 		t.Errorf("p99 %s, want 200ms ± 15%%", p99)
 	}
-	constant := newSampler(Behavior{Latency: Latency{Median: 7 * time.Millisecond, P99: 7 * time.Millisecond}, Score: DefaultScore}, rand.New(rand.NewPCG(1, 1)))
+	constant := newSampler(Behavior{Latency: Latency{Median: 7 * time.Millisecond, P99: 7 * time.Millisecond}, Score: DefaultScore}, rand.New(rand.NewPCG(1, 1)), nil)
 	if d := constant.latency(); d != 7*time.Millisecond {
 		t.Errorf("median == p99 should be constant, got %s", d)
 	}

@@ -26,6 +26,17 @@ const (
 	ScoreMetric    = "model_prediction_score"
 	RequestsMetric = "model_requests_total"
 	DurationMetric = "model_request_duration_seconds"
+	// FeedbackMetric counts served predictions by outcome (OutcomeSuccess,
+	// OutcomeFailure); RewardMetric is a summary of what each was worth,
+	// exported as RewardMetric+"_sum" and RewardMetric+"_count".
+	FeedbackMetric = "model_feedback_total"
+	RewardMetric   = "model_reward"
+)
+
+// Outcome label values of FeedbackMetric.
+const (
+	OutcomeSuccess = "success"
+	OutcomeFailure = "failure"
 )
 
 // ScoreBuckets are the upper bounds of the score histogram.
@@ -57,11 +68,14 @@ type Server struct {
 	mu      sync.Mutex
 	sampler *sampler
 	rnd     *rand.Rand
+	rewards *rand.Rand
 	served  int // inference requests drawn so far, for the cold start
 
 	scores   prometheus.Observer
 	requests *prometheus.CounterVec
 	duration prometheus.Observer
+	feedback map[bool]prometheus.Counter // by success
+	reward   prometheus.Observer
 }
 
 // New checks cfg and returns a Server.
@@ -86,14 +100,18 @@ func New(cfg Config) (*Server, error) {
 		}
 		seed = binary.LittleEndian.Uint64(b[:])
 	}
-	s := &Server{cfg: cfg, registry: cfg.Registry, clock: cfg.Clock, rnd: rand.New(rand.NewPCG(seed, seed^0x5851f42d4c957f2d))}
+	s := &Server{
+		cfg: cfg, registry: cfg.Registry, clock: cfg.Clock,
+		rnd:     rand.New(rand.NewPCG(seed, seed^0x5851f42d4c957f2d)),
+		rewards: rand.New(rand.NewPCG(seed^0x2545f4914f6cdd1d, seed)),
+	}
 	if s.registry == nil {
 		s.registry = prometheus.NewRegistry()
 	}
 	if s.clock == nil {
 		s.clock = clock.RealClock{}
 	}
-	s.sampler = newSampler(cfg.Behavior, s.rnd)
+	s.sampler = newSampler(cfg.Behavior, s.rnd, s.rewards)
 	lbl := prometheus.Labels{"model": cfg.Model, "version": cfg.Version}
 	scores := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: ScoreMetric, Help: "Prediction scores returned, for drift analysis.", Buckets: ScoreBuckets,
@@ -104,12 +122,25 @@ func New(cfg Config) (*Server, error) {
 	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: DurationMetric, Help: "Inference request durations in seconds.", Buckets: prometheus.DefBuckets,
 	}, []string{"model", "version"})
-	for _, c := range []prometheus.Collector{scores, requests, duration} {
+	feedback := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: FeedbackMetric, Help: "Served predictions by the simulated user's outcome (success: a click or conversion).",
+	}, []string{"model", "version", "outcome"})
+	reward := prometheus.NewSummaryVec(prometheus.SummaryOpts{
+		Name: RewardMetric, Help: "What each served prediction was worth to the simulated user (0 for a failure).",
+	}, []string{"model", "version"})
+	for _, c := range []prometheus.Collector{scores, requests, duration, feedback, reward} {
 		if err := s.registry.Register(c); err != nil {
 			return nil, fmt.Errorf("register model server metrics: %w", err)
 		}
 	}
 	s.scores, s.requests, s.duration = scores.With(lbl), requests.MustCurryWith(lbl), duration.With(lbl)
+	// Both outcomes exist from the start, so a success rate reads 0, not
+	// "no data", until the first success.
+	s.feedback = map[bool]prometheus.Counter{
+		true:  feedback.WithLabelValues(cfg.Model, cfg.Version, OutcomeSuccess),
+		false: feedback.WithLabelValues(cfg.Model, cfg.Version, OutcomeFailure),
+	}
+	s.reward = reward.With(lbl)
 	return s, nil
 }
 
@@ -123,7 +154,7 @@ func (s *Server) SetBehavior(b Behavior) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.sampler = newSampler(b, s.rnd)
+	s.sampler = newSampler(b, s.rnd, s.rewards)
 	return nil
 }
 
@@ -245,10 +276,13 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 	}
 	s.served++
 	scores := make([]float64, 0, rows)
+	var success bool
+	var worth float64
 	if !fail {
 		for range rows {
 			scores = append(scores, s.sampler.score())
 		}
+		success, worth = s.sampler.reward()
 	}
 	s.mu.Unlock()
 	if delay > 0 {
@@ -267,6 +301,8 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 	for _, sc := range scores {
 		s.scores.Observe(sc)
 	}
+	s.feedback[success].Inc()
+	s.reward.Observe(worth)
 	writeJSON(w, code, inferResponse{
 		ModelName: s.cfg.Model, ModelVersion: s.cfg.Version, ID: req.ID,
 		Outputs: []tensor{{tensorMeta: tensorMeta{Name: "score", Datatype: "FP32", Shape: []int{rows, 1}}, Data: scores}},

@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/fulcrum-ml/fulcrum/controller/istio"
 	"github.com/fulcrum-ml/fulcrum/e2e/dataplane"
 	"github.com/fulcrum-ml/fulcrum/e2e/loadgen"
 	"github.com/fulcrum-ml/fulcrum/e2e/modelserver"
@@ -198,13 +199,19 @@ func (m *Model) Weights(ctx context.Context) (map[string]int32, error) {
 	return RouteWeights(vs), nil
 }
 
-// RouteWeights are the weights of a VirtualService's first HTTP route.
+// RouteWeights are the weights of a VirtualService's first HTTP route of the
+// user's: routes Fulcrum writes in front of it (warm-up, experiments) are
+// skipped.
 func RouteWeights(vs *istionetv1.VirtualService) map[string]int32 {
 	out := map[string]int32{}
-	if len(vs.Spec.Http) == 0 {
+	http := vs.Spec.Http
+	for len(http) > 0 && istio.IsOwnedRoute(http[0].Name) {
+		http = http[1:]
+	}
+	if len(http) == 0 {
 		return out
 	}
-	routes := vs.Spec.Http[0].Route
+	routes := http[0].Route
 	for _, d := range routes {
 		w := d.Weight
 		if w == 0 && len(routes) == 1 {

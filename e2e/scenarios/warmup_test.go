@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/fulcrum-ml/fulcrum/admin/client"
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
 	"github.com/fulcrum-ml/fulcrum/e2e/modelserver"
 	"github.com/fulcrum-ml/fulcrum/e2e/rig"
@@ -56,7 +57,7 @@ func TestColdCandidateWithoutWarmupIsSlowForUsers(t *testing.T) {
 func TestWarmupGateKeepsColdLatencyFromUsers(t *testing.T) {
 	s := given(t, rig.Version{Name: "v1", Behavior: healthy}, rig.Version{Name: "v2", Behavior: cold})
 	gateway := s.model.Proxy.Addrs[0]
-	s.startFulcrum("fulcrum", func(c *rig.FulcrumConfig) { c.Args = append(c.Args, "--warmup-gateways="+gateway) })
+	f := s.startFulcrum("fulcrum", func(c *rig.FulcrumConfig) { c.Args = append(c.Args, "--warmup-gateways="+gateway) })
 	cm := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: "fraud-warmup", Namespace: s.model.NS},
 		Data: map[string]string{
@@ -68,7 +69,9 @@ func TestWarmupGateKeepsColdLatencyFromUsers(t *testing.T) {
 		t.Fatal(err)
 	}
 	users := s.watchLatency("v2")
-	mr := s.model.NewRollout(rig.RolloutConfig{Candidate: "v2", Steps: []int32{20, 100}, MinStepDuration: 30 * time.Second})
+	// The gate is the rollout's spec; the canary is started by an ML
+	// engineer through the admin API, as fulcrumctl start does.
+	mr := s.model.NewRollout(rig.RolloutConfig{Steps: []int32{20, 100}, MinStepDuration: 30 * time.Second})
 	mr.Spec.Readiness.Warmup = &v1alpha1.WarmupGate{
 		MaxP99: metav1.Duration{Duration: slo}, Window: metav1.Duration{Duration: 10 * time.Second}, MinRequests: 30,
 		Timeout:  metav1.Duration{Duration: 3 * time.Minute},
@@ -77,11 +80,19 @@ func TestWarmupGateKeepsColdLatencyFromUsers(t *testing.T) {
 	if err := env.Client.Create(s.ctx, mr); err != nil {
 		t.Fatal(err)
 	}
+	c := s.admin(f, userToken(t, rig.EngineerUser))
+	if _, err := c.Act(s.ctx, s.model.NS, mr.Name, "start", client.ActionRequest{Candidate: "v2", Reason: "new model, warm it first"}); err != nil {
+		t.Fatal(err)
+	}
 	started := time.Now()
 	s.eventually("the warm-up route on the VirtualService", func() bool { return s.warmupRoute() == "v2" })
 	var held *v1alpha1.WarmupStatus
-	s.eventually("status.warmup counting warm-up requests", func() bool {
-		held = s.rollout().Status.Warmup
+	s.eventually("status.warmup counting warm-up requests, read through the admin API", func() bool {
+		got, err := c.Get(s.ctx, s.model.NS, mr.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = got.Status.Warmup
 		return held != nil && held.Sent > 0
 	})
 	t.Logf("holding: %s", held.Message)

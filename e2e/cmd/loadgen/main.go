@@ -4,7 +4,10 @@
 //	loadgen --url http://127.0.0.1:15001/v2/models/fraud/infer --host fraud.ml \
 //	  --rate 100 --duration 1m --requests 10000 --users 500
 //
-// With --every it also prints a JSON line per interval while it runs.
+// With --every it also prints a JSON line per interval while it runs. For
+// sticky experiments, --cookies gives each user its own cookie jar, and
+// --group-header x-user-group --groups v1=0.5,v2=0.5 gives each user a
+// fixed group header; "crossed" counts users answered by two versions.
 package main
 
 import (
@@ -15,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -44,10 +48,12 @@ type summary struct {
 	TransportErrors int                    `json:"transportErrors"`
 	ElapsedSeconds  float64                `json:"elapsedSeconds"`
 	MeanLatencyMs   float64                `json:"meanLatencyMs"`
+	UsersByVersion  map[string]int         `json:"usersByVersion"`
+	Crossed         int                    `json:"crossed"`
 }
 
 func toSummary(r loadgen.Report) summary {
-	return summary{r.Sent, r.Completed, r.ByVersion, r.ByCode, r.ByVersionCode, r.TransportErrors, r.Elapsed.Seconds(), float64(r.MeanLatency()) / float64(time.Millisecond)}
+	return summary{r.Sent, r.Completed, r.ByVersion, r.ByCode, r.ByVersionCode, r.TransportErrors, r.Elapsed.Seconds(), float64(r.MeanLatency()) / float64(time.Millisecond), r.UsersByVersion, r.Crossed}
 }
 
 func main() {
@@ -61,12 +67,24 @@ func main() {
 		users    = flag.Int("users", 100, "size of the x-user-id pool")
 		seed     = flag.Uint64("seed", 0, "seed for user draws (0: time)")
 		every    = flag.Duration("every", 0, "print a progress line per interval (0: only at the end)")
+		cookies  = flag.Bool("cookies", false, "give each user its own cookie jar, so answers' Set-Cookie sticks to the user")
+		groupHdr = flag.String("group-header", "", "request header carrying each user's fixed group, e.g. x-user-group (needs --groups)")
+		groups   = flag.String("groups", "", "group shares for --group-header, e.g. v1=0.5,v2=0.5")
 	)
 	flag.Var(hdr, "header", "extra NAME=VALUE request header (repeatable)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	g, err := loadgen.Start(ctx, loadgen.Config{URL: *target, Host: *host, Rate: *rate, MaxRequests: *requests, Duration: *duration, Users: *users, Seed: *seed, Header: http.Header(hdr)})
+	cfg := loadgen.Config{URL: *target, Host: *host, Rate: *rate, MaxRequests: *requests, Duration: *duration, Users: *users, Seed: *seed, Header: http.Header(hdr), Cookies: *cookies}
+	if *groupHdr != "" || *groups != "" {
+		group, err := parseGroups(*groups)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			os.Exit(2)
+		}
+		cfg.GroupHeader, cfg.Group = *groupHdr, group
+	}
+	g, err := loadgen.Start(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(2)
@@ -86,4 +104,22 @@ func main() {
 		}
 	}
 	_ = enc.Encode(toSummary(g.Wait()))
+}
+
+// parseGroups reads --groups "v1=0.5,v2=0.5" into a loadgen.Shares group.
+func parseGroups(s string) (func(int) string, error) {
+	shares := map[string]float64{}
+	for _, part := range strings.Split(s, ",") {
+		name, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		share, err := strconv.ParseFloat(v, 64)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("--groups %q: want NAME=SHARE,..., e.g. v1=0.5,v2=0.5", s)
+		}
+		shares[name] = share
+	}
+	group, err := loadgen.Shares(shares)
+	if err != nil {
+		return nil, fmt.Errorf("--groups: %w", err)
+	}
+	return group, nil
 }

@@ -3,7 +3,8 @@
 // the flags.
 //
 //	modelserver --model fraud --version v2 --addr 127.0.0.1:9002 \
-//	  --error-rate 0.02 --latency-median 20ms --latency-p99 120ms --score beta:2,5
+//	  --error-rate 0.02 --latency-median 20ms --latency-p99 120ms --score beta:2,5 \
+//	  --reward 0.05 --reward-value normal:20,5
 //
 // Once serving it prints {"addr":"HOST:PORT"} to stdout.
 package main
@@ -29,29 +30,37 @@ func main() {
 		median    = flag.Duration("latency-median", 0, "median latency (log-normal)")
 		p99       = flag.Duration("latency-p99", 0, "99th percentile latency; equal to the median for a constant, 0 with median 0 for none")
 		score     = flag.String("score", modelserver.DefaultScore.String(), "score distribution: beta:A,B or normal:MEAN,SD (clipped to [0,1])")
+		reward    = flag.Float64("reward", 0, "probability a served prediction is a success (click, conversion), 0..1; counted in model_feedback_total")
+		value     = flag.String("reward-value", "", "what a success is worth: normal:MEAN,SD (floored at 0); empty for 1, observed in model_reward")
 		seed      = flag.Uint64("seed", 0, "seed for draws (0: random)")
 		exitAfter = flag.Duration("exit-after", 0, "exit after this long (0: until SIGTERM or the parent exits)")
 	)
 	flag.Parse()
-	if err := run(*model, *version, *addr, *errRate, *median, *p99, *score, *seed, *exitAfter); err != nil {
+	rv, err := modelserver.ParseValue(*value)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "modelserver: --reward-value:", err)
+		os.Exit(1)
+	}
+	b := modelserver.Behavior{ErrorRate: *errRate, Latency: modelserver.Latency{Median: *median, P99: *p99}, Reward: *reward, RewardValue: rv}
+	if err := run(*model, *version, *addr, b, *score, *seed, *exitAfter); err != nil {
 		fmt.Fprintln(os.Stderr, "modelserver:", err)
 		os.Exit(1)
 	}
 }
 
-func run(model, version, addr string, errRate float64, median, p99 time.Duration, score string, seed uint64, exitAfter time.Duration) error {
+func run(model, version, addr string, b modelserver.Behavior, score string, seed uint64, exitAfter time.Duration) error {
 	sc, err := modelserver.ParseScore(score)
 	if err != nil {
 		return fmt.Errorf("--score: %w", err)
 	}
-	if p99 == 0 {
-		p99 = median
+	b.Score = sc
+	if b.Latency.P99 == 0 {
+		b.Latency.P99 = b.Latency.Median
 	}
 	ctx, stop := lifetime.Context(context.Background(), exitAfter)
 	defer stop()
 	r, err := modelserver.Start(ctx, modelserver.Config{
-		Model: model, Version: version, Seed: seed,
-		Behavior: modelserver.Behavior{ErrorRate: errRate, Latency: modelserver.Latency{Median: median, P99: p99}, Score: sc},
+		Model: model, Version: version, Seed: seed, Behavior: b,
 	}, addr)
 	if err != nil {
 		return err
