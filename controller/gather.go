@@ -122,6 +122,7 @@ func (r *Reconciler) gather(ctx context.Context, mr *v1alpha1.ModelRollout) (*wo
 	}
 	r.gatherTraffic(ctx, mr, w)
 	r.gatherWarmth(ctx, mr, w)
+	r.gatherRewards(ctx, mr, w)
 	r.gatherScaling(ctx, mr, w)
 	return w, nil
 }

@@ -52,6 +52,9 @@ type Config struct {
 	// (spec.readiness.requestsPerPod). Nil: a rollout that asks for them
 	// holds rising weights, saying no traffic reader is configured.
 	Traffic analysis.TrafficReader
+	// Rewards reads experiments' rewards (spec.strategy.experiment). Nil:
+	// an experiment runs undecided, saying no Prometheus is configured.
+	Rewards analysis.RewardReader
 	// Warmup sends warm-up requests (spec.readiness.warmup.requests); it
 	// runs with the manager (SetupWithManager adds it). Nil: such a gate
 	// holds on the candidate's own traffic only.
@@ -71,6 +74,7 @@ type Reconciler struct {
 	analyzer analysis.Analyzer
 	traffic  analysis.TrafficReader
 	warmup   *warmup.Sender
+	rewards  analysis.RewardReader
 	capacity analysis.CapacityReader
 	version  string
 	metrics  *Metrics
@@ -83,7 +87,7 @@ func New(cfg Config) (*Reconciler, error) {
 	}
 	r := &Reconciler{
 		client: cfg.Client, reader: cfg.APIReader, recorder: cfg.Recorder, clock: cfg.Clock,
-		analyzer: cfg.Analyzer, traffic: cfg.Traffic, capacity: cfg.Capacity, warmup: cfg.Warmup,
+		analyzer: cfg.Analyzer, traffic: cfg.Traffic, capacity: cfg.Capacity, warmup: cfg.Warmup, rewards: cfg.Rewards,
 		version: cfg.IstioVersion, metrics: cfg.Metrics,
 	}
 	if r.reader == nil {
@@ -157,6 +161,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if d.Weights != nil {
 		m := mirrorChange(mr, &d.Status)
 		m.warmup = warmupRoute(mr, &d.Status)
+		m.experiment = experimentEdit(mr, &d.Status)
 		if err := r.writeWeights(ctx, mr, w, d.Weights, m); err != nil {
 			r.metrics.failed("virtualservice")
 			return ctrl.Result{}, err
@@ -351,9 +356,10 @@ func (r *Reconciler) analyze(ctx context.Context, mr *v1alpha1.ModelRollout, w *
 // of a mirror Fulcrum set before that must go ("" : none), and the warm-up
 // route to keep (nil: the rollout's warm-up route, if any, goes).
 type mirrorEdit struct {
-	set    *istio.Mirror
-	clear  string
-	warmup *istio.WarmupRoute
+	set        *istio.Mirror
+	clear      string
+	warmup     *istio.WarmupRoute
+	experiment *istio.Experiment
 }
 
 // mirrorChange compares the mirror the previous status recorded with the
@@ -394,6 +400,9 @@ func (r *Reconciler) writeWeights(ctx context.Context, mr *v1alpha1.ModelRollout
 		}
 		if next, changed, err = applyWarmupRoute(next, changed, w.target, mr.Name, m.warmup); err != nil {
 			return fmt.Errorf("warm-up route on VirtualService %s/%s: %w", vs.GetNamespace(), vs.GetName(), err)
+		}
+		if next, changed, err = applyExperiment(next, changed, w.target, mr, m.experiment); err != nil {
+			return fmt.Errorf("experiment on VirtualService %s/%s: %w", vs.GetNamespace(), vs.GetName(), err)
 		}
 		if !changed {
 			return nil

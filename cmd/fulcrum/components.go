@@ -67,8 +67,9 @@ func setupController(_ context.Context, mgr ctrl.Manager, f *flags) error {
 	}
 	var traffic analysis.TrafficReader
 	var capacity analysis.CapacityReader
+	var rewards analysis.RewardReader
 	if engine, ok := analyzer.(*analysis.Engine); ok {
-		traffic, capacity = engine, engine
+		traffic, capacity, rewards = engine, engine, engine
 	}
 	r, err := controller.New(controller.Config{
 		Client:    mgr.GetClient(),
@@ -77,6 +78,7 @@ func setupController(_ context.Context, mgr ctrl.Manager, f *flags) error {
 		Analyzer:  analyzer,
 		Traffic:   traffic,
 		Capacity:  capacity,
+		Rewards:   rewards,
 		Warmup: warmup.NewSender(warmup.Config{
 			Reader: mgr.GetAPIReader(), AllowedHosts: splitList(f.warmupGateways),
 		}),

@@ -153,7 +153,7 @@ func (x *decider) experiment() map[string]int32 {
 	if dec.Outcome == experiment.Continue || (age < spec.MinDuration.Duration && dec.Outcome != experiment.Inconclusive) {
 		if dec.Outcome != experiment.Continue {
 			es.Reason = v1alpha1.CutText(fmt.Sprintf("%s; the decision waits for spec.strategy.experiment.minDuration (%s, %s to go)",
-				dec.Reason, spec.MinDuration.Duration, (spec.MinDuration.Duration - age).Round(time.Second)), 1024)
+				dec.Reason, spec.MinDuration.Duration, (spec.MinDuration.Duration-age).Round(time.Second)), 1024)
 		}
 		return target
 	}

@@ -19,7 +19,7 @@ func withExperiment(onWinner v1alpha1.WinnerPolicy) func(*v1alpha1.ModelRollout)
 			Arms:        []v1alpha1.ExperimentArm{{Subset: "v1", Weight: 50}, {Subset: "v2", Weight: 50}},
 			Reward:      v1alpha1.Reward{Template: "model-feedback", MinEffect: 0.02},
 			MinDuration: metav1.Duration{Duration: 10 * time.Minute}, MaxDuration: metav1.Duration{Duration: time.Hour},
-			OnWinner:    onWinner,
+			OnWinner: onWinner,
 		}
 	}
 }
