@@ -96,7 +96,8 @@ func referenceChecks(ctx context.Context, l Lookups, mr *v1alpha1.ModelRollout, 
 			return !equality.Semantic.DeepEqual(o.Spec.VirtualService, n.Spec.VirtualService)
 		}},
 		{errs: drErrs, warns: drWarns, changed: func(o, n *v1alpha1.ModelRollout) bool {
-			return o.Spec.DestinationRule != n.Spec.DestinationRule || o.Spec.Stable != n.Spec.Stable || o.Spec.Candidate != n.Spec.Candidate
+			return o.Spec.DestinationRule != n.Spec.DestinationRule || o.Spec.Stable != n.Spec.Stable || o.Spec.Candidate != n.Spec.Candidate ||
+				!equality.Semantic.DeepEqual(o.Spec.Strategy.Experiment, n.Spec.Strategy.Experiment)
 		}},
 		{errs: splitErrs, changed: func(o, n *v1alpha1.ModelRollout) bool {
 			return !equality.Semantic.DeepEqual(splitWeights(o), splitWeights(n))
