@@ -37,19 +37,19 @@ type ExperimentStrategy struct {
 	// +kubebuilder:validation:Maximum=0.9999
 	Confidence *float64 `json:"confidence,omitempty"`
 
-	// MinDuration is the least time before any decision, between 1m and
+	// MinDuration is the least time before any decision, between 1s and
 	// 720h; default 1h (a day or a week covers daily or weekly cycles).
 	// +optional
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('720h')",message="spec.strategy.experiment.minDuration must be between 1m and 720h, for example 24h"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('720h')",message="spec.strategy.experiment.minDuration must be between 1s and 720h, for example 24h"
 	MinDuration metav1.Duration `json:"minDuration,omitzero"`
 
 	// MaxDuration is the deadline: without a winner or a clear "no
-	// difference" by then, the experiment ends inconclusive. Between 1m
+	// difference" by then, the experiment ends inconclusive. Between 1s
 	// and 2160h; default 336h (two weeks).
 	// +optional
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('2160h')",message="spec.strategy.experiment.maxDuration must be between 1m and 2160h, for example 336h"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('2160h')",message="spec.strategy.experiment.maxDuration must be between 1s and 2160h, for example 336h"
 	MaxDuration metav1.Duration `json:"maxDuration,omitzero"`
 
 	// OnWinner says what a winner gets: Keep (the default) keeps the

@@ -57,6 +57,13 @@ func startController(f *fixture, a analysis.Analyzer) {
 // traffic, for capacity checks (spec.readiness.requestsPerPod).
 func startControllerWith(f *fixture, a analysis.Analyzer, traffic analysis.TrafficReader) {
 	f.t.Helper()
+	startControllerConfig(f, controller.Config{Analyzer: a, Traffic: traffic})
+}
+
+// startControllerConfig runs a controller for the fixture's namespace with
+// cfg's collaborators (the client, recorder and Istio version are set here).
+func startControllerConfig(f *fixture, cfg controller.Config) {
+	f.t.Helper()
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:  scheme(),
 		Metrics: metricsserver.Options{BindAddress: "0"},
@@ -69,11 +76,9 @@ func startControllerWith(f *fixture, a analysis.Analyzer, traffic analysis.Traff
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	r, err := controller.New(controller.Config{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
-		Recorder: mgr.GetEventRecorder("fulcrum-test"), Analyzer: a, IstioVersion: "v1",
-		Traffic: traffic,
-	})
+	cfg.Client, cfg.APIReader = mgr.GetClient(), mgr.GetAPIReader()
+	cfg.Recorder, cfg.IstioVersion = mgr.GetEventRecorder("fulcrum-test"), "v1"
+	r, err := controller.New(cfg)
 	if err != nil {
 		f.t.Fatal(err)
 	}
