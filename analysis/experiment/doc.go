@@ -46,10 +46,12 @@
 // The construction is conservative: in the property tests the false-winner
 // and miss rates stay far below α (see property_test.go). The price is
 // samples: with control 10%, treatment 12% and α = 0.01 the winner comes
-// after a median of about 25,500 requests per arm with MinEffect 0.005,
-// 61,500 with 0.01 (51 s and 2 min at 1,000 requests/s split evenly):
+// after a median of 24,500 requests per arm with MinEffect 0.005 and
+// 63,500 with 0.01 (49 s and 2.1 min at 1,000 requests/s split evenly) in
+// the 200 seeded runs of the first command; 25,500 and 60,500 in 5,000:
 //
 //	go test ./analysis/experiment -run TestPropertyPower -v
+//	go test ./analysis/experiment -run Property -v -experiment-runs 5000
 //
 // A true difference between 0 and MinEffect may never give either answer:
 // that is what Inconclusive at the deadline is for.
