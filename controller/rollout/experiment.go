@@ -134,6 +134,10 @@ func (x *decider) experiment() map[string]int32 {
 		x.st.Analysis = x.nextStepAnalysis()
 		return target
 	}
+	if x.st.StepStartedAt == nil {
+		// Resumed after a pause: the guardrails' rounds start again.
+		x.st.StepStartedAt = &x.now
+	}
 	if x.o.RewardProblem != "" {
 		es.Reason = v1alpha1.CutText("the reward cannot be read: "+x.o.RewardProblem, 1024)
 		return target
@@ -293,4 +297,20 @@ func RewardArms(r *v1alpha1.ModelRollout, now time.Time) ([]string, time.Time) {
 		arms[i] = a.Subset
 	}
 	return arms, es.StartedAt.Time
+}
+
+// closeExperiment gives an experiment that the rollout left without an
+// outcome (a person promoted, split or paused and then promoted) the
+// outcome Stopped, so that whoever waits for its outcome gets one.
+func (x *decider) closeExperiment() {
+	es := x.st.Experiment
+	if es == nil || es.Outcome != "" {
+		return
+	}
+	switch x.st.Phase {
+	case v1alpha1.PhaseProgressing, v1alpha1.PhasePaused, v1alpha1.PhaseFailed:
+		return // still under way (Failed goes back to it once fixed)
+	}
+	es.Outcome, es.DecidedAt = v1alpha1.ExperimentStopped, &x.now
+	es.Reason = v1alpha1.CutText(fmt.Sprintf("ended before a decision: the rollout is %s", x.st.Phase), 1024)
 }

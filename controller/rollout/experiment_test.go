@@ -171,3 +171,25 @@ func TestExperimentWaitsForPods(t *testing.T) {
 	s.reconcile(nil)
 	s.wantWeights(map[string]int32{"v1": 50, "v2": 50})
 }
+
+// A person's promote or split during the experiment ends it with outcome
+// Stopped; a pause and resume goes on judging.
+func TestExperimentEndedByAPerson(t *testing.T) {
+	s := newSim(t, withExperiment(v1alpha1.WinnerKeep))
+	s.r.Spec.Candidate = "v2"
+	s.reconcile(nil)
+	s.intent("p", v1alpha1.IntentPause)
+	s.reconcile(nil)
+	s.intent("r", v1alpha1.IntentResume)
+	s.reconcile(nil)
+	s.wantPhase(v1alpha1.PhaseProgressing)
+	if s.r.Status.StepStartedAt == nil || s.r.Status.Experiment.Outcome != "" {
+		t.Fatalf("after resume: stepStartedAt %v, experiment %+v", s.r.Status.StepStartedAt, s.r.Status.Experiment)
+	}
+	s.intent("promote", v1alpha1.IntentPromote)
+	s.reconcile(nil)
+	s.wantPhase(v1alpha1.PhasePromoted)
+	if es := s.r.Status.Experiment; es.Outcome != v1alpha1.ExperimentStopped || !strings.Contains(es.Reason, "the rollout is Promoted") {
+		t.Fatalf("experiment %+v, want Stopped by the promotion", es)
+	}
+}

@@ -30,6 +30,7 @@ func (x *decider) finish(desired map[string]int32) Decision {
 		// the mirror the previous status recorded.
 		x.st.Shadow = nil
 	}
+	x.closeExperiment()
 	if !x.warmHeld {
 		// The gate's status lives exactly as long as it holds.
 		x.st.Warmup = nil
