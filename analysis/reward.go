@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"regexp"
 	"strings"
 	"time"
 
 	"github.com/fulcrum-ml/fulcrum/analysis/experiment"
 	"github.com/fulcrum-ml/fulcrum/analysis/provider"
+	"github.com/fulcrum-ml/fulcrum/analysis/templates"
+	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
 )
 
 // Built-in reward templates of A/B experiments, read from what a model
@@ -33,13 +36,39 @@ type RewardReader interface {
 	Rewards(ctx context.Context, namespace, service, template string, arms []string, since, now time.Time) ([]experiment.ArmData, error)
 }
 
-// Rewards implements RewardReader for the built-in reward templates.
+// Rewards implements RewardReader for the built-in reward templates and for
+// MetricTemplates with a successQuery (Proportion) or a sumQuery (Mean)
+// and a sampleQuery, rendered with {{.Window}} the experiment's age and
+// {{.SubsetRegex}} the arms, and confined to the rollout's namespace.
 func (e *Engine) Rewards(ctx context.Context, namespace, service, template string, arms []string, since, now time.Time) ([]experiment.ArmData, error) {
 	num, den, err := RewardQueries(template, namespace, service, arms, now.Sub(since))
+	mean := template == RewardValue
+	label := "version"
+	var spec *v1alpha1.Provider
 	if err != nil {
-		return nil, err
+		t, terr := templates.Resolve(ctx, e.cfg.Templates, namespace, v1alpha1.Metric{Name: "reward", Template: template})
+		if terr != nil {
+			return nil, fmt.Errorf("spec.strategy.experiment.reward.template: %w", terr)
+		}
+		if (t.SuccessQuery == "" && t.SumQuery == "") || t.SampleQuery == "" {
+			return nil, fmt.Errorf("spec.strategy.experiment.reward.template %q is not a reward template: use %s, %s, or a MetricTemplate with successQuery (or sumQuery) and sampleQuery", template, RewardFeedback, RewardValue)
+		}
+		d := templates.NewData(namespace, service, arms[0], "", now.Sub(since))
+		quoted := make([]string, len(arms))
+		for i, a := range arms {
+			quoted[i] = regexp.QuoteMeta(a)
+		}
+		d.Subsets, d.SubsetRegex = arms, strings.Join(quoted, "|")
+		r, rerr := t.Render(d)
+		if rerr != nil {
+			return nil, fmt.Errorf("reward template %s: %w", template, rerr)
+		}
+		num, den, mean, label, spec = r.SuccessQuery, r.SampleQuery, t.SumQuery != "", t.VersionLabel, t.Provider
+		if mean {
+			num = r.SumQuery
+		}
 	}
-	p, err := e.providerFor(ctx, namespace, nil)
+	p, err := e.providerFor(ctx, namespace, spec)
 	if err != nil {
 		return nil, err
 	}
@@ -53,7 +82,7 @@ func (e *Engine) Rewards(ctx context.Context, namespace, service, template strin
 		}
 		out := map[string]float64{}
 		for _, s := range samples {
-			if v := s.Labels["version"]; v != "" && !math.IsNaN(s.Value) && s.Value >= 0 {
+			if v := s.Labels[label]; v != "" && !math.IsNaN(s.Value) && s.Value >= 0 {
 				out[v] += s.Value
 			}
 		}
@@ -70,7 +99,7 @@ func (e *Engine) Rewards(ctx context.Context, namespace, service, template strin
 	out := make([]experiment.ArmData, len(arms))
 	for i, a := range arms {
 		out[i] = experiment.ArmData{Name: a}
-		if template == RewardValue {
+		if mean {
 			out[i].Sum, out[i].Count = n[a], d[a]
 		} else {
 			// increase() extrapolates each series on its own: successes can

@@ -10,8 +10,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/fulcrum-ml/fulcrum/analysis/provider"
+	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
 	"github.com/fulcrum-ml/fulcrum/e2e/promserver"
 )
 
@@ -96,4 +101,43 @@ func TestRewardsOnRealPrometheus(t *testing.T) {
 	if _, err := engine.Rewards(ctx, "ml", "fraud", "istio-error-rate", []string{"v1", "v2"}, start, now); err == nil || !strings.Contains(err.Error(), "spec.strategy.experiment.reward.template") {
 		t.Fatalf("a template that is no reward: %v", err)
 	}
+
+	// A MetricTemplate of the user's: its successQuery and sampleQuery,
+	// rendered with the arms and the experiment's age, confined to the
+	// namespace by its namespace label.
+	custom, err := NewEngine(EngineConfig{
+		Prometheus: provider.PrometheusConfig{Address: srv.URL, Timeout: 5 * time.Second}, Registerer: prometheus.NewRegistry(),
+		Templates: templateGetter{"clicks": {
+			ObjectMeta: metav1.ObjectMeta{Name: "clicks", Namespace: "ml"},
+			Spec: v1alpha1.MetricTemplateSpec{
+				Provider: v1alpha1.Provider{Type: v1alpha1.ProviderPrometheus}, VersionLabel: "version", NamespaceLabel: "namespace",
+				SuccessQuery: `sum by (version) (increase(model_feedback_total{model="{{.Service}}",outcome="success",version=~"{{.SubsetRegex}}"}[{{.Window}}]))`,
+				SampleQuery:  `sum by (version) (increase(model_feedback_total{model="{{.Service}}",version=~"{{.SubsetRegex}}"}[{{.Window}}]))`,
+			},
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := custom.Rewards(ctx, "ml", "fraud", "clicks", []string{"v1", "v2"}, start, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []float64{0.1, 0.2} {
+		if a := got[i]; a.Trials < 500 || math.Abs(a.Successes/a.Trials-want) > 0.01 {
+			t.Errorf("MetricTemplate reward %s: %.0f of %.0f, want %.2f", a.Name, a.Successes, a.Trials, want)
+		}
+	}
+}
+
+// templateGetter serves MetricTemplates from a map.
+type templateGetter map[string]*v1alpha1.MetricTemplate
+
+func (g templateGetter) Get(_ context.Context, key client.ObjectKey, obj client.Object, _ ...client.GetOption) error {
+	mt, ok := g[key.Name]
+	if !ok {
+		return apierrors.NewNotFound(schema.GroupResource{Group: "fulcrum.dev", Resource: "metrictemplates"}, key.Name)
+	}
+	mt.DeepCopyInto(obj.(*v1alpha1.MetricTemplate))
+	return nil
 }

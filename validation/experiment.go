@@ -1,12 +1,15 @@
 package validation
 
 import (
+	"context"
 	"fmt"
 	"slices"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/fulcrum-ml/fulcrum/analysis"
+	"github.com/fulcrum-ml/fulcrum/analysis/templates"
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
 )
 
@@ -16,7 +19,7 @@ var experimentPath = specPath.Child("strategy", "experiment")
 // spec.stable, the candidate that starts the experiment is one of its arms,
 // every arm is a subset of the DestinationRule (subsets nil: not known),
 // and the reward names a built-in reward template of the right kind.
-func checkExperiment(mr *v1alpha1.ModelRollout, subsets []string) field.ErrorList {
+func checkExperiment(ctx context.Context, l Lookups, mr *v1alpha1.ModelRollout, subsets []string) field.ErrorList {
 	e := mr.Spec.Strategy.Experiment
 	if e == nil || len(e.Arms) == 0 {
 		return nil
@@ -39,17 +42,46 @@ func checkExperiment(mr *v1alpha1.ModelRollout, subsets []string) field.ErrorLis
 		errs = append(errs, field.Invalid(candPath, c, fmt.Sprintf(
 			"spec.candidate starts the experiment and must be one of its arms other than the control (%s): add %s to spec.strategy.experiment.arms, or name an arm", listOrNone(names[1:]), c)))
 	}
-	reward := experimentPath.Child("reward")
-	want := map[string]v1alpha1.RewardKind{analysis.RewardFeedback: v1alpha1.RewardProportion, analysis.RewardValue: v1alpha1.RewardMean}
-	kind := e.Reward.Kind
+	return append(errs, checkReward(ctx, l, mr)...)
+}
+
+// checkReward: the reward names a built-in reward template or a
+// MetricTemplate with successQuery (Proportion) or sumQuery (Mean), and
+// spec.strategy.experiment.reward.kind matches it.
+func checkReward(ctx context.Context, l Lookups, mr *v1alpha1.ModelRollout) field.ErrorList {
+	r := mr.Spec.Strategy.Experiment.Reward
+	p := experimentPath.Child("reward")
+	kind := r.Kind
 	if kind == "" {
 		kind = v1alpha1.RewardProportion
 	}
-	switch k, ok := want[e.Reward.Template]; {
-	case !ok:
-		errs = append(errs, field.NotSupported(reward.Child("template"), e.Reward.Template, []string{analysis.RewardFeedback, analysis.RewardValue}))
-	case k != kind:
-		errs = append(errs, field.Invalid(reward.Child("kind"), kind, fmt.Sprintf("template %s is a %s reward: set kind %s", e.Reward.Template, k, k)))
+	builtin := map[string]v1alpha1.RewardKind{analysis.RewardFeedback: v1alpha1.RewardProportion, analysis.RewardValue: v1alpha1.RewardMean}
+	k, ok := builtin[r.Template]
+	if _, guardrail := templates.Builtin(r.Template); guardrail && !ok {
+		return field.ErrorList{field.Invalid(p.Child("template"), r.Template, fmt.Sprintf(
+			"%s is a built-in analysis template (a guardrail for spec.analysis), not a reward: use %s or %s, or a MetricTemplate with successQuery (or sumQuery) and sampleQuery",
+			r.Template, analysis.RewardFeedback, analysis.RewardValue))}
 	}
-	return errs
+	if !ok {
+		mt, err := l.MetricTemplate(ctx, mr.Namespace, r.Template)
+		switch {
+		case apierrors.IsNotFound(err):
+			return field.ErrorList{field.Invalid(p.Child("template"), r.Template, fmt.Sprintf(
+				"no MetricTemplate %s/%s and no built-in reward template of that name: use %s or %s, or create a MetricTemplate with successQuery (or sumQuery) and sampleQuery",
+				mr.Namespace, r.Template, analysis.RewardFeedback, analysis.RewardValue))}
+		case err != nil:
+			return field.ErrorList{field.InternalError(p.Child("template"), fmt.Errorf("read MetricTemplate %s/%s: %w", mr.Namespace, r.Template, err))}
+		case mt.Spec.SuccessQuery != "":
+			k = v1alpha1.RewardProportion
+		case mt.Spec.SumQuery != "":
+			k = v1alpha1.RewardMean
+		default:
+			return field.ErrorList{field.Invalid(p.Child("template"), r.Template, fmt.Sprintf(
+				"MetricTemplate %s/%s is not a reward: give it successQuery (a Proportion) or sumQuery (a Mean), with sampleQuery", mr.Namespace, r.Template))}
+		}
+	}
+	if k != kind {
+		return field.ErrorList{field.Invalid(p.Child("kind"), kind, fmt.Sprintf("template %s is a %s reward: set kind %s", r.Template, k, k))}
+	}
+	return nil
 }

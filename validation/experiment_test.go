@@ -42,7 +42,20 @@ func TestValidateExperiment(t *testing.T) {
 		}},
 		{"reward template unknown", rollout(withExperiment("v1", "v2"), func(mr *v1alpha1.ModelRollout) {
 			mr.Spec.Strategy.Experiment.Reward.Template = "istio-error-rate"
-		}), []wantErr{{"spec.strategy.experiment.reward.template", field.ErrorTypeNotSupported, "model-feedback"}}},
+		}), []wantErr{{"spec.strategy.experiment.reward.template", field.ErrorTypeInvalid, "istio-error-rate is a built-in analysis template (a guardrail for spec.analysis), not a reward"}}},
+		{"reward MetricTemplate missing", rollout(withExperiment("v1", "v2"), func(mr *v1alpha1.ModelRollout) {
+			mr.Spec.Strategy.Experiment.Reward.Template = "clicks"
+		}), []wantErr{{"spec.strategy.experiment.reward.template", field.ErrorTypeInvalid, "no MetricTemplate ml/clicks and no built-in reward template"}}},
+		{"MetricTemplate that is no reward", rollout(withExperiment("v1", "v2"), func(mr *v1alpha1.ModelRollout) {
+			mr.Spec.Strategy.Experiment.Reward.Template = "errors"
+		}), []wantErr{{"spec.strategy.experiment.reward.template", field.ErrorTypeInvalid, "MetricTemplate ml/errors is not a reward: give it successQuery"}}},
+		{"reward MetricTemplate of another kind", rollout(withExperiment("v1", "v2"), func(mr *v1alpha1.ModelRollout) {
+			mr.Spec.Strategy.Experiment.Reward.Template = "conversions"
+			mr.Spec.Strategy.Experiment.Reward.Kind = v1alpha1.RewardMean
+		}), []wantErr{{"spec.strategy.experiment.reward.kind", field.ErrorTypeInvalid, "template conversions is a Proportion reward: set kind Proportion"}}},
+		{"reward MetricTemplate", rollout(withExperiment("v1", "v2"), func(mr *v1alpha1.ModelRollout) {
+			mr.Spec.Strategy.Experiment.Reward.Template = "conversions"
+		}), nil},
 		{"reward kind wrong", rollout(withExperiment("v1", "v2"), func(mr *v1alpha1.ModelRollout) {
 			mr.Spec.Strategy.Experiment.Reward.Template = "model-reward"
 		}), []wantErr{{"spec.strategy.experiment.reward.kind", field.ErrorTypeInvalid, "template model-reward is a Mean reward: set kind Mean"}}},

@@ -117,6 +117,10 @@ func cluster() *fakeLookups {
 				Query: `histogram_quantile(0.99, sum by (le, {{.VersionLabel}}) (rate(istio_request_duration_milliseconds_bucket{destination_version=~"{{.Subsets}}"}[{{.Window}}])))`,
 			}),
 			"broken": metricTemplate("broken", v1alpha1.MetricTemplateSpec{Query: `sum(rate(x[{{.Window}}]) by`}),
+			"conversions": metricTemplate("conversions", v1alpha1.MetricTemplateSpec{
+				SuccessQuery: `sum by ({{.VersionLabel}}) (increase(checkout_total{app="{{.Service}}",paid="true"}[{{.Window}}]))`,
+				SampleQuery:  `sum by ({{.VersionLabel}}) (increase(checkout_total{app="{{.Service}}"}[{{.Window}}]))`,
+			}),
 		},
 	}
 }

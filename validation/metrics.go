@@ -114,5 +114,7 @@ func ValidateMetricTemplate(mt *v1alpha1.MetricTemplate) field.ErrorList {
 	errs = append(errs, ValidateQuery(p.Child("sampleQuery"), mt.Spec.SampleQuery)...)
 	errs = append(errs, ValidateQuery(p.Child("badQuery"), mt.Spec.BadQuery)...)
 	errs = append(errs, ValidateQuery(p.Child("histogramQuery"), mt.Spec.HistogramQuery)...)
+	errs = append(errs, ValidateQuery(p.Child("successQuery"), mt.Spec.SuccessQuery)...)
+	errs = append(errs, ValidateQuery(p.Child("sumQuery"), mt.Spec.SumQuery)...)
 	return errs
 }

@@ -151,7 +151,7 @@ func checkDestinationRule(ctx context.Context, l Lookups, mr *v1alpha1.ModelRoll
 	if c := mr.Spec.Candidate; c != "" && !slices.Contains(subsets, c) {
 		errs = append(errs, missing(candPath, c, "candidate"))
 	}
-	errs = append(errs, checkExperiment(mr, subsets)...)
+	errs = append(errs, checkExperiment(ctx, l, mr, subsets)...)
 	if in := mr.Spec.Intent; in != nil {
 		for i, w := range in.Weights {
 			if !slices.Contains(subsets, w.Subset) {

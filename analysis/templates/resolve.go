@@ -70,6 +70,8 @@ func FromMetricTemplate(mt *v1alpha1.MetricTemplate) Template {
 		SampleQuery:    mt.Spec.SampleQuery,
 		BadQuery:       mt.Spec.BadQuery,
 		HistogramQuery: mt.Spec.HistogramQuery,
+		SuccessQuery:   mt.Spec.SuccessQuery,
+		SumQuery:       mt.Spec.SumQuery,
 		VersionLabel:   label,
 		NamespaceLabel: mt.Spec.NamespaceLabel,
 		Unit:           mt.Spec.Unit,

@@ -25,6 +25,9 @@ type Template struct {
 	SampleQuery string
 	// BadQuery returns bad events per version in the window.
 	BadQuery string
+	// SuccessQuery and SumQuery return an experiment's reward per version
+	// since its start: successes (Proportion) or the sum of values (Mean).
+	SuccessQuery, SumQuery string
 	// HistogramQuery returns cumulative bucket counts per version and le.
 	HistogramQuery string
 	// HistogramScale converts bucket bounds to milliseconds (1000 for a
@@ -107,6 +110,7 @@ func NewBatchData(window time.Duration) Data {
 // template has none.
 type Rendered struct {
 	Query, SampleQuery, BadQuery, HistogramQuery string
+	SuccessQuery, SumQuery                       string
 }
 
 // Render renders every query of t with d (d.VersionLabel is set from t).
@@ -124,7 +128,8 @@ func (t Template) Render(d Data) (Rendered, error) {
 		field string
 		src   string
 		dst   *string
-	}{{"query", t.Query, &r.Query}, {"sampleQuery", t.SampleQuery, &r.SampleQuery}, {"badQuery", t.BadQuery, &r.BadQuery}, {"histogramQuery", t.HistogramQuery, &r.HistogramQuery}} {
+	}{{"query", t.Query, &r.Query}, {"sampleQuery", t.SampleQuery, &r.SampleQuery}, {"badQuery", t.BadQuery, &r.BadQuery}, {"histogramQuery", t.HistogramQuery, &r.HistogramQuery},
+		{"successQuery", t.SuccessQuery, &r.SuccessQuery}, {"sumQuery", t.SumQuery, &r.SumQuery}} {
 		if q.src == "" {
 			continue
 		}

@@ -36,7 +36,9 @@ type MetricTemplateList struct {
 
 // MetricTemplateSpec describes how to read one metric for every version.
 //
-// +kubebuilder:validation:XValidation:rule="has(self.query) || has(self.badQuery) || has(self.histogramQuery)",message="spec: set at least one of query, badQuery (with sampleQuery) or histogramQuery"
+// +kubebuilder:validation:XValidation:rule="has(self.query) || has(self.badQuery) || has(self.histogramQuery) || has(self.successQuery) || has(self.sumQuery)",message="spec: set at least one of query, badQuery (with sampleQuery), histogramQuery, or for an experiment's reward successQuery or sumQuery (with sampleQuery)"
+// +kubebuilder:validation:XValidation:rule="(!has(self.successQuery) && !has(self.sumQuery)) || has(self.sampleQuery)",message="spec.sampleQuery is required with spec.successQuery or spec.sumQuery: a reward needs the trials (or the count of values) as well",fieldPath=".sampleQuery"
+// +kubebuilder:validation:XValidation:rule="!(has(self.successQuery) && has(self.sumQuery))",message="spec: set successQuery (a Proportion reward) or sumQuery (a Mean reward), not both",fieldPath=".sumQuery"
 // +kubebuilder:validation:XValidation:rule="!has(self.badQuery) || has(self.sampleQuery)",message="spec.sampleQuery is required with spec.badQuery: a sequential judge needs the number of requests as well as the number of bad ones",fieldPath=".sampleQuery"
 type MetricTemplateSpec struct {
 	// Provider that runs the queries.
@@ -60,6 +62,20 @@ type MetricTemplateSpec struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=4096
 	BadQuery string `json:"badQuery,omitempty"`
+
+	// SuccessQuery returns, for an experiment's Proportion reward, the
+	// successes per version since the experiment started ({{.Window}} is
+	// its age); sampleQuery then returns the trials.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	SuccessQuery string `json:"successQuery,omitempty"`
+
+	// SumQuery returns, for an experiment's Mean reward, the sum of the
+	// per-request values per version since the experiment started;
+	// sampleQuery then returns how many values were summed.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	SumQuery string `json:"sumQuery,omitempty"`
 
 	// HistogramQuery returns bucket counts per version and `le`, for drift
 	// judges.
