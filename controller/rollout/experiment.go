@@ -176,7 +176,7 @@ func (x *decider) conclude(spec *v1alpha1.ExperimentStrategy, dec experiment.Dec
 		x.st.Candidate = dec.Winner
 		x.promote(ActorController, "experiment: "+dec.Reason, "", true)
 		return map[string]int32{dec.Winner: 100}
-	case dec.Outcome == experiment.Winner && spec.OnWinner == v1alpha1.WinnerKeep:
+	case dec.Outcome == experiment.Winner && spec.OnWinner == v1alpha1.WinnerKeep && dec.Winner != control:
 		// The split and its stickiness stay until a person acts.
 		x.applied = target
 		x.transition(HistoryExperimentEnded, v1alpha1.PhaseManualSplit, ActorController,

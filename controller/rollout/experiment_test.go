@@ -193,3 +193,24 @@ func TestExperimentEndedByAPerson(t *testing.T) {
 		t.Fatalf("experiment %+v, want Stopped by the promotion", es)
 	}
 }
+
+// The control winning ends the experiment with everyone on the control,
+// whatever onWinner says: keeping the split would leave users on a loser.
+func TestExperimentControlWins(t *testing.T) {
+	for _, policy := range []v1alpha1.WinnerPolicy{v1alpha1.WinnerKeep, v1alpha1.WinnerPromote} {
+		s := newSim(t, withExperiment(policy))
+		s.r.Spec.Candidate = "v2"
+		s.reconcile(nil)
+		s.rewards = counts(200000, 0.13, 0.10)
+		s.clk.Step(11 * time.Minute)
+		s.reconcile(nil)
+		s.wantPhase(v1alpha1.PhaseRolledBack)
+		s.wantWeights(map[string]int32{"v1": 100, "v2": 0})
+		if es := s.r.Status.Experiment; es.Outcome != v1alpha1.ExperimentWinner || es.Winner != "v1" {
+			t.Fatalf("%s: experiment %+v, want v1 the winner", policy, es)
+		}
+		if ExperimentWanted(s.r, &s.r.Status) != nil {
+			t.Fatalf("%s: stickiness still wanted", policy)
+		}
+	}
+}
