@@ -59,6 +59,8 @@ func (f *fakeAdmin) serve(w http.ResponseWriter, r *http.Request) {
 		mr.Spec.Intent = &v1alpha1.Intent{ID: "new", Action: v1alpha1.IntentAction(strings.ToUpper(verb[:1]) + verb[1:]), Actor: "alice"}
 		w.WriteHeader(http.StatusAccepted)
 		_ = json.NewEncoder(w).Encode(mr)
+	case r.Method == http.MethodGet && r.URL.Path == rolloutURL+"/history":
+		_ = json.NewEncoder(w).Encode(map[string]any{"items": f.rollout.Status.History})
 	case r.Method == http.MethodGet && r.URL.Path == rolloutURL+"/events":
 		w.Header().Set("Content-Type", "text/event-stream")
 		for _, st := range f.states {
@@ -105,6 +107,7 @@ func running(mr *v1alpha1.ModelRollout) {
 	mr.Spec.Candidate = "v2"
 	mr.Status.Phase = v1alpha1.PhaseProgressing
 	mr.Status.ObservedIntent = "new"
+	mr.Status.Step = new(int32) // as the controller writes it; no step is shown
 	mr.Status.Weights = []v1alpha1.SubsetWeight{{Subset: "v1", Weight: 50}, {Subset: "v2", Weight: 50}}
 	mr.Status.Experiment = &v1alpha1.ExperimentStatus{StartedAt: &started, LastReadAt: &started,
 		Reason: "v2 leads by 0.021 but its interval still holds 0",
@@ -151,7 +154,7 @@ func TestExperimentStartWait(t *testing.T) {
 			code:   exitOK,
 			outParts: []string{
 				"ml/fraud: start requested (intent new)",
-				"phase=Progressing weights=v1=50,v2=50 arms=v1:0.101[0.095,0.107]n=12000,v2:0.122[0.116,0.128]n=11800 lift=v2:+0.021[-0.001,+0.043]",
+				"ml/fraud phase=Progressing weights=v1=50,v2=50 arms=v1:0.101[0.095,0.107]n=12000,v2:0.122[0.116,0.128]n=11800 lift=v2:+0.021[-0.001,+0.043]",
 				"outcome=Winner winner=v2",
 				"ml/fraud Winner v2: decided Winner\n",
 			},
@@ -330,5 +333,20 @@ func TestDescribeShowsExperiment(t *testing.T) {
 		if !strings.Contains(d, want) {
 			t.Errorf("describe lacks %q:\n%s", want, d)
 		}
+	}
+}
+
+// An experiment's end reads in history like any transition: its phases,
+// the weights kept, the controller as actor and the evidence as reason.
+func TestHistoryShowsExperimentEnded(t *testing.T) {
+	at := metav1.NewTime(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC))
+	_, s := newFakeAdmin(t, expRollout(ended(v1alpha1.ExperimentWinner, "v2", v1alpha1.PhaseManualSplit), func(mr *v1alpha1.ModelRollout) {
+		mr.Status.History = []v1alpha1.HistoryEntry{{Time: at, Type: v1alpha1.HistoryExperimentEnded, From: v1alpha1.PhaseProgressing, To: v1alpha1.PhaseManualSplit,
+			Weights: mr.Status.Weights, Actor: "fulcrum", Reason: "experiment: v2 beats v1 by 0.021; the split is kept until a person acts (spec.strategy.experiment.onWinner Keep)"}}
+	}))
+	code, out, errOut := runCLI(t, s.URL, "history", "fraud")
+	want := "2026-12-01T12:00:00Z  ExperimentEnded  Progressing  ManualSplit  v1=50,v2=50  fulcrum  experiment: v2 beats v1 by 0.021; the split is kept until a person acts (spec.strategy.experiment.onWinner Keep)"
+	if code != exitOK || !strings.Contains(out, want) {
+		t.Fatalf("exit %d %s\n%s\nwant a line %q", code, errOut, out, want)
 	}
 }

@@ -179,7 +179,8 @@ func stepOf(mr *v1alpha1.ModelRollout) string {
 	if sh := mr.Status.Shadow; sh != nil && (mr.Status.Phase == v1alpha1.PhaseProgressing || mr.Status.Phase == v1alpha1.PhasePaused) {
 		return fmt.Sprintf("shadow (%d%% copied to %s)", sh.Percent, sh.Subset)
 	}
-	if mr.Status.Step == nil {
+	if mr.Status.Step == nil || mr.Spec.Strategy.Experiment != nil {
+		// An experiment's step is always 0: it has arms, not steps.
 		return ""
 	}
 	n := ""
