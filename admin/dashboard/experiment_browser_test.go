@@ -89,4 +89,3 @@ func checkExperimentPhone(t *testing.T, ctx context.Context, url string) {
 	}
 	screenshot(t, ctx, "experiment-phone-full")
 }
-
