@@ -1,6 +1,7 @@
 // Command fulcrumctl drives Fulcrum rollouts through the admin API: list and
 // watch them, start a candidate (optionally waiting for the outcome, for CI),
-// split traffic by hand, promote, roll back, pause and resume.
+// split traffic by hand, promote, roll back, pause and resume, and run A/B
+// experiments (experiment start, get, stop).
 //
 // Exit codes: 0 success (with --wait: promoted, or an arm beat the
 // control), 1 the server refused the request or the rollout was rolled back
