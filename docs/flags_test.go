@@ -21,8 +21,9 @@ type flagDef struct {
 	typ       string // "bool" when help shows no type
 	def       string // as printed, strings unquoted; the type's zero value when not printed
 	printed   bool   // help printed the default (it does not for zero values)
-	// commands are the fulcrumctl commands that have the flag; "all" for a
-	// global (persistent) flag. Empty for single-command programs.
+	// commands are the fulcrumctl commands that have the flag ("start",
+	// "experiment start"); "all" for a global (persistent) flag. Empty for
+	// single-command programs.
 	commands map[string]bool
 }
 
@@ -154,12 +155,28 @@ func cobraFlags(root string, help func(...string) string) (map[string]*flagDef, 
 	if err := add(helpSection(root, "Flags:"), "all"); err != nil {
 		return nil, err
 	}
+	// A command group (fulcrumctl experiment) lists commands of its own:
+	// their flags are on "experiment start" and so on.
+	var walk func(path []string) error
+	walk = func(path []string) error {
+		cmd := strings.Join(path, " ")
+		h := help(append(slices.Clone(path), "--help")...)
+		if err := add(helpSection(h, "Flags:"), cmd); err != nil {
+			return fmt.Errorf("%s: %w", cmd, err)
+		}
+		for _, sub := range commandNames(h) {
+			if err := walk(append(slices.Clone(path), sub)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	for _, cmd := range commandNames(root) {
 		if cmd == "help" || cmd == "completion" {
 			continue
 		}
-		if err := add(helpSection(help(cmd, "--help"), "Flags:"), cmd); err != nil {
-			return nil, fmt.Errorf("%s: %w", cmd, err)
+		if err := walk([]string{cmd}); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil

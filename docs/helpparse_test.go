@@ -2,6 +2,7 @@ package docs
 
 import (
 	"maps"
+	"strings"
 	"testing"
 )
 
@@ -53,8 +54,12 @@ func TestCobraFlagsParse(t *testing.T) {
 	sub := map[string]string{
 		"start":   "Flags:\n      --candidate string   the subset\n  -h, --help   help\n      --wait   wait\n\nGlobal Flags:\n  -o, --output string   format (default \"text\")\n",
 		"version": "Flags:\n      --client   client only\n  -h, --help   help\n",
+		// A group: its commands' flags are read from their own help.
+		"experiment":       "Available Commands:\n  start       Start\n\nFlags:\n  -h, --help   help\n\nGlobal Flags:\n  -o, --output string   format (default \"text\")\n",
+		"experiment start": "Flags:\n      --arm string   the arm\n  -h, --help   help\n      --wait   wait\n",
 	}
-	got, err := cobraFlags(root, func(args ...string) string { return sub[args[0]] })
+	help := func(args ...string) string { return sub[strings.Join(args[:len(args)-1], " ")] }
+	got, err := cobraFlags(strings.Replace(root, "  start       Start\n", "  experiment  Experiments\n  start       Start\n", 1), help)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,9 +77,10 @@ func TestCobraFlagsParse(t *testing.T) {
 	check("output", "o", "string", "text", "all")
 	check("timeout", "", "duration", "30s", "all")
 	check("candidate", "", "string", "", "start")
-	check("wait", "", "bool", "false", "start")
+	check("wait", "", "bool", "false", "start", "experiment start")
+	check("arm", "", "string", "", "experiment start")
 	check("client", "", "bool", "false", "version")
-	if len(got) != 5 {
+	if len(got) != 6 {
 		t.Errorf("got %d flags: %v", len(got), got)
 	}
 }

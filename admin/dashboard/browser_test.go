@@ -48,7 +48,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	// Given an engineer signed in, the list shows every rollout.
 	do(t, ctx, chromedp.Navigate(srv.URL+"/"))
 	signIn(engineerToken)
-	waitFor(t, ctx, "the list of 6 rollouts", rowCount+` === 6`)
+	waitFor(t, ctx, "the list of 7 rollouts", rowCount+` === 7`)
 	if got := eval[string](t, ctx, rowText("ml/fraud")); !strings.Contains(got, "Progressing") || !strings.Contains(got, "v2 5%") {
 		t.Errorf("ml/fraud row = %q, want phase Progressing and weight v2 5%%", got)
 	}
@@ -69,7 +69,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	do(t, ctx, chromedp.SetValue(chromedp.CSS("#f-namespace"), "team-b"), chromedp.Click(chromedp.CSS(".filters button[type=submit]")))
 	waitFor(t, ctx, "the team-b rollouts only", rowCount+` === 2 && location.hash.includes('namespace=team-b')`)
 	do(t, ctx, chromedp.Navigate(srv.URL+"/#/"))
-	waitFor(t, ctx, "the full list again", rowCount+` === 6`)
+	waitFor(t, ctx, "the full list again", rowCount+` === 7`)
 	screenshot(t, ctx, "list-1280")
 
 	// When the controller moves fraud to 25%, the list shows it without a reload.
@@ -215,6 +215,9 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Errorf("split arithmetic broke the total of 100: %v", failures)
 	}
 
+	// An experiment's card, live outcome and history.
+	checkExperimentCard(t, ctx, srv.URL, si)
+
 	// When the server becomes unreachable, a banner says so; retry recovers.
 	do(t, ctx, chromedp.Navigate(srv.URL+"/#/rollouts/ml/fraud"))
 	waitFor(t, ctx, "the rollout page", `document.querySelectorAll('.chart path.series').length === 2`)
@@ -239,8 +242,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	viewportShot(t, ctx, "rollout-phone")
 	screenshot(t, ctx, "rollout-phone-full")
+	checkExperimentPhone(t, ctx, srv.URL)
 	do(t, ctx, chromedp.Navigate(srv.URL+"/#/"))
-	waitFor(t, ctx, "the list at phone width", rowCount+` === 6`)
+	waitFor(t, ctx, "the list at phone width", rowCount+` === 7`)
 	if o := eval[int](t, ctx, overflow); o > 0 {
 		t.Errorf("list overflows the phone screen by %d px", o)
 	}
@@ -250,7 +254,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	// A viewer sees no action buttons.
 	do(t, ctx, chromedp.Click(chromedp.CSS("#sign-out")))
 	signIn(viewerToken)
-	waitFor(t, ctx, "the list for the viewer", rowCount+` === 6`)
+	waitFor(t, ctx, "the list for the viewer", rowCount+` === 7`)
 	do(t, ctx, chromedp.Navigate(srv.URL+"/#/rollouts/ml/fraud"))
 	waitFor(t, ctx, "the rollout page for the viewer", `!!document.querySelector('.facts') && (document.querySelector('#user')?.innerText || '').includes('viewer')`)
 	time.Sleep(200 * time.Millisecond) // whoami and the snapshot are in; let a late render land

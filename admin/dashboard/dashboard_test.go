@@ -89,7 +89,7 @@ func TestAssetsAreSelfContained(t *testing.T) {
 	h := dashboard.Handler()
 	external := regexp.MustCompile(`(?i)(src|href)=["']?(https?:)?//|url\(\s*['"]?https?:|import[^;]*['"]https?:`)
 	inline := regexp.MustCompile(`(?i)<script(?:[^>]*)>[^<]+</script>|\sstyle=|\son[a-z]+=`)
-	for _, p := range []string{"/", "/app.css", "/js/api.js", "/js/app.js", "/js/actions.js", "/js/chart.js", "/js/format.js", "/js/list.js", "/js/rollout.js", "/js/split.js", "/js/store.js"} {
+	for _, p := range []string{"/", "/app.css", "/js/api.js", "/js/app.js", "/js/actions.js", "/js/chart.js", "/js/experiment.js", "/js/format.js", "/js/list.js", "/js/rollout.js", "/js/split.js", "/js/store.js"} {
 		resp := get(t, h, http.MethodGet, p, nil)
 		if resp.StatusCode != 200 {
 			t.Errorf("%s: status %d", p, resp.StatusCode)

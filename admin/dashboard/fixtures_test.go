@@ -78,5 +78,5 @@ func fixtures(now time.Time) []*fulcrumv1.ModelRollout {
 	ocr.Status.Weights = weights("v4", 100)
 	ocr.Status.Message = "DestinationRule ocr has no subset v5: add it or fix spec.candidate"
 
-	return []*fulcrumv1.ModelRollout{fraud, ranker, search, churn, pricing, ocr}
+	return []*fulcrumv1.ModelRollout{fraud, ranker, search, churn, pricing, ocr, recsExperiment(now)}
 }

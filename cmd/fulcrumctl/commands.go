@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -179,9 +180,14 @@ func (a *actionFlags) add(cmd *cobra.Command, wait bool) {
 	cmd.Flags().StringVar(&a.reason, "reason", "", "why: recorded in the rollout's history, an Event and the audit log")
 	cmd.Flags().StringVar(&a.key, "idempotency-key", "", "repeating the command with the same key does not repeat the action (e.g. the CI job id)")
 	if wait {
-		cmd.Flags().BoolVar(&a.wait, "wait", false, "wait for the outcome: exit 0 promoted, 1 rolled back or failed, 2 timed out")
-		cmd.Flags().DurationVar(&a.timeout, "timeout", 30*time.Minute, "how long --wait waits")
+		a.addWait(cmd, "wait for the outcome: exit 0 promoted, 1 rolled back or failed, 2 timed out", 30*time.Minute)
 	}
+}
+
+// addWait adds --wait with its exit codes, and --timeout.
+func (a *actionFlags) addWait(cmd *cobra.Command, usage string, timeout time.Duration) {
+	cmd.Flags().BoolVar(&a.wait, "wait", false, usage)
+	cmd.Flags().DurationVar(&a.timeout, "timeout", timeout, "how long --wait waits")
 }
 
 func newStartCmd(o *options) *cobra.Command {
@@ -254,6 +260,15 @@ func parseWeights(args []string) ([]v1alpha1.SubsetWeight, error) {
 }
 
 func (o *options) act(cmd *cobra.Command, name, action string, req client.ActionRequest, af actionFlags) error {
+	return o.actThen(cmd, name, action, req, af, waitOutcome)
+}
+
+// waiter follows a rollout after the request that recorded intent id and
+// returns the exit code.
+type waiter func(ctx context.Context, c *client.Client, p *printer, ns, name, id string, timeout time.Duration) int
+
+// actThen requests the action and, with --wait, follows it with wait.
+func (o *options) actThen(cmd *cobra.Command, name, action string, req client.ActionRequest, af actionFlags, wait waiter) error {
 	ns, err := o.requireNamespace()
 	if err != nil {
 		return err
@@ -285,7 +300,7 @@ func (o *options) act(cmd *cobra.Command, name, action string, req client.Action
 	if !af.wait {
 		return nil
 	}
-	code := waitOutcome(cmd.Context(), c, newPrinter(o), ns, name, id, af.timeout)
+	code := wait(cmd.Context(), c, newPrinter(o), ns, name, id, af.timeout)
 	if code != exitOK {
 		return &exitError{code: code}
 	}

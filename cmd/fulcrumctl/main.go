@@ -1,10 +1,13 @@
 // Command fulcrumctl drives Fulcrum rollouts through the admin API: list and
 // watch them, start a candidate (optionally waiting for the outcome, for CI),
-// split traffic by hand, promote, roll back, pause and resume.
+// split traffic by hand, promote, roll back, pause and resume, and run A/B
+// experiments (experiment start, get, stop).
 //
-// Exit codes: 0 success (with --wait: promoted), 1 the server refused the
-// request or the rollout was rolled back or failed, 2 --wait timed out,
-// 3 usage or connection error.
+// Exit codes: 0 success (with --wait: promoted, or an arm beat the
+// control), 1 the server refused the request or the rollout was rolled back
+// or failed, 2 --wait timed out, 3 usage or connection error; experiment
+// start --wait: 4 no difference, 5 inconclusive, 6 stopped, 7 the control
+// won.
 package main
 
 import (
@@ -25,6 +28,12 @@ const (
 	exitFailed   = 1
 	exitTimeout  = 2
 	exitUsageErr = 3
+	// The outcomes of experiment start --wait other than a winner, each
+	// its own code so that a pipeline can tell them apart.
+	exitNoDifference = 4
+	exitInconclusive = 5
+	exitStopped      = 6
+	exitControlWon   = 7
 )
 
 // exitError carries an exit code through cobra.

@@ -76,6 +76,7 @@ func summary(mr *v1alpha1.ModelRollout) string {
 	if v := verdicts(mr); v != "" {
 		s += " verdicts=" + v
 	}
+	s += experimentSummary(mr)
 	if mr.Status.Message != "" {
 		s += fmt.Sprintf(" message=%q", mr.Status.Message)
 	}
@@ -114,6 +115,7 @@ func describe(mr *v1alpha1.ModelRollout) []string {
 	} else if a != nil && !a.Ran {
 		lines = append(lines, "  analysis: none configured (steps advance on time)")
 	}
+	lines = append(lines, describeExperiment(mr)...)
 	lines = append(lines, scaling(mr)...)
 	if mr.Status.Message != "" {
 		lines = append(lines, "  "+mr.Status.Message)
@@ -177,7 +179,8 @@ func stepOf(mr *v1alpha1.ModelRollout) string {
 	if sh := mr.Status.Shadow; sh != nil && (mr.Status.Phase == v1alpha1.PhaseProgressing || mr.Status.Phase == v1alpha1.PhasePaused) {
 		return fmt.Sprintf("shadow (%d%% copied to %s)", sh.Percent, sh.Subset)
 	}
-	if mr.Status.Step == nil {
+	if mr.Status.Step == nil || mr.Spec.Strategy.Experiment != nil {
+		// An experiment's step is always 0: it has arms, not steps.
 		return ""
 	}
 	n := ""
@@ -243,41 +246,68 @@ func watchLoop(ctx context.Context, c *client.Client, ns, name string, fn func(c
 	}
 }
 
+// verdict is what a --wait makes of the rollout it follows.
+type verdict struct {
+	done   bool
+	code   int
+	result string // Promoted, RolledBack, NotApplied, Winner...
+	// message follows the result on the last text line; reason is the
+	// JSON's reason field.
+	message, reason string
+}
+
+// judge reads one state of the followed rollout.
+type judge func(mr *v1alpha1.ModelRollout) verdict
+
 // waitOutcome follows the rollout until the controller has applied intent
 // id and the rollout reached an end: Promoted (exit 0), RolledBack or Failed
 // (exit 1), or the timeout passed (exit 2).
 func waitOutcome(ctx context.Context, c *client.Client, p *printer, ns, name, id string, timeout time.Duration) int {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var final *v1alpha1.ModelRollout
-	replacedBy := ""
-	err := watchLoop(ctx, c, ns, name, func(ev client.Event) (bool, int) {
-		p.event(ev)
-		if ev.Type == "deleted" {
-			return true, exitFailed
-		}
-		if ev.Type != "rollout" {
-			return false, 0
-		}
-		mr := ev.Rollout
-		if why := notApplied(mr, id); why != "" {
-			// Superseded by a rollback or ignored: this request will not
-			// be applied, whatever the phase does next.
-			final, replacedBy = mr, why
-			return true, exitFailed
-		}
-		if !applied(mr, id) {
-			return false, 0
+	hint := fmt.Sprintf("the rollout goes on; follow it with 'fulcrumctl watch %s -n %s'", name, ns)
+	return follow(ctx, c, p, ns, name, timeout, hint, func(mr *v1alpha1.ModelRollout) verdict {
+		if v, settled := intentVerdict(mr, id); settled {
+			return v
 		}
 		switch mr.Status.Phase {
 		case v1alpha1.PhasePromoted:
-			final = mr
-			return true, exitOK
+			return verdict{done: true, code: exitOK, result: string(mr.Status.Phase), message: mr.Status.Message}
 		case v1alpha1.PhaseRolledBack, v1alpha1.PhaseFailed:
-			final = mr
-			return true, exitFailed
+			return verdict{done: true, code: exitFailed, result: string(mr.Status.Phase), message: mr.Status.Message}
 		}
-		return false, 0
+		return verdict{}
+	})
+}
+
+// intentVerdict settles a --wait whose request will never be applied (exit
+// 1, result NotApplied), and holds it (settled, not done) until the
+// controller applied intent id: earlier outcomes do not count.
+func intentVerdict(mr *v1alpha1.ModelRollout, id string) (verdict, bool) {
+	if why := notApplied(mr, id); why != "" {
+		// Superseded by a rollback or ignored: this request will not be
+		// applied, whatever the phase does next.
+		return verdict{done: true, code: exitFailed, result: "NotApplied", message: why, reason: why}, true
+	}
+	return verdict{}, !applied(mr, id)
+}
+
+// follow prints the rollout's progress until judge says done, the rollout
+// is deleted (exit 1) or the timeout passes (exit 2, with hint), then one
+// last line (or JSON object) with the result, and returns the exit code.
+func follow(ctx context.Context, c *client.Client, p *printer, ns, name string, timeout time.Duration, hint string, judge judge) int {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var final *v1alpha1.ModelRollout
+	var last verdict
+	err := watchLoop(ctx, c, ns, name, func(ev client.Event) (bool, int) {
+		p.event(ev)
+		switch ev.Type {
+		case "deleted":
+			last = verdict{done: true, code: exitFailed, result: "Deleted", message: "the rollout was deleted"}
+		case "rollout":
+			last = judge(ev.Rollout)
+			final = ev.Rollout
+		}
+		return last.done, last.code
 	})
 	code := exitOK
 	var ee *exitError
@@ -291,30 +321,25 @@ func waitOutcome(ctx context.Context, c *client.Client, p *printer, ns, name, id
 			return exitFailed
 		}
 		return exitUsageErr
-	case ctx.Err() != nil:
+	case ctx.Err() != nil && !last.done:
 		code = exitTimeout
 	}
-	result := map[int]string{exitOK: "promoted", exitFailed: "rolled back or failed", exitTimeout: "timed out"}[code]
-	if final != nil {
-		result = string(final.Status.Phase)
-	}
-	if replacedBy != "" {
-		result = "NotApplied"
+	result, msg := last.result, last.message
+	if !last.done {
+		// Only the timeout ends a wait without a verdict.
+		result, msg, final = "timed out", fmt.Sprintf("after %s (%s)", timeout, hint), nil
 	}
 	if p.o.output == "json" {
-		_ = json.NewEncoder(p.o.out).Encode(map[string]any{"result": result, "exitCode": code, "reason": replacedBy, "rollout": final})
+		_ = json.NewEncoder(p.o.out).Encode(map[string]any{"result": result, "exitCode": code, "reason": last.reason, "rollout": final})
 	} else {
-		msg := ""
-		if final != nil && final.Status.Message != "" {
-			msg = ": " + final.Status.Message
+		sep := ": "
+		if !last.done {
+			sep = " "
 		}
-		if replacedBy != "" {
-			msg = ": " + replacedBy
+		if msg == "" {
+			sep = ""
 		}
-		if code == exitTimeout {
-			msg = fmt.Sprintf(" after %s (the rollout goes on; follow it with 'fulcrumctl watch %s -n %s')", timeout, name, ns)
-		}
-		fmt.Fprintf(p.o.out, "%s/%s %s%s\n", ns, name, result, msg)
+		fmt.Fprintf(p.o.out, "%s/%s %s%s%s\n", ns, name, result, sep, msg)
 	}
 	return code
 }

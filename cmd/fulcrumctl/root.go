@@ -37,8 +37,10 @@ func newRootCmd(s *streams) *cobra.Command {
 		Long: `fulcrumctl lists, watches and steers Fulcrum ModelRollouts through the admin API.
 
 Server and token come from --server/--token or FULCRUM_SERVER/FULCRUM_TOKEN.
-Exit codes: 0 success (with --wait: promoted), 1 refused by the server or
-rolled back/failed, 2 --wait timed out, 3 usage or connection error.`,
+Exit codes: 0 success (with --wait: promoted, or an arm beat the control),
+1 refused by the server or rolled back/failed, 2 --wait timed out, 3 usage or
+connection error; experiment start --wait: 4 no difference, 5 inconclusive,
+6 stopped, 7 the control won.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
@@ -83,14 +85,19 @@ rolled back/failed, 2 --wait timed out, 3 usage or connection error.`,
 		newSimpleActionCmd(o, "rollback", "Send all traffic back to the stable version now", false),
 		newSimpleActionCmd(o, "pause", "Stop automatic progression", false),
 		newSimpleActionCmd(o, "resume", "Resume automatic progression after pause or split", true),
-		newVersionCmd(o),
+		newExperimentCmd(o), newVersionCmd(o),
 	)
 	return root
 }
 
 // needsServer is false for the commands that do not call the admin API:
-// version (which handles a missing server itself), help and completion.
+// version (which handles a missing server itself), help, completion and
+// command groups.
 func needsServer(cmd *cobra.Command) bool {
+	if cmd.HasSubCommands() {
+		// A group such as experiment only says which subcommand to use.
+		return false
+	}
 	for c := cmd; c != nil; c = c.Parent() {
 		switch {
 		case c.Annotations[serverOptional] != "",

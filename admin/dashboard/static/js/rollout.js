@@ -7,6 +7,7 @@ import { h, age, num, badge, timeEl, weightsText, subsetStyle } from './format.j
 import { clip, renderChart, subsetOrder, weightPoints } from './chart.js';
 import { actionBar, availableActions } from './actions.js';
 import { weightBar } from './list.js';
+import { experimentCard } from './experiment.js';
 import { isNewer } from './store.js';
 
 const sameWeights = (a, b) => {
@@ -37,6 +38,7 @@ function summary(r) {
 
 function steps(r) {
   const canary = r.spec?.strategy?.canary;
+  if (r.spec?.strategy?.experiment) return h('p', { class: 'muted' }, 'An experiment has no steps: every arm has its weight from the start. The Experiment card shows its progress.');
   if (!canary?.steps?.length) return h('p', { class: 'muted' }, 'No canary steps: traffic moves only by manual split.');
   const st = r.status || {};
   // When each step was reached in the current rollout, from the history.
@@ -131,6 +133,8 @@ function analysis(r) {
 }
 
 function history(r) {
+  // An experiment's entries carry step 0, which means nothing to a reader.
+  const stepped = !r.spec?.strategy?.experiment;
   const entries = [...(r.status?.history || [])].reverse();
   if (!entries.length) return h('p', { class: 'muted' }, 'No transitions yet.');
   const dropped = r.status?.historyDropped ? h('p', { class: 'muted' }, `${r.status.historyDropped} older entries were dropped.`) : null;
@@ -141,7 +145,7 @@ function history(r) {
       h('td', { 'data-label': 'Time' }, timeEl(e.time)),
       h('td', { 'data-label': 'Event' }, e.type),
       h('td', { 'data-label': 'Phase' }, e.from || e.to ? `${e.from || '—'} → ${e.to || '—'}` : '—'),
-      h('td', { 'data-label': 'Step' }, e.step !== undefined && e.step !== null ? String(e.step + 1) : '—'),
+      h('td', { 'data-label': 'Step' }, stepped && e.step !== undefined && e.step !== null ? String(e.step + 1) : '—'),
       h('td', { 'data-label': 'Weights' }, weightsText(e.weights)),
       h('td', { 'data-label': 'Actor' }, e.actor || '—'),
       h('td', { 'data-label': 'Reason', class: 'reason' }, e.reason || '')))))), dropped);
@@ -197,8 +201,9 @@ export function rolloutView({ ns, name, toast }) {
   const historyBox = h('div', {});
   const conditionsBox = h('div', {});
   const scalingBox = h('div', {});
+  const experimentBox = h('div', {});
   const body = h('div', { class: 'rollout-body' },
-    top, actionsBox,
+    top, actionsBox, experimentBox,
     h('section', { class: 'card', 'aria-labelledby': 's-chart' },
       h('div', { class: 'chart-head' }, h('h2', { id: 's-chart' }, 'Traffic weights over time'),
         h('div', { class: 'chart-range' }, h('label', { for: 'chart-range' }, 'Show'), rangeSelect)),
@@ -237,6 +242,10 @@ export function rolloutView({ ns, name, toast }) {
     const shown = clip(pts, rangeStart(pts));
     const subsets = subsetOrder(r, pts);
     const width = chartBox.clientWidth || 800;
+    // The experiment's chart is drawn for the same width, so it is redrawn
+    // with this one.
+    const exp = experimentCard(r, subsets, width);
+    experimentBox.replaceChildren(...(exp ? [section('s-experiment', 'Experiment', exp)] : []));
     chartBox.replaceChildren(renderChart({ points: shown, subsets, width, height: width < 500 ? 200 : 260, title: `Traffic weights of ${ns}/${name} over time` }));
     legend.replaceChildren(...subsets.map((s, i) => {
       const { color, dash } = subsetStyle(i);
