@@ -47,7 +47,7 @@ func errorRateOnly() []v1alpha1.Metric {
 // guardrail rounds may stay inconclusive for as long as the experiment
 // runs: a pause would stop the reward's looks.
 func experimentRollout(exp *v1alpha1.ExperimentStrategy) rig.RolloutConfig {
-	return rig.RolloutConfig{Candidate: "v2", Experiment: exp, Metrics: errorRateOnly(), InconclusiveLimit: 100000}
+	return rig.RolloutConfig{Candidate: "v2", Experiment: exp, Metrics: errorRateOnly(), InconclusiveLimit: 10000}
 }
 
 // Given a 50/50 cookie experiment of two healthy versions, when 200 users
