@@ -69,6 +69,11 @@ spec:
     - name: debug
       match: [{headers: {x-debug: {exact: "1"}}}]
       route: [{destination: {host: fraud.ml.svc.cluster.local, subset: v1}}]
+    - name: explain
+      match: [{uri: {prefix: /v2/models/fraud/explain}}]
+      route:
+        - destination: {host: fraud.ml.svc.cluster.local, subset: v1}
+          weight: 100
     - name: predict
       match: [{uri: {prefix: /v2/models/fraud}}]
       timeout: 5s
@@ -80,11 +85,6 @@ spec:
           weight: 0
         - destination: {host: fraud.ml.svc.cluster.local, subset: v3}
           weight: 0
-    - name: explain
-      match: [{uri: {prefix: /v2/models/fraud/explain}}]
-      route:
-        - destination: {host: fraud.ml.svc.cluster.local, subset: v1}
-          weight: 100
     - name: fallback
       route: [{destination: {host: fraud.ml.svc.cluster.local, subset: v1}}]
 `
@@ -105,9 +105,9 @@ spec:
 			exp: router.Experiment{Rollout: "fraud", Arms: []string{"v1", "v2"}, Cookie: "fulcrum-exp-fraud", MaxAge: 7 * 24 * time.Hour}},
 		"header, two arms": {input: oneRoute, weights: w("v1", 50, "v2", 50),
 			exp: router.Experiment{Rollout: "fraud", Arms: []string{"v1", "v2"}, Header: "x-user-group"}},
-		"cookie, three arms, two managed routes among a user's": {input: userRoutes, routes: []string{"predict", "explain"}, weights: w("v1", 34, "v2", 33, "v3", 33),
+		"cookie, three arms, two managed routes among a user's": {input: userRoutes, routes: []string{"explain", "predict"}, weights: w("v1", 34, "v2", 33, "v3", 33),
 			exp: router.Experiment{Rollout: "fraud", Arms: []string{"v1", "v2", "v3"}, Cookie: "ab_arm", MaxAge: time.Minute}},
-		"header, three arms, two managed routes among a user's": {input: userRoutes, routes: []string{"predict", "explain"}, weights: w("v1", 34, "v2", 33, "v3", 33),
+		"header, three arms, two managed routes among a user's": {input: userRoutes, routes: []string{"explain", "predict"}, weights: w("v1", 34, "v2", 33, "v3", 33),
 			exp: router.Experiment{Rollout: "fraud", Arms: []string{"v1", "v2", "v3"}, Header: "x-user-group"}},
 	}
 	dyn := dynamic.NewForConfigOrDie(kube.Config)

@@ -188,6 +188,41 @@ func TestExperimentGuardrailStopsAHarmfulArm(t *testing.T) {
 	}
 }
 
+// Given two versions with the same 10% success rate (an A/A test), when a
+// 50/50 experiment with a minimum effect of 2 points runs, then it ends
+// with no difference, never a winner, and v1 serves 100% again.
+func TestExperimentAAEndsWithoutAWinner(t *testing.T) {
+	limit := max(3*waitLimit(), 6*time.Minute)
+	s := givenSetup(t, setup{
+		Model: rig.ModelConfig{Versions: []rig.Version{
+			{Name: "v1", Behavior: rewarding(healthy, 0.10)}, {Name: "v2", Behavior: rewarding(healthy, 0.10)},
+		}},
+		Load:  loadgen.Config{Duration: limit + 2*time.Minute},
+		Limit: limit + 4*time.Minute,
+	})
+	s.startFulcrum("fulcrum")
+	s.createRollout(experimentRollout(experiment5050(0.02, 0.99, 10*time.Second)))
+	s.eventually("the experiment started", func() bool {
+		es := s.rollout().Status.Experiment
+		return es != nil && es.StartedAt != nil
+	})
+	started := time.Now()
+	var mr *v1alpha1.ModelRollout
+	s.eventuallyWithin("the experiment's decision", limit, func() bool {
+		mr = s.rollout()
+		return mr.Status.Experiment.Outcome != ""
+	})
+	es := mr.Status.Experiment
+	t.Logf("decided %s after the start: %s; %s; arms: %s", time.Since(started).Round(time.Second), es.Outcome, es.Reason, armsText(es))
+	if es.Outcome != v1alpha1.ExperimentNoDifference || es.Winner != "" {
+		t.Fatalf("outcome %s %q, want NoDifference: %s", es.Outcome, es.Winner, es.Reason)
+	}
+	if mr.Status.Phase != v1alpha1.PhaseRolledBack {
+		t.Errorf("phase %s, want RolledBack (no winner: v1 serves everyone)", mr.Status.Phase)
+	}
+	s.waitWeights(map[string]int32{"v1": 100})
+}
+
 // waitProxyRoutesByVirtualService waits until the proxy routes by the
 // VirtualService as it is now.
 func (s *scenario) waitProxyRoutesByVirtualService() {
