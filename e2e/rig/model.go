@@ -230,7 +230,18 @@ func (m *Model) URL() string {
 // Load starts bounded load through the proxy at rate requests per second
 // for at most d; it is stopped at cleanup.
 func (m *Model) Load(ctx context.Context, c Cleaner, rate float64, d time.Duration) (*loadgen.Generator, error) {
-	g, err := loadgen.Start(ctx, loadgen.Config{URL: m.URL(), Rate: rate, Duration: d, MaxRequests: int(rate*d.Seconds()) + 1})
+	return m.LoadWith(ctx, c, loadgen.Config{Rate: rate, Duration: d})
+}
+
+// LoadWith starts load through the proxy as cfg says (its users, cookies,
+// group header), with URL the model's and MaxRequests Rate × Duration when
+// unset; it is stopped at cleanup.
+func (m *Model) LoadWith(ctx context.Context, c Cleaner, cfg loadgen.Config) (*loadgen.Generator, error) {
+	cfg.URL = m.URL()
+	if cfg.MaxRequests == 0 {
+		cfg.MaxRequests = int(cfg.Rate*cfg.Duration.Seconds()) + 1
+	}
+	g, err := loadgen.Start(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}

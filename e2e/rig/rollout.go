@@ -31,6 +31,9 @@ type RolloutConfig struct {
 	Metrics []v1alpha1.Metric
 	// OnMetricsUnavailable; Hold when empty.
 	OnMetricsUnavailable v1alpha1.MetricsUnavailablePolicy
+	// Experiment replaces the canary strategy (Steps, MinStepDuration are
+	// then unused); Candidate names one of its arms to start it.
+	Experiment *v1alpha1.ExperimentStrategy
 }
 
 // StandardMetrics judge errors (sequential, 5 points over stable at 99%),
@@ -74,6 +77,12 @@ func (m *Model) NewRollout(cfg RolloutConfig) *v1alpha1.ModelRollout {
 	if cfg.Stable == "" {
 		cfg.Stable = "v1"
 	}
+	strategy := v1alpha1.Strategy{Canary: &v1alpha1.CanaryStrategy{
+		Steps: cfg.Steps, MinStepDuration: metav1.Duration{Duration: def(cfg.MinStepDuration, 5*time.Second)},
+	}}
+	if cfg.Experiment != nil {
+		strategy = v1alpha1.Strategy{Experiment: cfg.Experiment.DeepCopy()}
+	}
 	return &v1alpha1.ModelRollout{
 		ObjectMeta: metav1.ObjectMeta{Name: m.Name, Namespace: m.NS},
 		Spec: v1alpha1.ModelRolloutSpec{
@@ -82,10 +91,8 @@ func (m *Model) NewRollout(cfg RolloutConfig) *v1alpha1.ModelRollout {
 			Service:         m.Name,
 			Stable:          cfg.Stable,
 			Candidate:       cfg.Candidate,
-			Strategy: v1alpha1.Strategy{Canary: &v1alpha1.CanaryStrategy{
-				Steps: cfg.Steps, MinStepDuration: metav1.Duration{Duration: def(cfg.MinStepDuration, 5*time.Second)},
-			}},
-			Readiness: v1alpha1.Readiness{MinReadyPods: 1},
+			Strategy:        strategy,
+			Readiness:       v1alpha1.Readiness{MinReadyPods: 1},
 			Analysis: &v1alpha1.Analysis{
 				Interval:          metav1.Duration{Duration: def(cfg.Interval, 2*time.Second)},
 				MinSamples:        cfg.MinSamples,

@@ -48,6 +48,7 @@ type scenario struct {
 	model   *rig.Model
 	fulcrum *rig.Fulcrum
 	load    *loadgen.Generator
+	loadCfg loadgen.Config
 }
 
 // given starts a model with the versions (v1 stable, then the others),
@@ -61,15 +62,45 @@ func given(t *testing.T, versions ...rig.Version) *scenario {
 // givenModel is given with a full model configuration.
 func givenModel(t *testing.T, mc rig.ModelConfig) *scenario {
 	t.Helper()
+	return givenSetup(t, setup{Model: mc})
+}
+
+// setup is a scenario's model and its users' load.
+type setup struct {
+	Model rig.ModelConfig
+	// Load is how the users send (Rate, Duration, Users, Cookies, a group
+	// header); the URL is the model's. Rate is rate and Duration 6 minutes
+	// when zero.
+	Load loadgen.Config
+	// LoadLater leaves starting the load to the test (startLoad), e.g.
+	// for users who must first arrive once an experiment runs.
+	LoadLater bool
+	// Limit bounds the whole scenario; 8 minutes when zero.
+	Limit time.Duration
+}
+
+// givenSetup is given with a model configuration and a load of its own.
+func givenSetup(t *testing.T, su setup) *scenario {
+	t.Helper()
+	mc := su.Model
 	versions := mc.Versions
 	mc.NamespacePrefix = "sc"
 	if env == nil {
 		t.Skip("needs the local Kubernetes environment (not under -short)")
 	}
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	if su.Limit == 0 {
+		su.Limit = 8 * time.Minute
+	}
+	if su.Load.Rate == 0 {
+		su.Load.Rate = rate
+	}
+	if su.Load.Duration == 0 {
+		su.Load.Duration = 6 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), su.Limit)
 	t.Cleanup(cancel)
-	s := &scenario{t: t, ctx: ctx}
+	s := &scenario{t: t, ctx: ctx, loadCfg: su.Load}
 	m, err := env.NewModel(ctx, t, mc)
 	if err != nil {
 		t.Fatal(err)
@@ -84,11 +115,23 @@ func givenModel(t *testing.T, mc rig.ModelConfig) *scenario {
 	if err := m.WaitBackends(ctx, waitLimit(), ready...); err != nil {
 		t.Fatal(err)
 	}
-	if s.load, err = m.Load(ctx, t, rate, 6*time.Minute); err != nil {
-		t.Fatal(err)
-	}
 	t.Logf("namespace %s, proxy %s", m.NS, m.Proxy.Addrs[0])
+	if !su.LoadLater {
+		s.startLoad()
+	}
 	return s
+}
+
+// startLoad starts the scenario's load through the proxy.
+func (s *scenario) startLoad() {
+	s.t.Helper()
+	if s.load != nil {
+		s.t.Fatal("startLoad: the scenario's load already runs")
+	}
+	var err error
+	if s.load, err = s.model.LoadWith(s.ctx, s.t, s.loadCfg); err != nil {
+		s.t.Fatal(err)
+	}
 }
 
 // startFulcrum runs a fulcrum process (controller and admin API) for the
@@ -143,11 +186,18 @@ func (s *scenario) weights() map[string]int32 {
 // eventually polls cond until it holds or the wait limit passes.
 func (s *scenario) eventually(what string, cond func() bool) {
 	s.t.Helper()
-	deadline := time.Now().Add(waitLimit())
+	s.eventuallyWithin(what, waitLimit(), cond)
+}
+
+// eventuallyWithin is eventually with its own limit, for waits known to be
+// longer than most (an experiment's decision).
+func (s *scenario) eventuallyWithin(what string, limit time.Duration, cond func() bool) {
+	s.t.Helper()
+	deadline := time.Now().Add(limit)
 	for !cond() {
 		if time.Now().After(deadline) {
 			mr := s.rollout()
-			s.t.Fatalf("%s: not within %s; phase %s, VirtualService %v, message %q\nverdicts:\n%s", what, waitLimit(), mr.Status.Phase, s.weights(), mr.Status.Message, rig.Verdicts(mr))
+			s.t.Fatalf("%s: not within %s; phase %s, VirtualService %v, message %q\nverdicts:\n%s", what, limit, mr.Status.Phase, s.weights(), mr.Status.Message, rig.Verdicts(mr))
 		}
 		select {
 		case <-s.ctx.Done():
