@@ -55,14 +55,18 @@ func experimentEdit(mr *v1alpha1.ModelRollout, decided *v1alpha1.ModelRolloutSta
 }
 
 // applyExperiment writes the experiment's stickiness, or removes the
-// rollout's when none is wanted, on top of weights already computed.
-func applyExperiment(vs *unstructured.Unstructured, changed bool, t istio.Target, mr *v1alpha1.ModelRollout, want *istio.Experiment) (*unstructured.Unstructured, bool, error) {
+// rollout's when none is wanted and clear says so, on top of weights
+// already computed.
+func applyExperiment(vs *unstructured.Unstructured, changed bool, t istio.Target, mr *v1alpha1.ModelRollout, want *istio.Experiment, clear bool) (*unstructured.Unstructured, bool, error) {
 	var next *unstructured.Unstructured
 	var c bool
 	var err error
-	if want != nil {
+	switch {
+	case want != nil:
 		next, c, err = istio.SetExperiment(vs, t, *want)
-	} else {
+	case !clear:
+		return vs, changed, nil
+	default:
 		cookie := ""
 		if spec := rollout.ExperimentSpec(mr); spec != nil {
 			cookie = spec.Stickiness.CookieName

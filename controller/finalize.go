@@ -141,7 +141,7 @@ func (r *Reconciler) restoreStable(ctx context.Context, mr *v1alpha1.ModelRollou
 	}
 	// The shadow stage's mirror and the warm-up route go with the rollout
 	// (m.warmup nil removes the route).
-	var m mirrorEdit
+	m := mirrorEdit{clearWarmup: true, clearExperiment: true}
 	if mr.Status.Shadow != nil {
 		m.clear = mr.Status.Shadow.Subset
 	}

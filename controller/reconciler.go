@@ -162,6 +162,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		m := mirrorChange(mr, &d.Status)
 		m.warmup = warmupRoute(mr, &d.Status)
 		m.experiment = experimentEdit(mr, &d.Status)
+		// Only what the status read says Fulcrum wrote is taken away: a
+		// reconcile that read a stale rollout (its cache behind the status
+		// written a moment ago) must not strip the routes a fresh decision
+		// just put on the mesh.
+		m.clearWarmup = mr.Status.Warmup != nil
+		m.clearExperiment = mr.Status.Experiment != nil
 		if err := r.writeWeights(ctx, mr, w, d.Weights, m); err != nil {
 			r.metrics.failed("virtualservice")
 			return ctrl.Result{}, err
@@ -360,6 +366,9 @@ type mirrorEdit struct {
 	clear      string
 	warmup     *istio.WarmupRoute
 	experiment *istio.Experiment
+	// clearWarmup and clearExperiment remove the rollout's warm-up route
+	// and experiment stickiness when warmup and experiment are nil.
+	clearWarmup, clearExperiment bool
 }
 
 // mirrorChange compares the mirror the previous status recorded with the
@@ -398,10 +407,10 @@ func (r *Reconciler) writeWeights(ctx context.Context, mr *v1alpha1.ModelRollout
 		if next, changed, err = applyMirror(next, changed, w.target, m); err != nil {
 			return fmt.Errorf("shadow mirror on VirtualService %s/%s: %w", vs.GetNamespace(), vs.GetName(), err)
 		}
-		if next, changed, err = applyWarmupRoute(next, changed, w.target, mr.Name, m.warmup); err != nil {
+		if next, changed, err = applyWarmupRoute(next, changed, w.target, mr.Name, m.warmup, m.clearWarmup); err != nil {
 			return fmt.Errorf("warm-up route on VirtualService %s/%s: %w", vs.GetNamespace(), vs.GetName(), err)
 		}
-		if next, changed, err = applyExperiment(next, changed, w.target, mr, m.experiment); err != nil {
+		if next, changed, err = applyExperiment(next, changed, w.target, mr, m.experiment, m.clearExperiment); err != nil {
 			return fmt.Errorf("experiment on VirtualService %s/%s: %w", vs.GetNamespace(), vs.GetName(), err)
 		}
 		if !changed {

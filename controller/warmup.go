@@ -66,14 +66,17 @@ func warmupRoute(mr *v1alpha1.ModelRollout, decided *v1alpha1.ModelRolloutStatus
 }
 
 // applyWarmupRoute writes the warm-up route, or removes the rollout's when
-// none is wanted, on top of weights already computed.
-func applyWarmupRoute(vs *unstructured.Unstructured, changed bool, t istio.Target, rollout string, want *istio.WarmupRoute) (*unstructured.Unstructured, bool, error) {
+// none is wanted and clear says so, on top of weights already computed.
+func applyWarmupRoute(vs *unstructured.Unstructured, changed bool, t istio.Target, rollout string, want *istio.WarmupRoute, clear bool) (*unstructured.Unstructured, bool, error) {
 	var next *unstructured.Unstructured
 	var c bool
 	var err error
-	if want != nil {
+	switch {
+	case want != nil:
 		next, c, err = istio.SetWarmupRoute(vs, t, *want)
-	} else {
+	case !clear:
+		return vs, changed, nil
+	default:
 		next, c, err = istio.ClearWarmupRoute(vs, istio.WarmupRouteName(rollout))
 	}
 	if err != nil {

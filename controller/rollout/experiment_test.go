@@ -51,6 +51,9 @@ func TestExperimentWinnerKept(t *testing.T) {
 	s.clk.Step(time.Minute)
 	s.reconcile(nil)
 	s.wantPhase(v1alpha1.PhaseProgressing)
+	if m := s.r.Status.Message; !strings.HasPrefix(m, "experiment: v1=50 v2=50; v2 is higher") {
+		t.Fatalf("message while running %q", m)
+	}
 	if es := s.r.Status.Experiment; es.Outcome != "" || !strings.Contains(es.Reason, "waits for spec.strategy.experiment.minDuration") {
 		t.Fatalf("experiment %+v, want it running and waiting for minDuration", es)
 	}
@@ -67,6 +70,9 @@ func TestExperimentWinnerKept(t *testing.T) {
 		t.Fatalf("v2's lift %+v, want 0.03 with a lower bound above the minimum effect", a)
 	}
 	s.wantEvent(ReasonExperimentEnded)
+	if m := s.r.Status.Message; !strings.HasPrefix(m, "experiment ended Winner: v2 is higher") || !strings.Contains(m, "the split is kept until a person acts") {
+		t.Fatalf("message %q", m)
+	}
 	if ExperimentWanted(s.r, &s.r.Status) == nil {
 		t.Fatal("the kept split lost its stickiness")
 	}

@@ -142,20 +142,34 @@ func (x *decider) message() string {
 	}
 	var m string
 	steps := steps(x.r)
-	switch st.Phase {
-	case v1alpha1.PhaseProgressing:
+	es := st.Experiment
+	switch {
+	case x.running() && st.Phase == v1alpha1.PhaseProgressing:
+		m = "experiment: " + formatWeightList(st.Weights)
+		if es.Reason != "" {
+			m += "; " + es.Reason
+		}
+	case x.running():
+		m = fmt.Sprintf("experiment paused with %s (%s); resume or stop it (roll back)", formatWeightList(st.Weights), x.lastReason(HistoryPaused))
+	case es != nil && es.Outcome != "" && keptSplit(st) && st.Phase != v1alpha1.PhaseFailed:
+		// keptSplit: the latest entry is the experiment's end.
+		m = fmt.Sprintf("experiment ended %s: %s", es.Outcome, es.Reason)
+		if st.Phase == v1alpha1.PhaseManualSplit {
+			m += "; the split is kept until a person acts"
+		}
+	case st.Phase == v1alpha1.PhaseProgressing:
 		i := x.step()
 		m = fmt.Sprintf("step %d of %d: %s at %d%%", i+1, len(steps), st.Candidate, steps[i])
 		if !hasMetrics(x.r) {
 			m += fmt.Sprintf("; no analysis configured, each step lasts %s", minStep(x.r))
 		}
-	case v1alpha1.PhasePaused:
+	case st.Phase == v1alpha1.PhasePaused:
 		m = fmt.Sprintf("paused at step %d of %d with %s at %d%% (%s); resume, promote or roll back", x.step()+1, len(steps), st.Candidate, st.CandidateWeight, x.lastReason(HistoryPaused))
-	case v1alpha1.PhaseManualSplit:
+	case st.Phase == v1alpha1.PhaseManualSplit:
 		m = fmt.Sprintf("weights pinned by hand: %s; resume or roll back to leave the manual split", formatWeightList(st.Weights))
-	case v1alpha1.PhasePromoted:
+	case st.Phase == v1alpha1.PhasePromoted:
 		m = fmt.Sprintf("%s promoted: it serves 100%%", st.Candidate)
-	case v1alpha1.PhaseRolledBack:
+	case st.Phase == v1alpha1.PhaseRolledBack:
 		m = fmt.Sprintf("rolled back %s (%s): %s serves 100%%; a Start intent or a new candidate starts again", st.Candidate, x.lastReason(HistoryRolledBack), x.r.Spec.Stable)
 	default:
 		m = fmt.Sprintf("%s serves 100%%", x.r.Spec.Stable)
