@@ -88,12 +88,23 @@ func TestRollbackSupersedesPendingPromote(t *testing.T) {
 	c.logHistory(mr)
 	// The rollback moved v2's 30% to v1 once, recorded once. Who recorded
 	// it depends on what the thawed controller saw first: the intents
-	// (RolledBack by alice, with her intent), or v2 without pods before the
+	// (RolledBack by alice, with her intent); v2 without pods before the
 	// intents reached its cache (RolledBack by fulcrum; alice's rollback
-	// then finds nothing to roll back and the superseded promote says so).
-	// Both are safe and truthful; the race is the informers', not ours.
+	// then finds nothing to roll back and the superseded promote says so);
+	// or the promote and v2 without pods before the rollback (the promote,
+	// waiting for pods, is superseded by the controller's own rollback,
+	// and alice's rollback finds it done). All are safe and truthful; the
+	// race is the informers', not ours.
 	got := rig.HistoryTypes(mr)[len(before.Status.History):]
 	switch {
+	case slices.Equal(got, []string{"IntentSuperseded", "RolledBack"}) && mr.Status.History[len(mr.Status.History)-1].Actor == "fulcrum":
+		sup, back := mr.Status.History[len(before.Status.History)], mr.Status.History[len(mr.Status.History)-1]
+		if !strings.Contains(sup.Reason, "rolled back because subset v2 has 0 Ready pod") || !strings.Contains(back.Reason, "0 Ready pod") {
+			t.Fatalf("the promote superseded by the controller's rollback: %+v then %+v, want both naming v2's missing pods\n%s", sup, back, historyText(mr))
+		}
+		if mr.Status.ObservedIntent != rb.Spec.Intent.ID {
+			t.Fatalf("observed intent %s, want the rollback %s", mr.Status.ObservedIntent, rb.Spec.Intent.ID)
+		}
 	case slices.Equal(got, []string{"IntentSuperseded", "RolledBack"}):
 		if h := entryFor(mr, rb.Spec.Intent.ID); h == nil || h.Type != "RolledBack" || h.Actor != rig.EngineerUser {
 			t.Fatalf("history entry for the rollback %s: %+v, want RolledBack by %s\n%s", rb.Spec.Intent.ID, h, rig.EngineerUser, historyText(mr))

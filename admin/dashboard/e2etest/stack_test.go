@@ -4,10 +4,12 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr/testr"
+	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/kubernetes"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -30,10 +32,11 @@ import (
 // the admin API's base URL on loopback; everything stops when the test ends.
 func startFulcrum(t *testing.T) string {
 	t.Helper()
+	logger := testLogger(t)
 	scheme := admintest.Scheme()
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:  scheme,
-		Logger:  testr.New(t).WithName("manager"),
+		Logger:  logger.WithName("manager"),
 		Metrics: metricsserver.Options{BindAddress: "0"},
 		Cache:   cache.Options{ByObject: controller.CacheByObject()},
 		Client:  client.Options{Cache: &client.CacheOptions{Unstructured: true}},
@@ -76,7 +79,7 @@ func startFulcrum(t *testing.T) string {
 		Authorizer:        auth.NewSubjectAccessReview(auth.SARConfig{Reviewer: cs.AuthorizationV1().SubjectAccessReviews()}),
 		Recorder:          mgr.GetEventRecorder("fulcrum-admin"),
 		UI:                dashboard.Handler(),
-		Logger:            testr.New(t).WithName("admin"),
+		Logger:            logger.WithName("admin"),
 		Registry:          reg,
 		HeartbeatInterval: 5 * time.Second,
 	})
@@ -131,3 +134,26 @@ type runnable func(context.Context) error
 
 func (r runnable) Start(ctx context.Context) error { return r(ctx) }
 func (runnable) NeedLeaderElection() bool          { return false }
+
+// testLogger logs to t until the test's cleanups have run; lines after that
+// are dropped. The manager's stop procedure may still log from a goroutine
+// of its own after Start returned, and testing panics on a log after the
+// test completed (seen once in a loaded make test).
+func testLogger(t *testing.T) logr.Logger {
+	var mu sync.Mutex
+	open := true
+	// Registered first, so it runs after every other cleanup (they run
+	// last-in, first-out), the manager's stop included.
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		open = false
+	})
+	return funcr.New(func(prefix, args string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if open {
+			t.Log(prefix, args)
+		}
+	}, funcr.Options{})
+}
