@@ -169,8 +169,8 @@ func TestSharesSplitUsers(t *testing.T) {
 	if math.Abs(float64(count["a"])-n*0.25) > 4*sd || count["never"] != 0 || count["a"]+count["b"] != n {
 		t.Errorf("groups of %d users: %v, want a = %.0f ± %.0f and no 'never'", n, count, n*0.25, 4*sd)
 	}
-	if groupOf(7) != groupOf(7) {
-		t.Error("a user's group changed between calls")
+	if first, again := groupOf(7), groupOf(7); first != again {
+		t.Errorf("user 7's group changed between calls: %s, then %s", first, again)
 	}
 	for name, bad := range map[string]map[string]float64{
 		"negative": {"a": -1, "b": 1},
