@@ -3,13 +3,11 @@ package analysis
 import (
 	"context"
 	"math"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -17,7 +15,6 @@ import (
 
 	"github.com/fulcrum-ml/fulcrum/analysis/provider"
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
-	"github.com/fulcrum-ml/fulcrum/e2e/promserver"
 )
 
 // TestRewardsOnRealPrometheus: an experiment's arms read their own
@@ -34,15 +31,9 @@ func TestRewardsOnRealPrometheus(t *testing.T) {
 	// waitScrapes reads the scrape time from istio_requests_total.
 	reqs := prometheus.NewCounter(prometheus.CounterOpts{Name: "istio_requests_total"})
 	reg.MustRegister(fb, rw, reqs)
-	target := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	defer target.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	srv, err := promserver.Start(ctx, promserver.Config{ScrapeInterval: time.Second, Targets: []string{strings.TrimPrefix(target.URL, "http://")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
+	srv := scrapedBy(ctx, t, reg)
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {

@@ -28,15 +28,9 @@ func TestTrafficRateOnRealPrometheus(t *testing.T) {
 	reqs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "istio_requests_total"},
 		[]string{"reporter", "destination_service_namespace", "destination_service_name", "destination_version", "response_code"})
 	reg.MustRegister(reqs)
-	target := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	defer target.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	srv, err := promserver.Start(ctx, promserver.Config{ScrapeInterval: time.Second, Targets: []string{strings.TrimPrefix(target.URL, "http://")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
+	srv := scrapedBy(ctx, t, reg)
 	// Counters grow by exact amounts every 100 ms: 30/s to v1 and 10/s to
 	// v2 of ml/fraud, plus noise that must not count.
 	stop := make(chan struct{})
@@ -95,15 +89,9 @@ func TestWarmthOnRealPrometheus(t *testing.T) {
 	// waitScrapes reads the scrape time from istio_requests_total.
 	reqs := prometheus.NewCounter(prometheus.CounterOpts{Name: "istio_requests_total"})
 	reg.MustRegister(lat, reqs)
-	target := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	defer target.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	srv, err := promserver.Start(ctx, promserver.Config{ScrapeInterval: time.Second, Targets: []string{strings.TrimPrefix(target.URL, "http://")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
+	srv := scrapedBy(ctx, t, reg)
 	var slow atomic.Bool
 	slow.Store(true)
 	stop := make(chan struct{})
@@ -161,4 +149,18 @@ func TestWarmthOnRealPrometheus(t *testing.T) {
 	if p99, n, err := engine.Warmth(ctx, "ml", "fraud", "v3", window, now); err != nil || !math.IsNaN(p99) || n != 0 {
 		t.Fatalf("a version without series: p99 %v on %v, err %v; want NaN on 0, nil", p99, n, err)
 	}
+}
+
+// scrapedBy serves reg's metrics on loopback and starts a real Prometheus
+// that scrapes them every second; both stop when the test ends.
+func scrapedBy(ctx context.Context, t *testing.T, reg *prometheus.Registry) *promserver.Server {
+	t.Helper()
+	target := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	t.Cleanup(target.Close)
+	srv, err := promserver.Start(ctx, promserver.Config{ScrapeInterval: time.Second, Targets: []string{strings.TrimPrefix(target.URL, "http://")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	return srv
 }
