@@ -138,7 +138,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	// A rollback waits for nothing: not for Prometheus either.
 	if w.observed.Problem == "" && !rollbackPending(mr) && rollout.AnalysisDue(mr, w.observed.Now) {
-		w.observed.Round = r.analyze(ctx, mr, w)
+		w.observed.Round = r.guardrails(ctx, mr, w)
 	}
 	d := rollout.Decide(mr, w.observed)
 
@@ -314,7 +314,11 @@ func (r *Reconciler) analyze(ctx context.Context, mr *v1alpha1.ModelRollout, w *
 	}
 	weights := map[string]int32{}
 	for _, sw := range mr.Status.Weights {
-		weights[sw.Subset] = sw.Weight
+		// An experiment's other arms are judged in rounds of their own
+		// (guardrails): a round weighs the control and its candidate only.
+		if mr.Status.Experiment == nil || sw.Subset == mr.Spec.Stable || sw.Subset == mr.Status.Candidate {
+			weights[sw.Subset] = sw.Weight
+		}
 	}
 	if sh := mr.Status.Shadow; sh != nil && sh.StartedAt != nil {
 		// In shadow the candidate answers copies: for every 100 requests

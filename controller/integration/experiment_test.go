@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/fulcrum-ml/fulcrum/analysis"
 	"github.com/fulcrum-ml/fulcrum/analysis/experiment"
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
 	"github.com/fulcrum-ml/fulcrum/controller"
@@ -108,3 +109,55 @@ func mustJSONString(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+// With three arms, every arm other than the control is judged by the
+// guardrails, each against the control, and a failing arm that is not
+// spec.candidate ends the experiment, its messages naming it.
+func TestExperimentGuardsEveryArm(t *testing.T) {
+	f := newFixture(t)
+	f.pod("fraud-v3", "v3")
+	judged := map[string]bool{}
+	var mu sync.Mutex
+	a := &armAnalyzer{judge: func(req analysis.Request) v1alpha1.Verdict {
+		mu.Lock()
+		judged[req.Candidate] = true
+		mu.Unlock()
+		if _, ok := req.Weights["v3"]; ok && req.Candidate != "v3" {
+			t.Errorf("round for %s weighs v3 too: %v", req.Candidate, req.Weights)
+		}
+		if req.Candidate == "v3" {
+			return v1alpha1.VerdictFail
+		}
+		return v1alpha1.VerdictPass
+	}}
+	rewards := &scriptedRewards{rates: map[string]float64{"v1": 0.10, "v2": 0.10, "v3": 0.10}, step: 100}
+	startControllerConfig(f, controller.Config{Rewards: rewards, Analyzer: a})
+	f.rollout("fraud", experimentRollout, func(mr *v1alpha1.ModelRollout) {
+		mr.Spec.Strategy.Experiment.Arms = []v1alpha1.ExperimentArm{{Subset: "v1", Weight: 34}, {Subset: "v2", Weight: 33}, {Subset: "v3", Weight: 33}}
+		mr.Spec.Strategy.Experiment.MinDuration = metav1.Duration{Duration: time.Hour}
+		mr.Spec.Analysis.Metrics = []v1alpha1.Metric{{Name: "error-rate", Template: "istio-error-rate", Threshold: &v1alpha1.ThresholdJudge{Max: ptrTo(0.01)}}}
+		mr.Spec.Analysis.FailureLimit = 1
+	})
+	mr := f.waitPhase("fraud", v1alpha1.PhaseRolledBack)
+	if es := mr.Status.Experiment; es == nil || es.Outcome != v1alpha1.ExperimentStopped || !strings.Contains(es.Reason, "arm v3") {
+		t.Fatalf("status.experiment %+v, want Stopped naming arm v3", es)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !judged["v2"] || !judged["v3"] {
+		t.Fatalf("arms judged %v, want v2 and v3", judged)
+	}
+	f.waitWeights("fraud", map[string]int32{"v1": 100, "v2": 0, "v3": 0})
+}
+
+// armAnalyzer answers each round with the verdict judge gives its request.
+type armAnalyzer struct {
+	judge func(analysis.Request) v1alpha1.Verdict
+}
+
+func (a *armAnalyzer) Analyze(_ context.Context, req analysis.Request) (v1alpha1.AnalysisRound, error) {
+	v := a.judge(req)
+	return v1alpha1.AnalysisRound{Verdict: v, Metrics: []v1alpha1.MetricResult{{Name: "error-rate", Verdict: v, Message: "scripted"}}}, nil
+}
+
+func ptrTo[T any](v T) *T { return &v }

@@ -392,6 +392,12 @@ func DesiredSubsets(r *v1alpha1.ModelRollout) []string {
 	}
 	add(r.Spec.Stable)
 	add(r.Spec.Candidate)
+	if e := r.Spec.Strategy.Experiment; e != nil && r.Spec.Candidate != "" {
+		// An experiment sends traffic to every arm, not only the candidate.
+		for _, a := range e.Arms {
+			add(a.Subset)
+		}
+	}
 	if in := r.Spec.Intent; in != nil && in.Action == v1alpha1.IntentSplit {
 		for _, w := range in.Weights {
 			add(w.Subset)
