@@ -141,4 +141,3 @@ func TestCheckSubsets(t *testing.T) {
 		t.Fatalf("SubsetLabels(v2) = %v, %v", l, ok)
 	}
 }
-
