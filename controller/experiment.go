@@ -22,10 +22,7 @@ func (r *Reconciler) gatherRewards(ctx context.Context, mr *v1alpha1.ModelRollou
 		w.observed.RewardProblem = "no Prometheus is configured (--prometheus-url), so the experiment's reward cannot be read"
 		return
 	}
-	svc := mr.Spec.Service
-	if svc == "" {
-		svc = ServiceName(w.dr.Spec.GetHost(), mr.Namespace)
-	}
+	svc := r.service(mr, w.dr)
 	got, err := r.rewards.Rewards(ctx, mr.Namespace, svc, mr.Spec.Strategy.Experiment.Reward.Template, arms, since, w.observed.Now)
 	if err != nil {
 		w.observed.RewardProblem = err.Error()

@@ -125,7 +125,7 @@ func (r *Reconciler) restoreStable(ctx context.Context, mr *v1alpha1.ModelRollou
 	if err != nil {
 		return "deleted: the weights were left as they are: " + err.Error(), nil
 	}
-	w := &world{vs: vs, dr: dr, target: istio.Target{Routes: mr.Spec.VirtualService.Routes, DestinationRule: dr}}
+	w := &world{vs: vs, dr: dr, target: istio.Target{Routes: mr.Spec.VirtualService.Routes, DestinationRule: dr, Domain: r.domain}}
 	if err := istio.CheckSubsets(dr, mr.Spec.Stable); err != nil {
 		return "deleted: the weights were left as they are: " + err.Error(), nil
 	}

@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -58,7 +57,7 @@ func (r *Reconciler) gather(ctx context.Context, mr *v1alpha1.ModelRollout) (*wo
 		return w, nil
 	}
 	w.dr = dr
-	w.target = istio.Target{Routes: mr.Spec.VirtualService.Routes, DestinationRule: dr}
+	w.target = istio.Target{Routes: mr.Spec.VirtualService.Routes, DestinationRule: dr, Domain: r.domain}
 	w.observed.Subsets = map[string]bool{}
 	for _, s := range dr.Spec.GetSubsets() {
 		w.observed.Subsets[s.GetName()] = true
@@ -138,10 +137,7 @@ func (r *Reconciler) gatherTraffic(ctx context.Context, mr *v1alpha1.ModelRollou
 	if rd.RequestsPerPod == nil && rd.RequestsPerPodQuery == "" {
 		return
 	}
-	svc := mr.Spec.Service
-	if svc == "" {
-		svc = ServiceName(w.dr.Spec.GetHost(), mr.Namespace)
-	}
+	svc := r.service(mr, w.dr)
 	if rd.RequestsPerPod == nil {
 		r.gatherCapacity(ctx, mr, w, svc)
 	}
@@ -196,10 +192,7 @@ func podSubsets(mr *v1alpha1.ModelRollout, rw istio.RouteWeights) []string {
 // or the short name of the DestinationRule's host), or nil when there is no
 // such Service in the namespace: then the subset labels alone select pods.
 func (r *Reconciler) serviceSelector(ctx context.Context, mr *v1alpha1.ModelRollout, dr *networkingv1.DestinationRule) (map[string]string, error) {
-	name := mr.Spec.Service
-	if name == "" {
-		name = ServiceName(dr.Spec.GetHost(), mr.Namespace)
-	}
+	name := r.service(mr, dr)
 	if name == "" {
 		return nil, nil
 	}
@@ -213,14 +206,14 @@ func (r *Reconciler) serviceSelector(ctx context.Context, mr *v1alpha1.ModelRoll
 	return svc.Spec.Selector, nil
 }
 
-// ServiceName is the Service a DestinationRule host names in namespace, or ""
-// when the host is outside it.
-func ServiceName(host, namespace string) string {
-	parts := strings.Split(strings.TrimSuffix(host, "."), ".")
-	if len(parts) == 1 || parts[1] == namespace {
-		return parts[0]
+// service is the model's Service: spec.service, or the Service of the
+// rollout's namespace that the DestinationRule's host names ("" when the
+// host is outside it, or there is no DestinationRule).
+func (r *Reconciler) service(mr *v1alpha1.ModelRollout, dr *networkingv1.DestinationRule) string {
+	if mr.Spec.Service != "" || dr == nil {
+		return mr.Spec.Service
 	}
-	return ""
+	return r.domain.Service(dr.Spec.GetHost(), dr.Namespace)
 }
 
 func (r *Reconciler) readyPods(ctx context.Context, ns string, svc, subset map[string]string) (int32, error) {

@@ -63,6 +63,10 @@ type Config struct {
 	// spec.readiness.requestsPerPodQuery. Nil: such rollouts hold rising
 	// weights, saying no Prometheus is configured.
 	Capacity analysis.CapacityReader
+	// ClusterDomain is the cluster's DNS domain (--cluster-domain):
+	// short hosts expand into it and full hosts are compared in it.
+	// Empty means cluster.local.
+	ClusterDomain string
 }
 
 // Reconciler reconciles ModelRollouts.
@@ -78,6 +82,7 @@ type Reconciler struct {
 	capacity analysis.CapacityReader
 	version  string
 	metrics  *Metrics
+	domain   istio.ClusterDomain
 }
 
 // New returns a Reconciler; register it with SetupWithManager.
@@ -88,7 +93,10 @@ func New(cfg Config) (*Reconciler, error) {
 	r := &Reconciler{
 		client: cfg.Client, reader: cfg.APIReader, recorder: cfg.Recorder, clock: cfg.Clock,
 		analyzer: cfg.Analyzer, traffic: cfg.Traffic, capacity: cfg.Capacity, warmup: cfg.Warmup, rewards: cfg.Rewards,
-		version: cfg.IstioVersion, metrics: cfg.Metrics,
+		version: cfg.IstioVersion, metrics: cfg.Metrics, domain: istio.ClusterDomain(cfg.ClusterDomain),
+	}
+	if err := r.domain.Check(); err != nil {
+		return nil, fmt.Errorf("controller: Config.ClusterDomain: %w", err)
 	}
 	if r.reader == nil {
 		r.reader = cfg.Client
@@ -331,7 +339,7 @@ func (r *Reconciler) analyze(ctx context.Context, mr *v1alpha1.ModelRollout, w *
 		Weights: weights, Spec: mr.Spec.Analysis, Now: now,
 	}
 	if req.Service == "" {
-		req.Service = ServiceName(w.dr.Spec.GetHost(), mr.Namespace)
+		req.Service = r.service(mr, w.dr)
 	}
 	if mr.Status.StepStartedAt != nil {
 		req.WindowStart = mr.Status.StepStartedAt.Time

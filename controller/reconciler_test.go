@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -322,13 +323,40 @@ func TestMissingDestinationRuleFailsWithoutWrites(t *testing.T) {
 	}
 }
 
-func TestServiceName(t *testing.T) {
-	for host, want := range map[string]string{
-		"fraud": "fraud", "fraud.ml.svc.cluster.local": "fraud", "fraud.ml": "fraud", "fraud.other.svc.cluster.local": "",
+func TestServiceOfTheModel(t *testing.T) {
+	dr := func(host string) *networkingv1.DestinationRule {
+		d := &networkingv1.DestinationRule{}
+		d.Namespace, d.Spec.Host = "ml", host
+		return d
+	}
+	mr := &v1alpha1.ModelRollout{}
+	mr.Namespace = "ml"
+	for name, tc := range map[string]struct {
+		domain, host, want string
+	}{
+		"short":                            {host: "fraud", want: "fraud"},
+		"full":                             {host: "fraud.ml.svc.cluster.local", want: "fraud"},
+		"another namespace":                {host: "fraud.other.svc.cluster.local", want: ""},
+		"name.namespace is no Service":     {host: "fraud.ml", want: ""},
+		"custom domain, full":              {domain: "corp.internal", host: "fraud.ml.svc.corp.internal", want: "fraud"},
+		"custom domain, default full name": {domain: "corp.internal", host: "fraud.ml.svc.cluster.local", want: ""},
+		"default domain, custom full name": {host: "fraud.ml.svc.corp.internal", want: ""},
 	} {
-		if got := ServiceName(host, "ml"); got != want {
-			t.Errorf("ServiceName(%q) = %q, want %q", host, got, want)
+		r, err := New(Config{Client: fake.NewClientBuilder().Build(), ClusterDomain: tc.domain})
+		if err != nil {
+			t.Fatal(err)
 		}
+		if got := r.service(mr, dr(tc.host)); got != tc.want {
+			t.Errorf("%s: service(%q) in %q = %q, want %q", name, tc.host, tc.domain, got, tc.want)
+		}
+	}
+	r, _ := New(Config{Client: fake.NewClientBuilder().Build()})
+	mr.Spec.Service = "scorer"
+	if got := r.service(mr, dr("fraud")); got != "scorer" {
+		t.Errorf("spec.service is the model's Service, got %q", got)
+	}
+	if _, err := New(Config{Client: fake.NewClientBuilder().Build(), ClusterDomain: "svc.cluster.local"}); err == nil {
+		t.Error("New accepted cluster domain svc.cluster.local")
 	}
 }
 

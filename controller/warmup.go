@@ -39,10 +39,7 @@ func (r *Reconciler) gatherWarmth(ctx context.Context, mr *v1alpha1.ModelRollout
 		wm.Problem = "no Prometheus is configured (--prometheus-url), so the warm-up gate (spec.readiness.warmup) cannot read the candidate's latency"
 		return
 	}
-	svc := mr.Spec.Service
-	if svc == "" {
-		svc = ServiceName(w.dr.Spec.GetHost(), mr.Namespace)
-	}
+	svc := r.service(mr, w.dr)
 	p99, n, err := r.traffic.Warmth(ctx, mr.Namespace, svc, subset, g.Window.Duration, w.observed.Now)
 	if err != nil {
 		wm.Problem = err.Error()
@@ -100,7 +97,7 @@ func (r *Reconciler) steerWarmup(ctx context.Context, mr *v1alpha1.ModelRollout,
 		return
 	}
 	g := rollout.WarmupSpec(mr)
-	err := r.warmup.CheckURL(g.Requests.URL, modelHosts(w.vs, w.dr, mr.Namespace))
+	err := r.warmup.CheckURL(g.Requests.URL, modelHosts(w.vs, w.dr, r.domain))
 	if err == nil {
 		err = r.warmup.Ensure(ctx, warmup.Job{
 			Rollout: key, Subset: ws.Subset, Spec: *g.Requests,
@@ -114,15 +111,11 @@ func (r *Reconciler) steerWarmup(ctx context.Context, mr *v1alpha1.ModelRollout,
 	}
 }
 
-// modelHosts are the host names a warm-up URL may name: every spelling of
-// the DestinationRule's host that Istio resolves to it, and the
-// VirtualService's hosts.
-func modelHosts(vs *unstructured.Unstructured, dr *networkingv1.DestinationRule, ns string) []string {
-	host := strings.TrimSuffix(strings.ToLower(dr.Spec.GetHost()), ".")
-	out := []string{host}
-	if short := ServiceName(host, ns); short != "" {
-		out = append(out, short, short+"."+ns, short+"."+ns+".svc", short+"."+ns+".svc."+istio.ClusterDomain)
-	}
+// modelHosts are the host names a warm-up URL may name: every DNS name of
+// the DestinationRule's host (a URL is resolved by DNS, so "fraud.ml"
+// reaches the Service too), and the VirtualService's hosts.
+func modelHosts(vs *unstructured.Unstructured, dr *networkingv1.DestinationRule, domain istio.ClusterDomain) []string {
+	out := domain.DNSNames(dr.Spec.GetHost(), dr.Namespace)
 	if vs != nil {
 		hosts, _, _ := unstructured.NestedStringSlice(vs.Object, "spec", "hosts")
 		for _, h := range hosts {

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
+	"github.com/fulcrum-ml/fulcrum/controller/istio"
 )
 
 var (
@@ -118,7 +119,7 @@ func checkRouteConflicts(ctx context.Context, l Lookups, mr *v1alpha1.ModelRollo
 // every subset the rollout names: stable and candidate (errs), and the
 // weights of a split intent (splitErrs, kept apart so that a broken
 // DestinationRule never blocks a pause or a rollback).
-func checkDestinationRule(ctx context.Context, l Lookups, mr *v1alpha1.ModelRollout, vs *istiov1.VirtualService) (errs, splitErrs field.ErrorList, warns []string) {
+func checkDestinationRule(ctx context.Context, l Lookups, mr *v1alpha1.ModelRollout, vs *istiov1.VirtualService, domain istio.ClusterDomain) (errs, splitErrs field.ErrorList, warns []string) {
 	hasSplit := mr.Spec.Intent != nil && len(mr.Spec.Intent.Weights) > 0
 	dr, err := l.DestinationRule(ctx, mr.Namespace, mr.Spec.DestinationRule)
 	if err != nil {
@@ -160,14 +161,15 @@ func checkDestinationRule(ctx context.Context, l Lookups, mr *v1alpha1.ModelRoll
 		}
 	}
 	if vs != nil {
-		host := shortHost(dr.Spec.GetHost(), mr.Namespace)
+		host := istio.Host{Name: dr.Spec.GetHost(), Namespace: dr.Namespace}
 		routes, _ := ManagedRoutes(vs, mr.Spec.VirtualService, vsPath)
 		for _, r := range routes {
 			for _, d := range vs.Spec.GetHttp()[r.Index].GetRoute() {
-				if h := shortHost(d.GetDestination().GetHost(), vs.Namespace); h != host {
+				if h := d.GetDestination().GetHost(); !domain.Same(istio.Host{Name: h, Namespace: vs.Namespace}, host) {
 					warns = append(warns, fmt.Sprintf(
-						"HTTP route %s of VirtualService %s/%s sends traffic to host %q, but DestinationRule %s/%s is for host %q: its subsets will not apply to that destination",
-						r, vs.Namespace, vs.Name, d.GetDestination().GetHost(), dr.Namespace, dr.Name, dr.Spec.GetHost()))
+						"HTTP route %s of VirtualService %s/%s sends traffic to host %q, but DestinationRule %s/%s is for host %q (Istio reads them as %s and %s in cluster domain %s): its subsets will not apply to that destination; write the DestinationRule's host, or its short name",
+						r, vs.Namespace, vs.Name, h, dr.Namespace, dr.Name, dr.Spec.GetHost(),
+						domain.FQDN(h, vs.Namespace), domain.FQDN(host.Name, host.Namespace), domain))
 				}
 			}
 		}

@@ -9,11 +9,13 @@ import (
 
 	"github.com/fulcrum-ml/fulcrum/analysis/templates"
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
+	"github.com/fulcrum-ml/fulcrum/controller/istio"
 )
 
 // ValidateRollout checks a new ModelRollout against the cluster. Errors
 // reject it; warnings are risky but legal settings (and references that
-// merely look odd). Of opts only AllowInlineQueries applies.
+// merely look odd). Of opts only AllowInlineQueries and ClusterDomain
+// apply.
 func ValidateRollout(ctx context.Context, l Lookups, mr *v1alpha1.ModelRollout, opts Options) (field.ErrorList, []string) {
 	var errs field.ErrorList
 	var warns []string
@@ -34,6 +36,10 @@ type Options struct {
 	// AllowInlineQueries accepts spec.analysis.metrics[].query: Fulcrum
 	// runs with --allow-inline-queries.
 	AllowInlineQueries bool
+	// ClusterDomain is the cluster's DNS domain (--cluster-domain), in
+	// which the VirtualService's destinations and the DestinationRule's
+	// host are compared; empty means cluster.local.
+	ClusterDomain string
 }
 
 // UpdateOptions is the name Options had when it held AllowStableChange
@@ -90,7 +96,7 @@ type check struct {
 
 func referenceChecks(ctx context.Context, l Lookups, mr *v1alpha1.ModelRollout, opts Options) []check {
 	vs, vsErrs, vsWarns := checkVirtualService(ctx, l, mr)
-	drErrs, splitErrs, drWarns := checkDestinationRule(ctx, l, mr, vs)
+	drErrs, splitErrs, drWarns := checkDestinationRule(ctx, l, mr, vs, istio.ClusterDomain(opts.ClusterDomain))
 	return []check{
 		{errs: vsErrs, warns: vsWarns, changed: func(o, n *v1alpha1.ModelRollout) bool {
 			return !equality.Semantic.DeepEqual(o.Spec.VirtualService, n.Spec.VirtualService)

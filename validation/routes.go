@@ -145,14 +145,3 @@ func SubsetWeights(r *networking.HTTPRoute) []v1alpha1.SubsetWeight {
 	}
 	return out
 }
-
-// shortHost reduces a service host to its short name when it is in the
-// namespace (name, name.ns, name.ns.svc, name.ns.svc.cluster.local).
-func shortHost(host, namespace string) string {
-	for _, suffix := range []string{"." + namespace + ".svc.cluster.local", "." + namespace + ".svc", "." + namespace} {
-		if s, ok := strings.CutSuffix(host, suffix); ok {
-			return s
-		}
-	}
-	return host
-}

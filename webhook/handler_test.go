@@ -239,13 +239,39 @@ func TestMalformedReviewsAreHTTPErrors(t *testing.T) {
 
 func TestNewServerRejectsBadConfig(t *testing.T) {
 	for name, cfg := range map[string]webhook.Config{
-		"no certificates": {Lookups: memCluster()},
-		"bad guard mode":  {Lookups: memCluster(), CertDir: certDir(t), GuardMode: "block"},
-		"missing files":   {Lookups: memCluster(), CertDir: t.TempDir()},
-		"no lookups":      {CertDir: certDir(t)},
+		"no certificates":    {Lookups: memCluster()},
+		"bad guard mode":     {Lookups: memCluster(), CertDir: certDir(t), GuardMode: "block"},
+		"missing files":      {Lookups: memCluster(), CertDir: t.TempDir()},
+		"no lookups":         {CertDir: certDir(t)},
+		"bad cluster domain": {Lookups: memCluster(), CertDir: certDir(t), ClusterDomain: "svc.cluster.local"},
 	} {
 		if _, err := webhook.NewServer(cfg); err == nil {
 			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// TestRolloutHandlerClusterDomain: the webhook compares hosts in the
+// cluster domain it is given, as the controller does: a DestinationRule
+// written fraud.ml.svc.corp.internal is the host of the VirtualService's
+// "fraud" in corp.internal only.
+func TestRolloutHandlerClusterDomain(t *testing.T) {
+	l := memCluster()
+	l.dr["fraud"].Spec.Host = "fraud.ml.svc.corp.internal"
+	l.mrs = nil // the rollout is new: no other manages its route
+	mr := benchRollout("fraud")
+	for domain, warned := range map[string]bool{"corp.internal": false, "": true} {
+		s, err := webhook.NewServer(webhook.Config{Lookups: l, CertDir: certDir(t), AllowInlineQueries: true, ClusterDomain: domain})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := call(t, s.Handler(), webhook.PathModelRollouts, review(t, admissionv1.Create, "alice", mrKind, mr, nil))
+		if !r.Allowed {
+			t.Fatalf("domain %q: denied: %+v", domain, r.Result)
+		}
+		got := strings.Contains(strings.Join(r.Warnings, "\n"), `sends traffic to host "fraud", but DestinationRule ml/fraud is for host "fraud.ml.svc.corp.internal"`)
+		if got != warned {
+			t.Errorf("domain %q: host warning %t, want %t; warnings %q", domain, got, warned, r.Warnings)
 		}
 	}
 }

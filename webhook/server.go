@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/fulcrum-ml/fulcrum/analysis/connections"
+	"github.com/fulcrum-ml/fulcrum/controller/istio"
 	"github.com/fulcrum-ml/fulcrum/validation"
 	"github.com/fulcrum-ml/fulcrum/validation/lookups"
 	"github.com/fulcrum-ml/fulcrum/webhook/certs"
@@ -82,6 +83,11 @@ type Config struct {
 	// own PromQL (spec.analysis.metrics[].query); false refuses them,
 	// naming --allow-inline-queries.
 	AllowInlineQueries bool
+	// ClusterDomain is the cluster's DNS domain (--cluster-domain), in
+	// which a rollout's VirtualService destinations and DestinationRule
+	// host are compared, as the controller compares them; empty means
+	// cluster.local.
+	ClusterDomain string
 	// ProviderAddresses is the controller's allowlist of Prometheus
 	// addresses (--prometheus-allowed-addresses): a MetricTemplate whose
 	// spec.provider.address it refuses is admitted with the controller's
@@ -130,6 +136,9 @@ func NewServer(cfg Config) (*Server, error) {
 	case GuardDeny, GuardWarn:
 	default:
 		return nil, fmt.Errorf("webhook guard mode %q: use deny or warn", cfg.GuardMode)
+	}
+	if err := istio.ClusterDomain(cfg.ClusterDomain).Check(); err != nil {
+		return nil, fmt.Errorf("webhook cluster domain: %w", err)
 	}
 	s := &Server{cfg: cfg, log: cfg.Log, lookups: cfg.Lookups}
 	var err error

@@ -82,8 +82,9 @@ func setupController(_ context.Context, mgr ctrl.Manager, f *flags) error {
 		Warmup: warmup.NewSender(warmup.Config{
 			Reader: mgr.GetAPIReader(), AllowedHosts: splitList(f.warmupGateways),
 		}),
-		IstioVersion: version,
-		Metrics:      m,
+		IstioVersion:  version,
+		Metrics:       m,
+		ClusterDomain: f.clusterDomain,
 	})
 	if err != nil {
 		return err

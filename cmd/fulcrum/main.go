@@ -29,6 +29,7 @@ import (
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
 	"github.com/fulcrum-ml/fulcrum/cmd/internal/version"
 	"github.com/fulcrum-ml/fulcrum/controller"
+	"github.com/fulcrum-ml/fulcrum/controller/istio"
 )
 
 // flags are every command-line setting; components read what they need.
@@ -36,8 +37,9 @@ type flags struct {
 	version   bool
 	logFormat string
 
-	kubeconfig string
-	namespaces string
+	kubeconfig    string
+	namespaces    string
+	clusterDomain string
 
 	controller, admin, webhook bool
 
@@ -93,6 +95,7 @@ func parseFlags(args []string) (*flags, *textlogger.Config, error) {
 	fs.StringVar(&f.logFormat, "log-format", logText, "log format: text (klog) or json (one object per line; -v sets the level, -vmodule is ignored)")
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file; empty means in-cluster config or $KUBECONFIG")
 	fs.StringVar(&f.namespaces, "namespaces", "", "comma-separated namespaces whose rollouts this process reconciles and serves; every namespace when empty")
+	fs.StringVar(&f.clusterDomain, "cluster-domain", istio.DefaultClusterDomain, "the cluster's DNS domain (the kubelet's --cluster-domain): short hosts such as fraud expand to fraud.NAMESPACE.svc.DOMAIN, and the controller and webhook compare VirtualService and DestinationRule hosts in it")
 	fs.BoolVar(&f.controller, "controller", true, "run the ModelRollout controller (only the leader reconciles)")
 	fs.BoolVar(&f.admin, "admin", false, "serve the admin API and dashboard")
 	fs.BoolVar(&f.webhook, "webhook", false, "serve the admission webhook")
@@ -159,6 +162,9 @@ func parseFlags(args []string) (*flags, *textlogger.Config, error) {
 	}
 	if f.leaseDuration <= f.renewDeadline || f.renewDeadline <= f.retryPeriod {
 		return nil, logs, fmt.Errorf("--lease-duration (%s) must exceed --renew-deadline (%s), which must exceed --retry-period (%s)", f.leaseDuration, f.renewDeadline, f.retryPeriod)
+	}
+	if err := istio.ClusterDomain(f.clusterDomain).Check(); err != nil {
+		return nil, logs, fmt.Errorf("--cluster-domain: %w", err)
 	}
 	if err := templates.ValidNamespaceLabel(f.queryNamespaceLabel); err != nil {
 		return nil, logs, fmt.Errorf("--query-namespace-label: %w", err)

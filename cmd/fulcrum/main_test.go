@@ -23,6 +23,19 @@ func TestParseFlags(t *testing.T) {
 	}
 }
 
+func TestClusterDomainFlag(t *testing.T) {
+	f, _, err := parseFlags(nil)
+	if err != nil || f.clusterDomain != "cluster.local" {
+		t.Fatalf("default --cluster-domain %q, err %v", f.clusterDomain, err)
+	}
+	if f, _, err = parseFlags([]string{"--cluster-domain=corp.internal"}); err != nil || f.clusterDomain != "corp.internal" {
+		t.Fatalf("--cluster-domain=corp.internal: %q, err %v", f.clusterDomain, err)
+	}
+	if _, _, err := parseFlags([]string{"--cluster-domain=svc.corp.internal"}); err == nil || !strings.Contains(err.Error(), "--cluster-domain") {
+		t.Fatalf("--cluster-domain=svc.corp.internal accepted: %v", err)
+	}
+}
+
 func TestWebhookNeedsCertificates(t *testing.T) {
 	// Checked before the manager is touched, so a nil manager is fine here.
 	err := setupWebhook(t.Context(), nil, &flags{webhook: true})

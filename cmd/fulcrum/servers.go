@@ -116,8 +116,10 @@ func setupWebhook(_ context.Context, mgr ctrl.Manager, f *flags) error {
 		// Inline queries are refused at admission as the controller
 		// refuses them.
 		AllowInlineQueries: f.allowInlineQueries,
-		Metrics:            metrics.Registry,
-		Log:                ctrl.Log.WithName("webhook"),
+		// Hosts compared as the controller compares them.
+		ClusterDomain: f.clusterDomain,
+		Metrics:       metrics.Registry,
+		Log:           ctrl.Log.WithName("webhook"),
 	}
 	if f.prometheus.Address != "" {
 		// Warn at admission as the engine refuses (parseFlags checked it).

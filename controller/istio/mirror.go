@@ -112,7 +112,8 @@ func ownMirror(route map[string]any, t Target, ns, subset string) bool {
 	}
 	host, _ := m["host"].(string)
 	s, _ := m["subset"].(string)
-	return s == subset && fqdn(host, ns) == fqdn(t.DestinationRule.Spec.GetHost(), t.DestinationRule.Namespace)
+	dr := t.DestinationRule
+	return s == subset && t.Domain.Same(Host{Name: host, Namespace: ns}, Host{Name: dr.Spec.GetHost(), Namespace: dr.Namespace})
 }
 
 // ForeignMirror returns a message naming the first managed route that

@@ -30,10 +30,6 @@ import (
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
 )
 
-// ClusterDomain is the DNS suffix used to expand short host names, as Istio
-// does for names relative to a rule's namespace.
-const ClusterDomain = "cluster.local"
-
 // RouteWeights are the weights observed on each managed route, by subset.
 // The key of a route is its name, or "http[0]" for an unnamed single route.
 type RouteWeights map[string]map[string]int32
@@ -45,6 +41,10 @@ type Target struct {
 	Routes []string
 	// DestinationRule holds the model's host and its subsets (versions).
 	DestinationRule *networkingv1.DestinationRule
+	// Domain is the cluster's DNS domain that short hosts expand into
+	// (cluster.local when empty); a cluster with another domain would see
+	// its full host names as some other host.
+	Domain ClusterDomain
 }
 
 // DecodeDestinationRule turns an unstructured DestinationRule of any served
@@ -282,7 +282,7 @@ func modelDestinations(vs *unstructured.Unstructured, r route, t Target) ([]dest
 	if len(list) == 0 {
 		return nil, fmt.Errorf("VirtualService %s route %q has no destinations: add one for host %q", ref, r.key, dr.Spec.GetHost())
 	}
-	model := fqdn(dr.Spec.GetHost(), dr.Namespace)
+	model := Host{Name: dr.Spec.GetHost(), Namespace: dr.Namespace}
 	var out []destination
 	seen := map[string]bool{}
 	for i, it := range list {
@@ -290,9 +290,9 @@ func modelDestinations(vs *unstructured.Unstructured, r route, t Target) ([]dest
 		dest, _ := m["destination"].(map[string]any)
 		host, _ := dest["host"].(string)
 		subset, _ := dest["subset"].(string)
-		if fqdn(host, vs.GetNamespace()) != model {
-			return nil, fmt.Errorf("VirtualService %s route %q destination %d points at host %q, not the model's host %q from DestinationRule %s/%s: managed routes may only send traffic to the model",
-				ref, r.key, i, host, dr.Spec.GetHost(), dr.Namespace, dr.Name)
+		if !t.Domain.Same(Host{Name: host, Namespace: vs.GetNamespace()}, model) {
+			return nil, fmt.Errorf("VirtualService %s route %q destination %d points at host %q, not the model's host %q from DestinationRule %s/%s (Istio reads them as %s and %s in cluster domain %s): managed routes may only send traffic to the model; write the DestinationRule's host, or its short name",
+				ref, r.key, i, host, dr.Spec.GetHost(), dr.Namespace, dr.Name, t.Domain.FQDN(host, vs.GetNamespace()), t.Domain.FQDN(model.Name, model.Namespace), t.Domain)
 		}
 		if subset == "" {
 			return nil, fmt.Errorf("VirtualService %s route %q destination %d has no subset: give every destination of a managed route a DestinationRule subset", ref, r.key, i)
@@ -304,22 +304,6 @@ func modelDestinations(vs *unstructured.Unstructured, r route, t Target) ([]dest
 		out = append(out, destination{obj: m, host: host, subset: subset, port: dest["port"]})
 	}
 	return out, nil
-}
-
-// fqdn expands a host the way Istio resolves short names: relative to the
-// namespace of the rule that names it.
-func fqdn(host, namespace string) string {
-	h := strings.TrimSuffix(strings.ToLower(host), ".")
-	switch strings.Count(h, ".") {
-	case 0:
-		return h + "." + namespace + ".svc." + ClusterDomain
-	case 1:
-		return h + ".svc." + ClusterDomain
-	}
-	if strings.HasSuffix(h, ".svc") {
-		return h + "." + ClusterDomain
-	}
-	return h
 }
 
 func weightMap(weights []v1alpha1.SubsetWeight) (map[string]int32, error) {

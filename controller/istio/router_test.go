@@ -141,18 +141,3 @@ func TestCheckSubsets(t *testing.T) {
 		t.Fatalf("SubsetLabels(v2) = %v, %v", l, ok)
 	}
 }
-
-func TestFQDN(t *testing.T) {
-	for in, want := range map[string]string{
-		"fraud":                       "fraud.ml.svc.cluster.local",
-		"fraud.ml":                    "fraud.ml.svc.cluster.local",
-		"fraud.ml.svc":                "fraud.ml.svc.cluster.local",
-		"fraud.ml.svc.cluster.local":  "fraud.ml.svc.cluster.local",
-		"Fraud.ML.svc.cluster.local.": "fraud.ml.svc.cluster.local",
-		"api.example.com":             "api.example.com",
-	} {
-		if got := fqdn(in, "ml"); got != want {
-			t.Errorf("fqdn(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

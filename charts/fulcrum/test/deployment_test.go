@@ -115,7 +115,7 @@ func TestFilesTheFlagsNameAreMounted(t *testing.T) {
 
 func TestDefaultsAreTheKustomizeInstall(t *testing.T) {
 	r := renderSet(t, "defaults")
-	r.wantFlags(t, map[string]string{"allow-inline-queries": "false", "query-namespace-label": "destination_service_namespace"})
+	r.wantFlags(t, map[string]string{"allow-inline-queries": "false", "query-namespace-label": "destination_service_namespace", "cluster-domain": "cluster.local"})
 	objs, err := manifests.Objects("install")
 	if err != nil {
 		t.Fatal(err)
@@ -143,7 +143,7 @@ func TestDefaultsAreTheKustomizeInstall(t *testing.T) {
 func TestHighAvailability(t *testing.T) {
 	r := renderSet(t, "ha")
 	r.wantFlags(t, map[string]string{"leader-elect": "true", "leader-election-namespace": "fulcrum-system",
-		"lease-duration": "20s", "renew-deadline": "15s", "retry-period": "3s", "log-format": "json"})
+		"lease-duration": "20s", "renew-deadline": "15s", "retry-period": "3s", "log-format": "json", "cluster-domain": "corp.internal"})
 	if d := one[appsv1.Deployment](t, r.objs, "Deployment", r.name); *d.Spec.Replicas != 3 {
 		t.Errorf("replicas %d, want 3", *d.Spec.Replicas)
 	}

@@ -34,6 +34,7 @@ var valueSets = map[string]valueSet{
 	"defaults": {},
 	"ha": {values: `
 replicas: 3
+clusterDomain: corp.internal
 leaderElection: {leaseDuration: 20s, renewDeadline: 15s, retryPeriod: 3s}
 logFormat: json
 podDisruptionBudget: {minAvailable: 2}
