@@ -220,3 +220,24 @@ func TestExperimentControlWins(t *testing.T) {
 		}
 	}
 }
+
+// An arm other than the candidate losing its pods ends the experiment:
+// everyone back on the control, never its weight written back each round.
+func TestExperimentArmWithoutPodsStops(t *testing.T) {
+	s := newSim(t, withExperiment(v1alpha1.WinnerKeep), func(r *v1alpha1.ModelRollout) {
+		r.Spec.Strategy.Experiment.Arms = []v1alpha1.ExperimentArm{{Subset: "v1", Weight: 34}, {Subset: "v2", Weight: 33}, {Subset: "v3", Weight: 33}}
+	})
+	s.ready["v3"] = 1
+	s.r.Spec.Candidate = "v2"
+	s.reconcile(nil)
+	s.wantWeights(map[string]int32{"v1": 34, "v2": 33, "v3": 33})
+	s.ready["v3"] = 0
+	s.reconcile(nil)
+	s.wantPhase(v1alpha1.PhaseRolledBack)
+	s.wantWeights(map[string]int32{"v1": 100, "v2": 0, "v3": 0})
+	if es := s.r.Status.Experiment; es.Outcome != v1alpha1.ExperimentStopped || !strings.Contains(es.Reason, "subset v3 has 0 Ready pod") {
+		t.Fatalf("experiment %+v, want Stopped naming v3's missing pods", es)
+	}
+	s.reconcile(nil)
+	s.wantWeights(map[string]int32{"v1": 100, "v2": 0, "v3": 0})
+}

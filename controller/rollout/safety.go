@@ -75,7 +75,10 @@ func (x *decider) unavailable(s string) (why string, missing bool) {
 func (x *decider) drain(s, why string) {
 	stable := x.r.Spec.Stable
 	x.restored = append(x.restored, why)
-	if s == x.st.Candidate && active(x.st.Phase) {
+	// An experiment cannot go on with an arm that cannot serve: its arms'
+	// weights are the experiment, so it ends like a candidate that lost
+	// its pods (otherwise every reconcile would put the arm's weight back).
+	if (s == x.st.Candidate || x.running()) && active(x.st.Phase) {
 		x.supersedePending(fmt.Sprintf("the rollout was rolled back because %s", why))
 		x.rollback(ActorController, fmt.Sprintf("%s: its %d%% went back to %s", why, x.applied[s], stable), "")
 		return

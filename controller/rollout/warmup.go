@@ -53,13 +53,17 @@ func WarmupSpec(r *v1alpha1.ModelRollout) *v1alpha1.WarmupGate {
 }
 
 // WarmupSubset is the subset whose warmth the reconciler must read this
-// round, or "" when no warm-up gate can hold: the gate is configured and a
-// rollout runs or is about to start.
+// round, or "" when no warm-up gate can hold: the gate is configured, a
+// rollout runs or is about to start, and a weight the gate checks is still
+// ahead (without eachStep, only the first).
 func WarmupSubset(r *v1alpha1.ModelRollout) string {
 	if r.Spec.Readiness.Warmup == nil {
 		return ""
 	}
 	if r.Status.Phase == v1alpha1.PhaseProgressing && r.Status.Candidate != "" {
+		if r.Status.CandidateWeight > 0 && !r.Spec.Readiness.Warmup.EachStep {
+			return "" // the gate held the first weight only: no query per reconcile
+		}
 		return r.Status.Candidate
 	}
 	return r.Spec.Candidate

@@ -145,3 +145,23 @@ func TestWarmupNeverHoldsARollback(t *testing.T) {
 		t.Fatal("warm-up requests still wanted after the rollback")
 	}
 }
+
+// The latency is read only while the gate can still hold: without
+// eachStep, not once the candidate serves users.
+func TestWarmupSubsetOnlyWhileTheGateCanHold(t *testing.T) {
+	s := newSim(t, withWarmup(false))
+	s.r.Spec.Candidate = "v2"
+	if got := WarmupSubset(s.r); got != "v2" {
+		t.Fatalf("before the start: %q, want v2", got)
+	}
+	s.warmth = &Warmth{P99: 100, Requests: 100}
+	s.reconcile(nil)
+	s.wantWeights(map[string]int32{"v1": 80, "v2": 20})
+	if got := WarmupSubset(s.r); got != "" {
+		t.Fatalf("at 20%% without eachStep: %q, want none", got)
+	}
+	s.r.Spec.Readiness.Warmup.EachStep = true
+	if got := WarmupSubset(s.r); got != "v2" {
+		t.Fatalf("at 20%% with eachStep: %q, want v2", got)
+	}
+}
