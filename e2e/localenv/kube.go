@@ -22,6 +22,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 )
 
@@ -107,6 +108,7 @@ func installEditedCRDs(ctx context.Context, cfg *rest.Config, edit func(*apiexte
 		}
 	}
 	var names []string
+	var created []*apiextensionsv1.CustomResourceDefinition
 	// Created concurrently: each create waits on the API server's schema
 	// work, and start-up time is paid by every test package.
 	var g errgroup.Group
@@ -124,6 +126,7 @@ func installEditedCRDs(ctx context.Context, cfg *rest.Config, edit func(*apiexte
 				edit(crd)
 			}
 			names = append(names, crd.Name)
+			created = append(created, crd)
 			g.Go(func() error {
 				_, err := client.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, crd, metav1.CreateOptions{})
 				if err != nil && !apierrors.IsAlreadyExists(err) {
@@ -169,6 +172,52 @@ func installEditedCRDs(ctx context.Context, cfg *rest.Config, edit func(*apiexte
 		if len(pending) > 0 && ctx.Err() != nil {
 			return fmt.Errorf("CRDs not Established: %v: %w", keys(pending), ctx.Err())
 		}
+	}
+	return waitDiscovered(ctx, cfg, created)
+}
+
+// waitDiscovered waits until discovery lists every served version of the
+// CRDs. Established comes first: the API server updates its discovery
+// documents afterwards, and a client that builds a REST mapper in between
+// is told the kind does not exist (a CI run failed that way).
+func waitDiscovered(ctx context.Context, cfg *rest.Config, crds []*apiextensionsv1.CustomResourceDefinition) error {
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("discovery client: %w", err)
+	}
+	pending := map[string]string{} // group/version/plural -> group/version
+	for _, crd := range crds {
+		for _, v := range crd.Spec.Versions {
+			if v.Served {
+				gv := crd.Spec.Group + "/" + v.Name
+				pending[gv+"/"+crd.Spec.Names.Plural] = gv
+			}
+		}
+	}
+	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		seen := map[string]bool{}
+		for _, gv := range pending {
+			if seen[gv] {
+				continue
+			}
+			seen[gv] = true
+			list, err := dc.ServerResourcesForGroupVersion(gv)
+			if err != nil {
+				continue // not listed yet
+			}
+			for _, r := range list.APIResources {
+				delete(pending, gv+"/"+r.Name)
+			}
+		}
+		return len(pending) == 0, nil
+	})
+	if err != nil {
+		names := make([]string, 0, len(pending))
+		for k := range pending {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		return fmt.Errorf("CRDs Established but not in discovery: %v: %w", names, err)
 	}
 	return nil
 }
