@@ -96,7 +96,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzTemplateValidation -fuzztime 10s ./analysis/templates
 	$(GO) test -run '^$$' -fuzz FuzzTenancyRewrite -fuzztime 10s ./analysis/templates
 	$(GO) test -run '^$$' -fuzz FuzzAdmissionReview -fuzztime 10s ./webhook
-	$(GO) test -run '^$$' -fuzz FuzzSetWeights -fuzztime 10s ./controller/istio
+	$(GO) test -run '^$$' -fuzz FuzzSetWeights -fuzztime 10s ./router/istio
 
 ## unit: the fast tests only (no local cluster).
 unit:

@@ -9,7 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
-	"github.com/fulcrum-ml/fulcrum/controller/istio"
+	"github.com/fulcrum-ml/fulcrum/router/istio"
 )
 
 // routeConflict returns, when an older ModelRollout of the namespace manages

@@ -1,7 +1,7 @@
 // Package controller reconciles ModelRollouts: it gathers the rollout's
 // VirtualService, DestinationRule and subset pods, asks the pure state machine
 // (package controller/rollout) what to do, computes the new VirtualService
-// with the pure router (package controller/istio), and writes — the
+// with the pure router (package router/istio), and writes — the
 // VirtualService first, then the spec on promotion, then the status — only
 // when something changed.
 //

@@ -21,7 +21,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
-	"github.com/fulcrum-ml/fulcrum/controller/istio"
+	"github.com/fulcrum-ml/fulcrum/router/istio"
 )
 
 const testObjects = `

@@ -28,7 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/fulcrum-ml/fulcrum/analysis/connections"
-	"github.com/fulcrum-ml/fulcrum/controller/istio"
+	"github.com/fulcrum-ml/fulcrum/router/istio"
 	"github.com/fulcrum-ml/fulcrum/validation"
 	"github.com/fulcrum-ml/fulcrum/validation/lookups"
 	"github.com/fulcrum-ml/fulcrum/webhook/certs"

@@ -3,7 +3,7 @@
 //
 // The requests go through the mesh: each carries HeaderName naming the
 // candidate's subset, and a route Fulcrum writes in front of the managed
-// routes (controller/istio.SetWarmupRoute) sends those requests, and only
+// routes (router/istio.SetWarmupRoute) sends those requests, and only
 // those, to the candidate. One sender runs per held rollout, at the rate the
 // spec asks, until the reconciler stops it (the gate passed, the rollout
 // ended), the gate's timeout passes, or the controller stops: a sender never

@@ -12,7 +12,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
-	router "github.com/fulcrum-ml/fulcrum/controller/istio"
+	router "github.com/fulcrum-ml/fulcrum/router/istio"
 )
 
 // TestIstioAcceptsTheExperimentRoutes checks that istiod's validating

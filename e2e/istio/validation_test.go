@@ -18,11 +18,11 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
-	router "github.com/fulcrum-ml/fulcrum/controller/istio"
+	router "github.com/fulcrum-ml/fulcrum/router/istio"
 	"github.com/fulcrum-ml/fulcrum/e2e/localenv"
 )
 
-// routerFixture is one case of controller/istio/testdata (the router's own
+// routerFixture is one case of router/istio/testdata (the router's own
 // test table).
 type routerFixture struct {
 	Routes  []string                `json:"routes"`
@@ -45,7 +45,7 @@ func TestIstioAcceptsWhatTheRouterWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, err := filepath.Glob(filepath.Join(root, "controller", "istio", "testdata", "*.yaml"))
+	files, err := filepath.Glob(filepath.Join(root, "router", "istio", "testdata", "*.yaml"))
 	if err != nil || len(files) < 15 {
 		t.Fatalf("router fixtures: %d files, %v", len(files), err)
 	}

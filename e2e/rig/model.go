@@ -13,7 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
-	"github.com/fulcrum-ml/fulcrum/controller/istio"
+	"github.com/fulcrum-ml/fulcrum/router/istio"
 	"github.com/fulcrum-ml/fulcrum/e2e/dataplane"
 	"github.com/fulcrum-ml/fulcrum/e2e/loadgen"
 	"github.com/fulcrum-ml/fulcrum/e2e/modelserver"
