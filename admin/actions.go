@@ -80,19 +80,19 @@ func (s *Server) act(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if !subsetsRead && (action == v1alpha1.IntentStart || action == v1alpha1.IntentSplit) {
-			subsets, err = s.cfg.Subsets.Subsets(r.Context(), key.Namespace, mr.Spec.DestinationRule)
+			subsets, err = s.cfg.Versions.Versions(r.Context(), &mr)
 			if err != nil {
-				if apierrors.IsNotFound(err) {
+				if apierrors.IsNotFound(err) && mr.Spec.VirtualService != nil {
 					s.problem(w, r, problem{Status: 409, Title: "DestinationRule missing", Phase: v1alpha1.StateOf(&mr).Phase, Current: present(&mr),
 						Detail: fmt.Sprintf("DestinationRule %s/%s named by spec.destinationRule does not exist: create it with a subset per model version", key.Namespace, mr.Spec.DestinationRule)})
 					return
 				}
-				s.kubeError(w, r, err, "read DestinationRule "+key.Namespace+"/"+mr.Spec.DestinationRule)
+				s.kubeError(w, r, err, "read the versions of "+key.String())
 				return
 			}
 			subsetsRead = true
 		}
-		meshOff := action == v1alpha1.IntentRollback && intent.Refusal(&mr, action) != "" && offStable(r.Context(), s.cfg.APIReader, s.cfg.IstioVersion, &mr)
+		meshOff := action == v1alpha1.IntentRollback && intent.Refusal(&mr, action) != "" && offStable(r.Context(), s.cfg.Routers, &mr)
 		res, err := intent.Plan(&mr, req, intent.Inputs{OffStable: meshOff, Subsets: subsets, Actor: user.Name, ID: id, Key: idemKey, Now: now})
 		if err != nil {
 			s.refuse(w, r, action, err, &mr)

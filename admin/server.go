@@ -31,6 +31,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/fulcrum-ml/fulcrum/admin/auth"
+	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
+	"github.com/fulcrum-ml/fulcrum/router"
 )
 
 // EventReasonActionRequested is the reason of the Kubernetes Event recorded
@@ -49,9 +51,11 @@ type EventRecorder interface {
 	Eventf(regarding runtime.Object, related runtime.Object, eventtype, reason, action, note string, args ...any)
 }
 
-// SubsetLookup returns the subset names of a DestinationRule.
-type SubsetLookup interface {
-	Subsets(ctx context.Context, namespace, name string) ([]string, error)
+// VersionLookup returns the versions a rollout can name: the subsets of
+// its DestinationRule, or the Services of its namespace for a Gateway API
+// route. A missing DestinationRule is a NotFound error.
+type VersionLookup interface {
+	Versions(ctx context.Context, mr *v1alpha1.ModelRollout) ([]string, error)
 }
 
 // Config configures a Server. Client, Informers, Authenticator and
@@ -74,12 +78,20 @@ type Config struct {
 	APIReader client.Reader
 	// Informers feeds the event streams (mgr.GetCache()).
 	Informers InformerGetter
-	// Subsets looks up DestinationRule subsets for start and split; by
-	// default DestinationRules of IstioVersion read through APIReader.
-	Subsets SubsetLookup
+	// Versions looks up the versions a start or split may name; by
+	// default through Routers.
+	Versions VersionLookup
 	// IstioVersion is the networking.istio.io version the cluster serves
 	// (controller.DetectIstioVersion); "v1" when empty.
 	IstioVersion string
+	// GatewayKinds are the Gateway API route kinds the cluster serves
+	// (controller.DetectGatewayKinds).
+	GatewayKinds []string
+	// ClusterDomain is the cluster's DNS domain (--cluster-domain).
+	ClusterDomain string
+	// Routers read the rollouts' route objects; by default read-only
+	// routers over APIReader for IstioVersion and GatewayKinds.
+	Routers *router.Set
 
 	Authenticator auth.Authenticator
 	Authorizer    auth.Authorizer
@@ -177,8 +189,12 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.APIReader == nil {
 		cfg.APIReader = cfg.Client
 	}
-	if cfg.Subsets == nil {
-		cfg.Subsets = DestinationRuleSubsets{Reader: cfg.APIReader, Version: cfg.IstioVersion}
+	routers, is := readOnlyRouters(cfg.APIReader, cfg.IstioVersion, cfg.GatewayKinds, cfg.ClusterDomain)
+	if cfg.Routers == nil {
+		cfg.Routers = routers
+	}
+	if cfg.Versions == nil {
+		cfg.Versions = RouterVersions{Istio: is, Reader: cfg.APIReader}
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}

@@ -53,10 +53,10 @@ func (f fakeAuthz) Authorize(_ context.Context, u auth.User, a auth.Attributes) 
 
 type fakeSubsets map[string][]string
 
-func (f fakeSubsets) Subsets(_ context.Context, ns, name string) ([]string, error) {
-	s, ok := f[ns+"/"+name]
+func (f fakeSubsets) Versions(_ context.Context, mr *v1alpha1.ModelRollout) ([]string, error) {
+	s, ok := f[mr.Namespace+"/"+mr.Spec.DestinationRule]
 	if !ok {
-		return nil, apierrors.NewNotFound(schema.GroupResource{Group: "networking.istio.io", Resource: "destinationrules"}, name)
+		return nil, apierrors.NewNotFound(schema.GroupResource{Group: "networking.istio.io", Resource: "destinationrules"}, mr.Spec.DestinationRule)
 	}
 	return s, nil
 }
@@ -87,7 +87,7 @@ func testScheme(t testing.TB) *runtime.Scheme {
 func newRollout(ns, name string, phase v1alpha1.Phase) *v1alpha1.ModelRollout {
 	return &v1alpha1.ModelRollout{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec:       v1alpha1.ModelRolloutSpec{DestinationRule: name, Stable: "v1", VirtualService: v1alpha1.VirtualServiceRef{Name: name}},
+		Spec:       v1alpha1.ModelRolloutSpec{DestinationRule: name, Stable: "v1", VirtualService: &v1alpha1.VirtualServiceRef{Name: name}},
 		Status:     v1alpha1.ModelRolloutStatus{Phase: phase},
 	}
 }
@@ -104,7 +104,7 @@ func newFixture(t *testing.T, funcs *interceptor.Funcs, cfgTune func(*Config), o
 	cfg := Config{
 		Client:    f.cl,
 		Informers: infs,
-		Subsets:   fakeSubsets{"ml/fraud": {"v1", "v2", "v3"}},
+		Versions:  fakeSubsets{"ml/fraud": {"v1", "v2", "v3"}},
 		Authenticator: fakeAuthn{
 			viewerToken: {Name: "vera", Groups: []string{"viewers"}},
 			engToken:    {Name: "alice", Groups: []string{"ml-engineers"}},

@@ -3,100 +3,98 @@ package admin
 import (
 	"context"
 	"fmt"
+	"sort"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
+	"github.com/fulcrum-ml/fulcrum/router"
+	"github.com/fulcrum-ml/fulcrum/router/gatewayapi"
+	"github.com/fulcrum-ml/fulcrum/router/istio"
 )
 
-// istioGVK is an Istio networking kind at version ("v1" when empty): the
-// cluster may serve only v1beta1 or v1alpha3 (the controller detects which,
-// controller.DetectIstioVersion); every version has the same schema.
-func istioGVK(version, kind string) schema.GroupVersionKind {
-	if version == "" {
-		version = "v1"
+// readOnlyRouters are the routers the admin API reads with, at the Istio
+// version and Gateway API kinds the cluster serves.
+func readOnlyRouters(r client.Reader, istioVersion string, gatewayKinds []string, domain string) (*router.Set, *istio.Router) {
+	is := istio.New(istio.Config{Reader: r, Version: istioVersion, Domain: istio.ClusterDomain(domain)})
+	rs := []router.Router{is}
+	for _, k := range gatewayKinds {
+		rs = append(rs, gatewayapi.New(gatewayapi.Config{Kind: k, Reader: r}))
 	}
-	return schema.GroupVersionKind{Group: "networking.istio.io", Version: version, Kind: kind}
+	return router.NewSet(rs...), is
 }
 
-// DestinationRuleSubsets reads a DestinationRule as unstructured data, so
-// the admin API needs no Istio types in its scheme, and returns its subset
-// names. NotFound errors pass through unwrapped-compatible (%w).
-type DestinationRuleSubsets struct {
+// RouterVersions lists a rollout's versions through its router: the
+// subsets of its DestinationRule, or, for a Gateway API route, the
+// Services of its namespace (any of them can become a backendRef).
+type RouterVersions struct {
+	Istio  *istio.Router
 	Reader client.Reader
-	// Version of networking.istio.io to read ("v1" when empty).
-	Version string
 }
 
-// Subsets implements SubsetLookup.
-func (d DestinationRuleSubsets) Subsets(ctx context.Context, namespace, name string) ([]string, error) {
-	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(istioGVK(d.Version, "DestinationRule"))
-	if err := d.Reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, u); err != nil {
-		return nil, fmt.Errorf("get DestinationRule %s/%s: %w", namespace, name, err)
-	}
-	raw, _, err := unstructured.NestedSlice(u.Object, "spec", "subsets")
-	if err != nil {
-		return nil, fmt.Errorf("DestinationRule %s/%s: spec.subsets: %w", namespace, name, err)
-	}
-	out := make([]string, 0, len(raw))
-	for _, s := range raw {
-		if m, ok := s.(map[string]any); ok {
-			if n, ok := m["name"].(string); ok && n != "" {
-				out = append(out, n)
+// Versions implements VersionLookup. A missing DestinationRule or route
+// object is a NotFound error whose message says which.
+func (v RouterVersions) Versions(ctx context.Context, mr *v1alpha1.ModelRollout) ([]string, error) {
+	ref := mr.Spec.RouteRef()
+	if ref.Kind != v1alpha1.RouteKindVirtualService {
+		var svcs corev1.ServiceList
+		if err := v.Reader.List(ctx, &svcs, client.InNamespace(mr.Namespace)); err != nil {
+			return nil, fmt.Errorf("list Services in %s: %w", mr.Namespace, err)
+		}
+		out := make([]string, 0, len(svcs.Items))
+		for _, s := range svcs.Items {
+			if len(s.Spec.Selector) > 0 {
+				out = append(out, s.Name)
 			}
 		}
+		sort.Strings(out)
+		return out, nil
 	}
+	versions, problem, err := v.Istio.Versions(ctx, mr)
+	if err != nil {
+		return nil, err
+	}
+	if versions == nil {
+		nf := apierrors.NewNotFound(schema.GroupResource{Group: istio.Group, Resource: "destinationrules"}, mr.Spec.DestinationRule)
+		nf.ErrStatus.Message = problem
+		return nil, nf
+	}
+	out := make([]string, 0, len(versions))
+	for name := range versions {
+		out = append(out, name)
+	}
+	sort.Strings(out)
 	return out, nil
 }
 
-// offStable reports whether a managed route of the rollout's VirtualService
-// sends any weight to a subset other than spec.stable right now. It is asked
-// only when status says there is nothing to roll back; a read that fails
+// offStable reports whether a managed route of the rollout sends any
+// weight to a version other than spec.stable right now. It is asked only
+// when status says there is nothing to roll back; a read that fails
 // answers false, leaving the table's answer in place.
-func offStable(ctx context.Context, r client.Reader, version string, mr *v1alpha1.ModelRollout) bool {
-	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(istioGVK(version, "VirtualService"))
-	if err := r.Get(ctx, types.NamespacedName{Namespace: mr.Namespace, Name: mr.Spec.VirtualService.Name}, u); err != nil {
+func offStable(ctx context.Context, routers *router.Set, mr *v1alpha1.ModelRollout) bool {
+	rt, err := routers.For(mr)
+	if err != nil {
 		return false
 	}
-	routes, _, _ := unstructured.NestedSlice(u.Object, "spec", "http")
-	for i, rt := range routes {
-		m, _ := rt.(map[string]any)
-		name, _ := m["name"].(string)
-		managed := len(mr.Spec.VirtualService.Routes) == 0 && len(routes) == 1 && i == 0
-		for _, n := range mr.Spec.VirtualService.Routes {
-			managed = managed || (n == name && name != "")
-		}
-		if !managed {
-			continue
-		}
-		dests, _ := m["route"].([]any)
-		for _, d := range dests {
-			dm, _ := d.(map[string]any)
-			dest, _ := dm["destination"].(map[string]any)
-			subset, _ := dest["subset"].(string)
-			w, hasWeight := dm["weight"]
-			weighted := (len(dests) == 1 && !hasWeight) || weightOf(w) > 0
-			if weighted && subset != mr.Spec.Stable {
+	st, err := rt.Read(ctx, mr)
+	if err != nil || st.Object == nil {
+		return false
+	}
+	// Read resolves the routes and checks them against the versions; the
+	// weights alone are what matters here, even on a route it finds wrong.
+	rw, err := rt.Weights(st.Object, mr.Spec.RouteRef().Routes)
+	if err != nil {
+		return false
+	}
+	for _, route := range rw {
+		for version, w := range route {
+			if w > 0 && version != mr.Spec.Stable {
 				return true
 			}
 		}
 	}
 	return false
-}
-
-func weightOf(v any) int64 {
-	switch n := v.(type) {
-	case int64:
-		return n
-	case float64:
-		return int64(n)
-	case int:
-		return int64(n)
-	}
-	return 0
 }

@@ -3,11 +3,9 @@ package controller
 import (
 	"context"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
-	"github.com/fulcrum-ml/fulcrum/router/istio"
 	"github.com/fulcrum-ml/fulcrum/controller/rollout"
+	"github.com/fulcrum-ml/fulcrum/router/istio"
 )
 
 // gatherRewards reads the experiment's reward per arm when a look is due
@@ -22,7 +20,7 @@ func (r *Reconciler) gatherRewards(ctx context.Context, mr *v1alpha1.ModelRollou
 		w.observed.RewardProblem = "no Prometheus is configured (--prometheus-url), so the experiment's reward cannot be read"
 		return
 	}
-	svc := r.service(mr, w.dr)
+	svc := w.service(mr)
 	got, err := r.rewards.Rewards(ctx, mr.Namespace, svc, mr.Spec.Strategy.Experiment.Reward.Template, arms, since, w.observed.Now)
 	if err != nil {
 		w.observed.RewardProblem = err.Error()
@@ -49,31 +47,6 @@ func experimentEdit(mr *v1alpha1.ModelRollout, decided *v1alpha1.ModelRolloutSta
 		e.Header = spec.Stickiness.Header
 	}
 	return e
-}
-
-// applyExperiment writes the experiment's stickiness, or removes the
-// rollout's when none is wanted and clear says so, on top of weights
-// already computed.
-func applyExperiment(vs *unstructured.Unstructured, changed bool, t istio.Target, mr *v1alpha1.ModelRollout, want *istio.Experiment, clear bool) (*unstructured.Unstructured, bool, error) {
-	var next *unstructured.Unstructured
-	var c bool
-	var err error
-	switch {
-	case want != nil:
-		next, c, err = istio.SetExperiment(vs, t, *want)
-	case !clear:
-		return vs, changed, nil
-	default:
-		cookie := ""
-		if spec := rollout.ExperimentSpec(mr); spec != nil {
-			cookie = spec.Stickiness.CookieName
-		}
-		next, c, err = istio.ClearExperiment(vs, t, mr.Name, cookie)
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	return next, changed || c, nil
 }
 
 // guardrails runs this reconcile's analysis round: spec.candidate against

@@ -5,12 +5,10 @@ import (
 	"fmt"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
-	"github.com/fulcrum-ml/fulcrum/router/istio"
 	"github.com/fulcrum-ml/fulcrum/controller/rollout"
 )
 
@@ -106,39 +104,28 @@ func (r *Reconciler) finalize(ctx context.Context, mr *v1alpha1.ModelRollout) (c
 // when there was nothing it could or should write, and an error only for
 // failed API calls.
 func (r *Reconciler) restoreStable(ctx context.Context, mr *v1alpha1.ModelRollout) (string, error) {
-	ns := mr.Namespace
-	vs := r.newIstio("VirtualService")
-	if err := r.client.Get(ctx, types.NamespacedName{Namespace: ns, Name: mr.Spec.VirtualService.Name}, vs); err != nil {
-		if apierrors.IsNotFound(err) {
-			return fmt.Sprintf("deleted: VirtualService %s/%s is gone, nothing to restore", ns, mr.Spec.VirtualService.Name), nil
-		}
-		return "", fmt.Errorf("get VirtualService %s/%s: %w", ns, mr.Spec.VirtualService.Name, err)
-	}
-	dru := r.newIstio("DestinationRule")
-	if err := r.client.Get(ctx, types.NamespacedName{Namespace: ns, Name: mr.Spec.DestinationRule}, dru); err != nil {
-		if apierrors.IsNotFound(err) {
-			return fmt.Sprintf("deleted: DestinationRule %s/%s is gone, so the weights were left as they are", ns, mr.Spec.DestinationRule), nil
-		}
-		return "", fmt.Errorf("get DestinationRule %s/%s: %w", ns, mr.Spec.DestinationRule, err)
-	}
-	dr, err := istio.DecodeDestinationRule(dru)
+	rt, err := r.routers.For(mr)
 	if err != nil {
 		return "deleted: the weights were left as they are: " + err.Error(), nil
 	}
-	w := &world{vs: vs, dr: dr, target: istio.Target{Routes: mr.Spec.VirtualService.Routes, DestinationRule: dr, Domain: r.domain}}
-	if err := istio.CheckSubsets(dr, mr.Spec.Stable); err != nil {
-		return "deleted: the weights were left as they are: " + err.Error(), nil
+	st, err := rt.Read(ctx, mr)
+	if err != nil {
+		return "", err
 	}
-	conflict, err := r.routeConflict(ctx, mr, vs, w.target)
+	if st.Object == nil {
+		return "deleted: nothing to restore: " + st.Problem, nil
+	}
+	if st.Problem != "" {
+		return "deleted: the weights were left as they are: " + st.Problem, nil
+	}
+	conflict, err := r.routeConflict(ctx, mr, rt, st.Object)
 	if err != nil {
 		return "", err
 	}
 	if conflict != "" {
 		return "deleted without touching the routes: " + conflict, nil
 	}
-	if _, err := istio.ReadWeights(vs, w.target); err != nil {
-		return "deleted: the weights were left as they are: " + err.Error(), nil
-	}
+	w := &world{route: rt, st: st}
 	// The shadow stage's mirror and the warm-up route go with the rollout
 	// (m.warmup nil removes the route).
 	m := mirrorEdit{clearWarmup: true, clearExperiment: true}

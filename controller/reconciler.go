@@ -4,23 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/fulcrum-ml/fulcrum/analysis"
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
-	"github.com/fulcrum-ml/fulcrum/router/istio"
 	"github.com/fulcrum-ml/fulcrum/controller/rollout"
 	"github.com/fulcrum-ml/fulcrum/controller/warmup"
+	"github.com/fulcrum-ml/fulcrum/router"
+	"github.com/fulcrum-ml/fulcrum/router/gatewayapi"
+	"github.com/fulcrum-ml/fulcrum/router/istio"
 )
 
 // EventRecorder is the part of client-go's events.EventRecorder the
@@ -67,6 +67,10 @@ type Config struct {
 	// short hosts expand into it and full hosts are compared in it.
 	// Empty means cluster.local.
 	ClusterDomain string
+	// GatewayKinds are the Gateway API route kinds the cluster serves at
+	// gateway.networking.k8s.io/v1 (HTTPRoute, GRPCRoute; see
+	// gatewayapi.Served). Rollouts on a kind not listed fail, saying so.
+	GatewayKinds []string
 }
 
 // Reconciler reconciles ModelRollouts.
@@ -80,9 +84,11 @@ type Reconciler struct {
 	warmup   *warmup.Sender
 	rewards  analysis.RewardReader
 	capacity analysis.CapacityReader
-	version  string
 	metrics  *Metrics
-	domain   istio.ClusterDomain
+	// istio is the Istio router; routers picks each rollout's.
+	istio   *istio.Router
+	gateway []*gatewayapi.Router
+	routers *router.Set
 }
 
 // New returns a Reconciler; register it with SetupWithManager.
@@ -93,9 +99,10 @@ func New(cfg Config) (*Reconciler, error) {
 	r := &Reconciler{
 		client: cfg.Client, reader: cfg.APIReader, recorder: cfg.Recorder, clock: cfg.Clock,
 		analyzer: cfg.Analyzer, traffic: cfg.Traffic, capacity: cfg.Capacity, warmup: cfg.Warmup, rewards: cfg.Rewards,
-		version: cfg.IstioVersion, metrics: cfg.Metrics, domain: istio.ClusterDomain(cfg.ClusterDomain),
+		metrics: cfg.Metrics,
 	}
-	if err := r.domain.Check(); err != nil {
+	domain := istio.ClusterDomain(cfg.ClusterDomain)
+	if err := domain.Check(); err != nil {
 		return nil, fmt.Errorf("controller: Config.ClusterDomain: %w", err)
 	}
 	if r.reader == nil {
@@ -104,9 +111,20 @@ func New(cfg Config) (*Reconciler, error) {
 	if r.clock == nil {
 		r.clock = clock.RealClock{}
 	}
-	if r.version == "" {
-		r.version = "v1"
+	r.istio = istio.New(istio.Config{
+		Reader: cfg.Client, Writer: cfg.Client, Fresh: r.reader, Version: cfg.IstioVersion, Domain: domain,
+		OnWrite: func(err error) { r.metrics.wrote("virtualservice", err) },
+	})
+	routers := []router.Router{r.istio}
+	for _, kind := range cfg.GatewayKinds {
+		g := gatewayapi.New(gatewayapi.Config{
+			Kind: kind, Reader: cfg.Client, Writer: cfg.Client, Fresh: r.reader,
+			OnWrite: func(err error) { r.metrics.wrote(strings.ToLower(kind), err) },
+		})
+		r.gateway = append(r.gateway, g)
+		routers = append(routers, g)
 	}
+	r.routers = router.NewSet(routers...)
 	return r, nil
 }
 
@@ -339,7 +357,7 @@ func (r *Reconciler) analyze(ctx context.Context, mr *v1alpha1.ModelRollout, w *
 		Weights: weights, Spec: mr.Spec.Analysis, Now: now,
 	}
 	if req.Service == "" {
-		req.Service = r.service(mr, w.dr)
+		req.Service = w.service(mr)
 	}
 	if mr.Status.StepStartedAt != nil {
 		req.WindowStart = mr.Status.StepStartedAt.Time
@@ -374,10 +392,10 @@ func (r *Reconciler) analyze(ctx context.Context, mr *v1alpha1.ModelRollout, w *
 // of a mirror Fulcrum set before that must go ("" : none), and the warm-up
 // route to keep (nil: the rollout's warm-up route, if any, goes).
 type mirrorEdit struct {
-	set        *istio.Mirror
+	set        *router.Mirror
 	clear      string
-	warmup     *istio.WarmupRoute
-	experiment *istio.Experiment
+	warmup     *router.WarmupRoute
+	experiment *router.Experiment
 	// clearWarmup and clearExperiment remove the rollout's warm-up route
 	// and experiment stickiness when warmup and experiment are nil.
 	clearWarmup, clearExperiment bool
@@ -388,7 +406,7 @@ type mirrorEdit struct {
 func mirrorChange(mr *v1alpha1.ModelRollout, decided *v1alpha1.ModelRolloutStatus) mirrorEdit {
 	var e mirrorEdit
 	if want := rollout.MirrorWanted(decided); want != nil {
-		e.set = &istio.Mirror{Subset: want.Subset, Percent: want.Percent}
+		e.set = &router.Mirror{Subset: want.Subset, Percent: want.Percent}
 	}
 	if had := mr.Status.Shadow; had != nil && (e.set == nil || e.set.Subset != had.Subset) {
 		e.clear = had.Subset
@@ -396,45 +414,21 @@ func mirrorChange(mr *v1alpha1.ModelRollout, decided *v1alpha1.ModelRolloutStatu
 	return e
 }
 
-// writeWeights updates the VirtualService when its managed weights (or the
-// shadow stage's mirror) differ. On a conflict it reads the VirtualService
-// fresh from the API server and computes the change again, so someone
-// else's concurrent edit of other fields survives.
+// writeWeights makes the route object carry the weights (and the shadow
+// stage's mirror, the warm-up route and the experiment's stickiness). The
+// router re-reads the object on a conflict and computes the change again,
+// so someone else's concurrent edit of other fields survives.
 func (r *Reconciler) writeWeights(ctx context.Context, mr *v1alpha1.ModelRollout, w *world, weights []v1alpha1.SubsetWeight, m mirrorEdit) error {
-	vs := w.vs
-	first := true
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if !first {
-			fresh := r.newIstio("VirtualService")
-			if err := r.reader.Get(ctx, client.ObjectKeyFromObject(w.vs), fresh); err != nil {
-				return fmt.Errorf("re-read VirtualService %s/%s: %w", w.vs.GetNamespace(), w.vs.GetName(), err)
-			}
-			vs = fresh
-		}
-		first = false
-		next, changed, err := istio.SetWeights(vs, w.target, weights)
-		if err != nil {
-			return fmt.Errorf("compute weights for VirtualService %s/%s: %w", vs.GetNamespace(), vs.GetName(), err)
-		}
-		if next, changed, err = applyMirror(next, changed, w.target, m); err != nil {
-			return fmt.Errorf("shadow mirror on VirtualService %s/%s: %w", vs.GetNamespace(), vs.GetName(), err)
-		}
-		if next, changed, err = applyWarmupRoute(next, changed, w.target, mr.Name, m.warmup, m.clearWarmup); err != nil {
-			return fmt.Errorf("warm-up route on VirtualService %s/%s: %w", vs.GetNamespace(), vs.GetName(), err)
-		}
-		if next, changed, err = applyExperiment(next, changed, w.target, mr, m.experiment, m.clearExperiment); err != nil {
-			return fmt.Errorf("experiment on VirtualService %s/%s: %w", vs.GetNamespace(), vs.GetName(), err)
-		}
-		if !changed {
-			return nil
-		}
-		err = r.client.Update(ctx, next)
-		r.metrics.wrote("virtualservice", err)
-		if err != nil && !apierrors.IsConflict(err) {
-			return fmt.Errorf("update VirtualService %s/%s: %w", vs.GetNamespace(), vs.GetName(), err)
-		}
-		return err
-	})
+	want := router.Desired{
+		Weights: weights, Mirror: m.set, ClearMirror: m.clear,
+		Warmup: m.warmup, ClearWarmup: m.clearWarmup,
+		Experiment: m.experiment, ClearExperiment: m.clearExperiment,
+	}
+	if spec := rollout.ExperimentSpec(mr); spec != nil {
+		want.ClearCookie = spec.Stickiness.CookieName
+	}
+	_, err := w.route.Write(ctx, mr, w.st, want)
+	return err
 }
 
 // promote moves the candidate into spec.stable and clears spec.candidate in
@@ -460,29 +454,4 @@ func (r *Reconciler) promote(ctx context.Context, mr *v1alpha1.ModelRollout, can
 	// carry the decided status, not the one the update returned.
 	upd.Status = mr.Status
 	return upd, nil
-}
-
-func (r *Reconciler) newIstio(kind string) *unstructured.Unstructured {
-	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(schema.GroupVersionKind{Group: "networking.istio.io", Version: r.version, Kind: kind})
-	return u
-}
-
-// applyMirror applies a mirror edit on top of weights already computed.
-func applyMirror(vs *unstructured.Unstructured, changed bool, t istio.Target, m mirrorEdit) (*unstructured.Unstructured, bool, error) {
-	if m.clear != "" {
-		next, c, err := istio.ClearMirror(vs, t, m.clear)
-		if err != nil {
-			return nil, false, err
-		}
-		vs, changed = next, changed || c
-	}
-	if m.set != nil {
-		next, c, err := istio.SetMirror(vs, t, *m.set)
-		if err != nil {
-			return nil, false, err
-		}
-		vs, changed = next, changed || c
-	}
-	return vs, changed, nil
 }

@@ -112,7 +112,7 @@ func testRollout() *v1alpha1.ModelRollout {
 		// An existing rollout: the finalizer was added by an earlier reconcile.
 		ObjectMeta: metav1.ObjectMeta{Name: "fraud", Namespace: "ml", Finalizers: []string{Finalizer}},
 		Spec: v1alpha1.ModelRolloutSpec{
-			VirtualService:  v1alpha1.VirtualServiceRef{Name: "fraud", Routes: []string{"predict"}},
+			VirtualService:  &v1alpha1.VirtualServiceRef{Name: "fraud", Routes: []string{"predict"}},
 			DestinationRule: "fraud", Stable: "v1", Candidate: "v2",
 			Strategy: v1alpha1.Strategy{Canary: &v1alpha1.CanaryStrategy{Steps: []int32{5, 50, 100}, MinStepDuration: metav1.Duration{Duration: time.Minute}}},
 		},
@@ -160,7 +160,7 @@ func vsWeights(t *testing.T, c client.Client) map[string]int32 {
 func TestVirtualServiceConflictRetriesOnFreshRead(t *testing.T) {
 	ctx := context.Background()
 	vsUpdates := 0
-	base := fake.NewClientBuilder().WithScheme(testScheme(t)).WithIndex(&v1alpha1.ModelRollout{}, IndexVirtualService, indexVirtualService).
+	base := fake.NewClientBuilder().WithScheme(testScheme(t)).WithIndex(&v1alpha1.ModelRollout{}, IndexRouteObject, IndexRouteObjectOf).
 		WithObjects(append(istioObjects(t), testRollout(), readyPod("a", "v1"), readyPod("b", "v2"))...).
 		WithStatusSubresource(&v1alpha1.ModelRollout{}).Build()
 	c := interceptor.NewClient(base, interceptor.Funcs{
@@ -218,7 +218,7 @@ func TestVirtualServiceConflictRetriesOnFreshRead(t *testing.T) {
 // conflict after meddle has changed the stored rollout (as a person or
 // another writer would have, between the reconcile's read and its write).
 func conflictOnce(t *testing.T, meddle func(context.Context, client.Client, *v1alpha1.ModelRollout)) client.Client {
-	base := fake.NewClientBuilder().WithScheme(testScheme(t)).WithIndex(&v1alpha1.ModelRollout{}, IndexVirtualService, indexVirtualService).
+	base := fake.NewClientBuilder().WithScheme(testScheme(t)).WithIndex(&v1alpha1.ModelRollout{}, IndexRouteObject, IndexRouteObjectOf).
 		WithObjects(append(istioObjects(t), testRollout(), readyPod("a", "v1"), readyPod("b", "v2"))...).
 		WithStatusSubresource(&v1alpha1.ModelRollout{}).Build()
 	conflicts := 0
@@ -302,7 +302,7 @@ func TestStatusConflictWithAnotherStatusDecidesAgain(t *testing.T) {
 func TestMissingDestinationRuleFailsWithoutWrites(t *testing.T) {
 	ctx := context.Background()
 	objs := istioObjects(t)[:1]
-	base := fake.NewClientBuilder().WithScheme(testScheme(t)).WithIndex(&v1alpha1.ModelRollout{}, IndexVirtualService, indexVirtualService).
+	base := fake.NewClientBuilder().WithScheme(testScheme(t)).WithIndex(&v1alpha1.ModelRollout{}, IndexRouteObject, IndexRouteObjectOf).
 		WithObjects(append(objs, testRollout())...).
 		WithStatusSubresource(&v1alpha1.ModelRollout{}).Build()
 	c := interceptor.NewClient(base, interceptor.Funcs{
@@ -342,17 +342,16 @@ func TestServiceOfTheModel(t *testing.T) {
 		"custom domain, default full name": {domain: "corp.internal", host: "fraud.ml.svc.cluster.local", want: ""},
 		"default domain, custom full name": {host: "fraud.ml.svc.corp.internal", want: ""},
 	} {
-		r, err := New(Config{Client: fake.NewClientBuilder().Build(), ClusterDomain: tc.domain})
-		if err != nil {
+		if _, err := New(Config{Client: fake.NewClientBuilder().Build(), ClusterDomain: tc.domain}); err != nil {
 			t.Fatal(err)
 		}
-		if got := r.service(mr, dr(tc.host)); got != tc.want {
+		d := dr(tc.host)
+		if got := istio.ClusterDomain(tc.domain).Service(d.Spec.GetHost(), d.Namespace); got != tc.want {
 			t.Errorf("%s: service(%q) in %q = %q, want %q", name, tc.host, tc.domain, got, tc.want)
 		}
 	}
-	r, _ := New(Config{Client: fake.NewClientBuilder().Build()})
 	mr.Spec.Service = "scorer"
-	if got := r.service(mr, dr("fraud")); got != "scorer" {
+	if got := (&world{}).service(mr); got != "scorer" {
 		t.Errorf("spec.service is the model's Service, got %q", got)
 	}
 	if _, err := New(Config{Client: fake.NewClientBuilder().Build(), ClusterDomain: "svc.cluster.local"}); err == nil {
@@ -367,7 +366,7 @@ func TestServiceOfTheModel(t *testing.T) {
 // was at 100% while status said 50%, and the next reconcile put 50% back.
 func TestPromotionConflictLeavesTheMeshAlone(t *testing.T) {
 	ctx := context.Background()
-	base := fake.NewClientBuilder().WithScheme(testScheme(t)).WithIndex(&v1alpha1.ModelRollout{}, IndexVirtualService, indexVirtualService).
+	base := fake.NewClientBuilder().WithScheme(testScheme(t)).WithIndex(&v1alpha1.ModelRollout{}, IndexRouteObject, IndexRouteObjectOf).
 		WithObjects(append(istioObjects(t), testRollout(), readyPod("a", "v1"), readyPod("b", "v2"))...).
 		WithStatusSubresource(&v1alpha1.ModelRollout{}).Build()
 	conflicts := 0

@@ -9,7 +9,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -21,13 +20,17 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
+	"github.com/fulcrum-ml/fulcrum/router/gatewayapi"
 	"github.com/fulcrum-ml/fulcrum/router/istio"
 )
 
 // Field indexes on ModelRollouts, used to map watched objects back to them.
 const (
-	IndexVirtualService  = "spec.virtualService.name"
+	// IndexRouteObject is "Kind/name" of the rollout's route object.
+	IndexRouteObject     = "spec.routeObject"
 	IndexDestinationRule = "spec.destinationRule"
+	// IndexRouteKind is the kind of the rollout's route object.
+	IndexRouteKind = "spec.routeKind"
 )
 
 // ControllerName names the controller in logs, metrics and Events.
@@ -43,19 +46,25 @@ type Options struct {
 }
 
 // DetectIstioVersion returns the networking.istio.io version the API server
-// serves for VirtualServices, preferring v1, then v1beta1, then v1alpha3.
-// Istio serves all three from one schema; v1 needs Istio 1.22 or later.
+// serves for VirtualServices (istio.DetectVersion).
 func DetectIstioVersion(mapper meta.RESTMapper) (string, error) {
-	for _, v := range []string{"v1", "v1beta1", "v1alpha3"} {
-		_, err := mapper.RESTMapping(schema.GroupKind{Group: "networking.istio.io", Kind: "VirtualService"}, v)
-		if err == nil {
-			return v, nil
+	return istio.DetectVersion(mapper)
+}
+
+// DetectGatewayKinds returns the Gateway API route kinds the API server
+// serves at gateway.networking.k8s.io/v1, for Config.GatewayKinds.
+func DetectGatewayKinds(mapper meta.RESTMapper) ([]string, error) {
+	var out []string
+	for _, kind := range []string{v1alpha1.RouteKindHTTPRoute, v1alpha1.RouteKindGRPCRoute} {
+		ok, err := gatewayapi.Served(mapper, kind)
+		if err != nil {
+			return nil, err
 		}
-		if !meta.IsNoMatchError(err) {
-			return "", fmt.Errorf("discover networking.istio.io versions: %w", err)
+		if ok {
+			out = append(out, kind)
 		}
 	}
-	return "", fmt.Errorf("the API server serves no networking.istio.io VirtualService: install Istio's CRDs")
+	return out, nil
 }
 
 // CacheByObject trims what the shared cache keeps: the controller only needs
@@ -88,8 +97,13 @@ func trimPod(obj any) (any, error) {
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	ctx := context.Background()
 	idx := mgr.GetFieldIndexer()
-	if err := idx.IndexField(ctx, &v1alpha1.ModelRollout{}, IndexVirtualService, indexVirtualService); err != nil {
-		return fmt.Errorf("index ModelRollouts by VirtualService: %w", err)
+	if err := idx.IndexField(ctx, &v1alpha1.ModelRollout{}, IndexRouteObject, IndexRouteObjectOf); err != nil {
+		return fmt.Errorf("index ModelRollouts by route object: %w", err)
+	}
+	if err := idx.IndexField(ctx, &v1alpha1.ModelRollout{}, IndexRouteKind, func(o client.Object) []string {
+		return []string{o.(*v1alpha1.ModelRollout).Spec.RouteRef().Kind}
+	}); err != nil {
+		return fmt.Errorf("index ModelRollouts by route kind: %w", err)
 	}
 	if err := idx.IndexField(ctx, &v1alpha1.ModelRollout{}, IndexDestinationRule, func(o client.Object) []string {
 		return []string{o.(*v1alpha1.ModelRollout).Spec.DestinationRule}
@@ -105,7 +119,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
 			return fmt.Errorf("add the warm-up sender: %w", err)
 		}
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named(ControllerName).
 		For(&v1alpha1.ModelRollout{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionStarted()))).
 		// A deleted rollout frees its routes: a later rollout on them that
@@ -115,15 +129,54 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
 			UpdateFunc: func(event.UpdateEvent) bool { return false },
 			DeleteFunc: func(event.DeleteEvent) bool { return true },
 		})).
-		Watches(r.newIstio("VirtualService"), handler.EnqueueRequestsFromMapFunc(r.byIndex(IndexVirtualService))).
-		Watches(r.newIstio("DestinationRule"), handler.EnqueueRequestsFromMapFunc(r.byIndex(IndexDestinationRule))).
-		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.podToRollouts), builder.WithPredicates(podReadinessChanged())).
-		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles, SkipNameValidation: &opts.SkipNameValidation}).
+		Watches(r.istio.New("VirtualService"), handler.EnqueueRequestsFromMapFunc(r.byRouteObject(v1alpha1.RouteKindVirtualService))).
+		Watches(r.istio.New("DestinationRule"), handler.EnqueueRequestsFromMapFunc(r.byIndex(IndexDestinationRule))).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.podToRollouts), builder.WithPredicates(podReadinessChanged()))
+	for _, g := range r.gateway {
+		b = b.Watches(g.New(), handler.EnqueueRequestsFromMapFunc(r.byRouteObject(g.Kind().Kind)))
+	}
+	if len(r.gateway) > 0 {
+		// A version Service's selector says which pods are the version's.
+		b = b.Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.gatewayRollouts))
+	}
+	return b.WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles, SkipNameValidation: &opts.SkipNameValidation}).
 		Complete(r)
 }
 
-func indexVirtualService(o client.Object) []string {
-	return []string{o.(*v1alpha1.ModelRollout).Spec.VirtualService.Name}
+// IndexRouteObjectOf is the IndexRouteObject index function.
+func IndexRouteObjectOf(o client.Object) []string {
+	return []string{routeObjectKey(o.(*v1alpha1.ModelRollout).Spec.RouteRef())}
+}
+
+func routeObjectKey(ref v1alpha1.RouteRef) string { return ref.Kind + "/" + ref.Name }
+
+// byRouteObject maps a route object of kind to the rollouts that name it.
+func (r *Reconciler) byRouteObject(kind string) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		var list v1alpha1.ModelRolloutList
+		key := routeObjectKey(v1alpha1.RouteRef{Kind: kind, Name: o.GetName()})
+		if err := r.client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{IndexRouteObject: key}); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "map to ModelRollouts", "object", key)
+			return nil
+		}
+		return requests(list.Items)
+	}
+}
+
+// gatewayRollouts maps a pod or a Service to every rollout of its
+// namespace routed by Gateway API: their versions are Services, found by
+// name when the rollout is read, and a namespace has few rollouts.
+func (r *Reconciler) gatewayRollouts(ctx context.Context, o client.Object) []reconcile.Request {
+	var out []reconcile.Request
+	for _, g := range r.gateway {
+		var list v1alpha1.ModelRolloutList
+		if err := r.client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{IndexRouteKind: g.Kind().Kind}); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "map to ModelRollouts on Gateway API routes", "object", o.GetNamespace()+"/"+o.GetName())
+			return nil
+		}
+		out = append(out, requests(list.Items)...)
+	}
+	return out
 }
 
 // deletionStarted passes the update that sets deletionTimestamp, so the
@@ -142,8 +195,8 @@ func (r *Reconciler) peersOnVirtualService(ctx context.Context, o client.Object)
 		return nil
 	}
 	var list v1alpha1.ModelRolloutList
-	if err := r.client.List(ctx, &list, client.InNamespace(mr.Namespace), client.MatchingFields{IndexVirtualService: mr.Spec.VirtualService.Name}); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "map to ModelRollouts on the same VirtualService", "modelrollout", mr.Namespace+"/"+mr.Name)
+	if err := r.client.List(ctx, &list, client.InNamespace(mr.Namespace), client.MatchingFields{IndexRouteObject: routeObjectKey(mr.Spec.RouteRef())}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "map to ModelRollouts on the same route object", "modelrollout", mr.Namespace+"/"+mr.Name)
 		return nil
 	}
 	var out []reconcile.Request
@@ -170,12 +223,12 @@ func (r *Reconciler) byIndex(index string) handler.MapFunc {
 // selecting it.
 func (r *Reconciler) podToRollouts(ctx context.Context, o client.Object) []reconcile.Request {
 	drs := &unstructured.UnstructuredList{}
-	drs.SetGroupVersionKind(schema.GroupVersionKind{Group: "networking.istio.io", Version: r.version, Kind: "DestinationRuleList"})
+	drs.SetGroupVersionKind(r.istio.New("DestinationRuleList").GroupVersionKind())
 	if err := r.client.List(ctx, drs, client.InNamespace(o.GetNamespace())); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "list DestinationRules for pod", "pod", o.GetNamespace()+"/"+o.GetName())
 		return nil
 	}
-	var out []reconcile.Request
+	out := r.gatewayRollouts(ctx, o)
 	podLabels := labels.Set(o.GetLabels())
 	for i := range drs.Items {
 		dr, err := istio.DecodeDestinationRule(&drs.Items[i])

@@ -2,18 +2,15 @@ package controller
 
 import (
 	"context"
-	"strings"
 	"time"
 
-	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
-	"github.com/fulcrum-ml/fulcrum/router/istio"
 	"github.com/fulcrum-ml/fulcrum/controller/rollout"
 	"github.com/fulcrum-ml/fulcrum/controller/warmup"
+	"github.com/fulcrum-ml/fulcrum/router/istio"
 )
 
 // gatherWarmth reads the candidate's latency over the warm-up window, and
@@ -39,7 +36,7 @@ func (r *Reconciler) gatherWarmth(ctx context.Context, mr *v1alpha1.ModelRollout
 		wm.Problem = "no Prometheus is configured (--prometheus-url), so the warm-up gate (spec.readiness.warmup) cannot read the candidate's latency"
 		return
 	}
-	svc := r.service(mr, w.dr)
+	svc := w.service(mr)
 	p99, n, err := r.traffic.Warmth(ctx, mr.Namespace, svc, subset, g.Window.Duration, w.observed.Now)
 	if err != nil {
 		wm.Problem = err.Error()
@@ -62,26 +59,6 @@ func warmupRoute(mr *v1alpha1.ModelRollout, decided *v1alpha1.ModelRolloutStatus
 	return &istio.WarmupRoute{Name: istio.WarmupRouteName(mr.Name), Header: warmup.HeaderName, Subset: ws.Subset}
 }
 
-// applyWarmupRoute writes the warm-up route, or removes the rollout's when
-// none is wanted and clear says so, on top of weights already computed.
-func applyWarmupRoute(vs *unstructured.Unstructured, changed bool, t istio.Target, rollout string, want *istio.WarmupRoute, clear bool) (*unstructured.Unstructured, bool, error) {
-	var next *unstructured.Unstructured
-	var c bool
-	var err error
-	switch {
-	case want != nil:
-		next, c, err = istio.SetWarmupRoute(vs, t, *want)
-	case !clear:
-		return vs, changed, nil
-	default:
-		next, c, err = istio.ClearWarmupRoute(vs, istio.WarmupRouteName(rollout))
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	return next, changed || c, nil
-}
-
 // steerWarmup starts, keeps or stops the rollout's warm-up sender after the
 // decision's writes. A sender that cannot start (a missing ConfigMap, a URL
 // the controller refuses) says why in status.warmup.message; the gate keeps
@@ -92,12 +69,12 @@ func (r *Reconciler) steerWarmup(ctx context.Context, mr *v1alpha1.ModelRollout,
 	}
 	key := rolloutKey(mr)
 	ws := rollout.WarmupSending(mr, decided)
-	if ws == nil || w.dr == nil {
+	if ws == nil || w.st == nil || w.st.Object == nil {
 		r.warmup.Stop(key)
 		return
 	}
 	g := rollout.WarmupSpec(mr)
-	err := r.warmup.CheckURL(g.Requests.URL, modelHosts(w.vs, w.dr, r.domain))
+	err := r.warmup.CheckURL(g.Requests.URL, w.st.Hosts)
 	if err == nil {
 		err = r.warmup.Ensure(ctx, warmup.Job{
 			Rollout: key, Subset: ws.Subset, Spec: *g.Requests,
@@ -109,20 +86,4 @@ func (r *Reconciler) steerWarmup(ctx context.Context, mr *v1alpha1.ModelRollout,
 		ctrl.LoggerFrom(ctx).Info("warm-up requests cannot be sent", "reason", err.Error())
 		decided.Warmup.Message = v1alpha1.CutText("warm-up requests cannot be sent: "+err.Error()+"; "+decided.Warmup.Message, 512)
 	}
-}
-
-// modelHosts are the host names a warm-up URL may name: every DNS name of
-// the DestinationRule's host (a URL is resolved by DNS, so "fraud.ml"
-// reaches the Service too), and the VirtualService's hosts.
-func modelHosts(vs *unstructured.Unstructured, dr *networkingv1.DestinationRule, domain istio.ClusterDomain) []string {
-	out := domain.DNSNames(dr.Spec.GetHost(), dr.Namespace)
-	if vs != nil {
-		hosts, _, _ := unstructured.NestedStringSlice(vs.Object, "spec", "hosts")
-		for _, h := range hosts {
-			if h != "*" && !strings.HasPrefix(h, "*.") {
-				out = append(out, strings.ToLower(h))
-			}
-		}
-	}
-	return out
 }

@@ -34,7 +34,7 @@ func TestCustomClusterDomain(t *testing.T) {
 		dr: map[string]*istiov1.DestinationRule{"corp": dr},
 	}
 	mr := rollout(func(mr *v1alpha1.ModelRollout) {
-		mr.Spec.VirtualService = v1alpha1.VirtualServiceRef{Name: "corp", Routes: []string{"predict"}}
+		mr.Spec.VirtualService = &v1alpha1.VirtualServiceRef{Name: "corp", Routes: []string{"predict"}}
 		mr.Spec.DestinationRule = "corp"
 		mr.Spec.Analysis = nil // no MetricTemplates in this namespace
 	})

@@ -132,7 +132,7 @@ func rollout(opts ...func(*v1alpha1.ModelRollout)) *v1alpha1.ModelRollout {
 	mr := &v1alpha1.ModelRollout{
 		ObjectMeta: metav1.ObjectMeta{Name: "fraud", Namespace: ns},
 		Spec: v1alpha1.ModelRolloutSpec{
-			VirtualService:  v1alpha1.VirtualServiceRef{Name: "fraud", Routes: []string{"predict"}},
+			VirtualService:  &v1alpha1.VirtualServiceRef{Name: "fraud", Routes: []string{"predict"}},
 			DestinationRule: "fraud",
 			Stable:          "v1",
 			Candidate:       "v2",

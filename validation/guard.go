@@ -38,7 +38,7 @@ func ManagedRouteChanges(old, vs *istiov1.VirtualService, rollouts []v1alpha1.Mo
 			continue
 		}
 		// The rollout manages the routes as they resolve on the old object.
-		routes, _ := ManagedRoutes(old, mr.Spec.VirtualService, field.NewPath("spec", "virtualService"))
+		routes, _ := ManagedRoutes(old, *mr.Spec.VirtualService, field.NewPath("spec", "virtualService"))
 		for _, r := range routes {
 			before := old.Spec.GetHttp()[r.Index]
 			after := counterpart(vs.Spec.GetHttp(), r)
@@ -74,7 +74,7 @@ func counterpart(http []*networking.HTTPRoute, r ManagedRoute) *networking.HTTPR
 // manages reports whether a rollout manages routes of the VirtualService
 // namespace/name.
 func manages(mr *v1alpha1.ModelRollout, namespace, name string) bool {
-	return mr.Namespace == namespace && mr.Spec.VirtualService.Name == name && ManagesRoutes(mr)
+	return mr.Namespace == namespace && mr.Spec.VirtualService != nil && mr.Spec.VirtualService.Name == name && ManagesRoutes(mr)
 }
 
 // SteeringChange is an edit of a VirtualService that changes who gets the

@@ -111,7 +111,7 @@ func TestManagedRouteSteering(t *testing.T) {
 }
 
 func TestManagedRouteSteeringUnnamedRoute(t *testing.T) {
-	mr := rollout(func(mr *v1alpha1.ModelRollout) { mr.Spec.VirtualService = v1alpha1.VirtualServiceRef{Name: "single"} })
+	mr := rollout(func(mr *v1alpha1.ModelRollout) { mr.Spec.VirtualService = &v1alpha1.VirtualServiceRef{Name: "single"} })
 	old := vsWith(t, "single", `[{route: [{destination: {host: fraud, subset: v1}}]}]`)
 	vs := vsWith(t, "single", `[{fault: {delay: {fixedDelay: 5s, percentage: {value: 100}}}, route: [{destination: {host: fraud, subset: v1}}]}]`)
 	got := validation.ManagedRouteSteering(old, vs, []v1alpha1.ModelRollout{*mr})

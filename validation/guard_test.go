@@ -80,7 +80,7 @@ func TestManagedRouteChanges(t *testing.T) {
 func TestManagedRouteChangesReportsWeights(t *testing.T) {
 	old := virtualService("single", httpRoute("", dest("v1", 0)))
 	vs := virtualService("single", httpRoute("", dest("v1", 70), dest("v2", 30)))
-	mr := rollout(func(mr *v1alpha1.ModelRollout) { mr.Spec.VirtualService = v1alpha1.VirtualServiceRef{Name: "single"} })
+	mr := rollout(func(mr *v1alpha1.ModelRollout) { mr.Spec.VirtualService = &v1alpha1.VirtualServiceRef{Name: "single"} })
 	got := validation.ManagedRouteChanges(old, vs, []v1alpha1.ModelRollout{*mr})
 	if len(got) != 1 {
 		t.Fatalf("got %+v", got)

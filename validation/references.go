@@ -27,7 +27,7 @@ var (
 // managed routes, each with destinations to weigh, and that no other rollout
 // manages them.
 func checkVirtualService(ctx context.Context, l Lookups, mr *v1alpha1.ModelRollout) (*istiov1.VirtualService, field.ErrorList, []string) {
-	ref := mr.Spec.VirtualService
+	ref := *mr.Spec.VirtualService
 	vs, err := l.VirtualService(ctx, mr.Namespace, ref.Name)
 	if apierrors.IsNotFound(err) {
 		return nil, field.ErrorList{field.Invalid(vsPath.Child("name"), ref.Name, fmt.Sprintf(
@@ -100,13 +100,13 @@ func checkRouteConflicts(ctx context.Context, l Lookups, mr *v1alpha1.ModelRollo
 	var errs field.ErrorList
 	for i := range others {
 		o := &others[i]
-		if o.Name == mr.Name || o.DeletionTimestamp != nil || o.Spec.VirtualService.Name != mr.Spec.VirtualService.Name {
+		if o.Name == mr.Name || o.DeletionTimestamp != nil || o.Spec.VirtualService == nil || o.Spec.VirtualService.Name != mr.Spec.VirtualService.Name {
 			continue
 		}
-		theirs, _ := ManagedRoutes(vs, o.Spec.VirtualService, vsPath)
+		theirs, _ := ManagedRoutes(vs, *o.Spec.VirtualService, vsPath)
 		for _, r := range routes {
 			if slices.ContainsFunc(theirs, func(t ManagedRoute) bool { return t.Key() == r.Key() }) {
-				errs = append(errs, field.Invalid(routePath(mr.Spec.VirtualService, r), r.Key(), fmt.Sprintf(
+				errs = append(errs, field.Invalid(routePath(*mr.Spec.VirtualService, r), r.Key(), fmt.Sprintf(
 					"HTTP route %s of VirtualService %s/%s is already managed by ModelRollout %s/%s; one route has one rollout: use that rollout, or name another route",
 					r, vs.Namespace, vs.Name, o.Namespace, o.Name)))
 			}
@@ -162,7 +162,7 @@ func checkDestinationRule(ctx context.Context, l Lookups, mr *v1alpha1.ModelRoll
 	}
 	if vs != nil {
 		host := istio.Host{Name: dr.Spec.GetHost(), Namespace: dr.Namespace}
-		routes, _ := ManagedRoutes(vs, mr.Spec.VirtualService, vsPath)
+		routes, _ := ManagedRoutes(vs, *mr.Spec.VirtualService, vsPath)
 		for _, r := range routes {
 			for _, d := range vs.Spec.GetHttp()[r.Index].GetRoute() {
 				if h := d.GetDestination().GetHost(); !domain.Same(istio.Host{Name: h, Namespace: vs.Namespace}, host) {

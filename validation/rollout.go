@@ -9,6 +9,7 @@ import (
 
 	"github.com/fulcrum-ml/fulcrum/analysis/templates"
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
+	"github.com/fulcrum-ml/fulcrum/router"
 	"github.com/fulcrum-ml/fulcrum/router/istio"
 )
 
@@ -40,6 +41,10 @@ type Options struct {
 	// which the VirtualService's destinations and the DestinationRule's
 	// host are compared; empty means cluster.local.
 	ClusterDomain string
+	// Routers read Gateway API routes for rollouts that name one; nil:
+	// such rollouts are admitted with a warning that they were not
+	// checked.
+	Routers *router.Set
 }
 
 // UpdateOptions is the name Options had when it held AllowStableChange
@@ -95,9 +100,17 @@ type check struct {
 }
 
 func referenceChecks(ctx context.Context, l Lookups, mr *v1alpha1.ModelRollout, opts Options) []check {
+	if mr.Spec.GatewayRouted() {
+		return append(gatewayChecks(ctx, l, mr, opts), metricChecks(ctx, l, mr, opts)...)
+	}
+	if mr.Spec.VirtualService == nil {
+		// The CRD refuses this; the check stands for callers without it.
+		return append([]check{{errs: field.ErrorList{field.Required(vsPath, "name the routes Fulcrum manages: spec.virtualService (with spec.destinationRule), spec.httpRoute or spec.grpcRoute")},
+			changed: func(o, n *v1alpha1.ModelRollout) bool { return true }}}, metricChecks(ctx, l, mr, opts)...)
+	}
 	vs, vsErrs, vsWarns := checkVirtualService(ctx, l, mr)
 	drErrs, splitErrs, drWarns := checkDestinationRule(ctx, l, mr, vs, istio.ClusterDomain(opts.ClusterDomain))
-	return []check{
+	return append([]check{
 		{errs: vsErrs, warns: vsWarns, changed: func(o, n *v1alpha1.ModelRollout) bool {
 			return !equality.Semantic.DeepEqual(o.Spec.VirtualService, n.Spec.VirtualService)
 		}},
@@ -108,6 +121,12 @@ func referenceChecks(ctx context.Context, l Lookups, mr *v1alpha1.ModelRollout, 
 		{errs: splitErrs, changed: func(o, n *v1alpha1.ModelRollout) bool {
 			return !equality.Semantic.DeepEqual(splitWeights(o), splitWeights(n))
 		}},
+	}, metricChecks(ctx, l, mr, opts)...)
+}
+
+// metricChecks are the checks of the analysis and capacity queries.
+func metricChecks(ctx context.Context, l Lookups, mr *v1alpha1.ModelRollout, opts Options) []check {
+	return []check{
 		{errs: checkMetrics(ctx, l, mr, opts), changed: func(o, n *v1alpha1.ModelRollout) bool {
 			return !equality.Semantic.DeepEqual(o.Spec.Analysis, n.Spec.Analysis)
 		}},

@@ -46,10 +46,10 @@ func TestValidateRolloutRejects(t *testing.T) {
 			[]wantErr{{"spec.virtualService.routes[1]", field.ErrorTypeInvalid, `has no HTTP route named "score" (it has: "predict", "explain")`}}},
 		{"no route named, several routes", rollout(func(mr *v1alpha1.ModelRollout) { mr.Spec.VirtualService.Routes = nil }), nil,
 			[]wantErr{{"spec.virtualService.routes", field.ErrorTypeRequired, `has 2 HTTP routes ("predict", "explain"): name the ones Fulcrum manages`}}},
-		{"no http routes", rollout(func(mr *v1alpha1.ModelRollout) { mr.Spec.VirtualService = v1alpha1.VirtualServiceRef{Name: "empty"} }), nil,
+		{"no http routes", rollout(func(mr *v1alpha1.ModelRollout) { mr.Spec.VirtualService = &v1alpha1.VirtualServiceRef{Name: "empty"} }), nil,
 			[]wantErr{{"spec.virtualService.name", field.ErrorTypeInvalid, "VirtualService ml/empty has no HTTP routes"}}},
 		{"route without destinations", rollout(func(mr *v1alpha1.ModelRollout) {
-			mr.Spec.VirtualService = v1alpha1.VirtualServiceRef{Name: "redirect", Routes: []string{"old"}}
+			mr.Spec.VirtualService = &v1alpha1.VirtualServiceRef{Name: "redirect", Routes: []string{"old"}}
 		}), nil,
 			[]wantErr{{"spec.virtualService.routes[0]", field.ErrorTypeInvalid, `HTTP route "old" of VirtualService ml/redirect has no route destinations`}}},
 		{"destination rule missing", rollout(func(mr *v1alpha1.ModelRollout) { mr.Spec.DestinationRule = "gone" }), nil,
@@ -80,9 +80,9 @@ func TestValidateRolloutRejects(t *testing.T) {
 			[]wantErr{{"spec.analysis.metrics[2].query", field.ErrorTypeInvalid, "field .Nope is not allowed in a query template"}}},
 		{"route managed by another rollout", rollout(), func(f *fakeLookups) { f.mrs = append(f.mrs, *other) },
 			[]wantErr{{"spec.virtualService.routes[0]", field.ErrorTypeInvalid, `HTTP route "predict" of VirtualService ml/fraud is already managed by ModelRollout ml/other`}}},
-		{"unnamed single route managed by another rollout", rollout(func(mr *v1alpha1.ModelRollout) { mr.Spec.VirtualService = v1alpha1.VirtualServiceRef{Name: "single"} }),
+		{"unnamed single route managed by another rollout", rollout(func(mr *v1alpha1.ModelRollout) { mr.Spec.VirtualService = &v1alpha1.VirtualServiceRef{Name: "single"} }),
 			func(f *fakeLookups) {
-				f.mrs = append(f.mrs, *rollout(named("first"), func(mr *v1alpha1.ModelRollout) { mr.Spec.VirtualService = v1alpha1.VirtualServiceRef{Name: "single"} }))
+				f.mrs = append(f.mrs, *rollout(named("first"), func(mr *v1alpha1.ModelRollout) { mr.Spec.VirtualService = &v1alpha1.VirtualServiceRef{Name: "single"} }))
 			},
 			[]wantErr{{"spec.virtualService.routes", field.ErrorTypeInvalid, "the unnamed route spec.http[0] of VirtualService ml/single is already managed by ModelRollout ml/first"}}},
 		{"lookup failure is internal, not a verdict", rollout(), func(f *fakeLookups) { f.err = errors.New("connection refused") },
@@ -115,7 +115,7 @@ func TestValidateRolloutAdmitsWithWarnings(t *testing.T) {
 			mr.Spec.Analysis.Metrics[0].Template = "istio-latency-p99"
 			mr.Spec.Analysis.Metrics[0].Sequential.SLOMilliseconds = ptr(int64(250))
 		}), nil},
-		{"single unnamed route, no routes named", rollout(func(mr *v1alpha1.ModelRollout) { mr.Spec.VirtualService = v1alpha1.VirtualServiceRef{Name: "single"} }), nil},
+		{"single unnamed route, no routes named", rollout(func(mr *v1alpha1.ModelRollout) { mr.Spec.VirtualService = &v1alpha1.VirtualServiceRef{Name: "single"} }), nil},
 		{"small minSamples", rollout(func(mr *v1alpha1.ModelRollout) { mr.Spec.Analysis.MinSamples = 20 }),
 			[]string{"spec.analysis.minSamples is 20: verdicts on fewer than 50 requests are mostly noise"}},
 		{"big jump", rollout(func(mr *v1alpha1.ModelRollout) { mr.Spec.Strategy.Canary.Steps = []int32{10, 100} }),
@@ -141,7 +141,7 @@ func TestValidateRolloutAdmitsWithWarnings(t *testing.T) {
 			mr.Spec.Strategy.Canary.MinStepDuration = metav1.Duration{Duration: 10e9}
 		}), []string{"spec.strategy.canary.minStepDuration (10s) is shorter than spec.analysis.interval (30s)"}},
 		{"shadow stage over a route that mirrors elsewhere", rollout(func(mr *v1alpha1.ModelRollout) {
-			mr.Spec.VirtualService = v1alpha1.VirtualServiceRef{Name: "mirrored", Routes: []string{"predict"}}
+			mr.Spec.VirtualService = &v1alpha1.VirtualServiceRef{Name: "mirrored", Routes: []string{"predict"}}
 			mr.Spec.Strategy.Canary.Shadow = &v1alpha1.ShadowStage{Percent: 100}
 		}), []string{`spec.strategy.canary.shadow: HTTP route "predict" of VirtualService ml/mirrored already mirrors requests to audit.ml.svc.cluster.local`}},
 		{"shadow stage over a route without a mirror", rollout(func(mr *v1alpha1.ModelRollout) {

@@ -88,7 +88,7 @@ func benchRollout(name string) *v1alpha1.ModelRollout {
 		TypeMeta:   metav1.TypeMeta{APIVersion: "fulcrum.dev/v1alpha1", Kind: "ModelRollout"},
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ml"},
 		Spec: v1alpha1.ModelRolloutSpec{
-			VirtualService: v1alpha1.VirtualServiceRef{Name: "fraud", Routes: []string{"predict"}}, DestinationRule: "fraud",
+			VirtualService: &v1alpha1.VirtualServiceRef{Name: "fraud", Routes: []string{"predict"}}, DestinationRule: "fraud",
 			Stable: "v1", Candidate: "v2",
 			Strategy: v1alpha1.Strategy{Canary: &v1alpha1.CanaryStrategy{Steps: []int32{5, 25, 50, 100}}},
 			Analysis: &v1alpha1.Analysis{MinSamples: 200, FailureLimit: 2, Metrics: []v1alpha1.Metric{

@@ -34,7 +34,7 @@ func (s *Server) admitRollout(r *http.Request, req *admissionv1.AdmissionRequest
 	var errs field.ErrorList
 	var warns []string
 	if req.Operation == admissionv1.Create {
-		errs, warns = validation.ValidateRollout(r.Context(), l, &mr, validation.Options{AllowInlineQueries: s.cfg.AllowInlineQueries, ClusterDomain: s.cfg.ClusterDomain})
+		errs, warns = validation.ValidateRollout(r.Context(), l, &mr, validation.Options{AllowInlineQueries: s.cfg.AllowInlineQueries, ClusterDomain: s.cfg.ClusterDomain, Routers: s.routers})
 		if !fulcrum {
 			errs = append(errs, validation.ValidateIntentRequester(nil, &mr, req.UserInfo.Username)...)
 		}
@@ -47,7 +47,7 @@ func (s *Server) admitRollout(r *http.Request, req *admissionv1.AdmissionRequest
 			return badRequest(err)
 		}
 		errs, warns = validation.ValidateRolloutUpdate(r.Context(), l, &old, &mr,
-			validation.Options{AllowStableChange: fulcrum, AllowInlineQueries: s.cfg.AllowInlineQueries, ClusterDomain: s.cfg.ClusterDomain})
+			validation.Options{AllowStableChange: fulcrum, AllowInlineQueries: s.cfg.AllowInlineQueries, ClusterDomain: s.cfg.ClusterDomain, Routers: s.routers})
 		// Fulcrum's own service account writes intents for the users the
 		// admin API authenticated, and names them as actors.
 		if !fulcrum && mr.DeletionTimestamp == nil {

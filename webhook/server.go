@@ -28,6 +28,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/fulcrum-ml/fulcrum/analysis/connections"
+	"github.com/fulcrum-ml/fulcrum/router"
+	"github.com/fulcrum-ml/fulcrum/router/gatewayapi"
 	"github.com/fulcrum-ml/fulcrum/router/istio"
 	"github.com/fulcrum-ml/fulcrum/validation"
 	"github.com/fulcrum-ml/fulcrum/validation/lookups"
@@ -39,6 +41,8 @@ const (
 	PathModelRollouts   = "/validate/modelrollouts"
 	PathMetricTemplates = "/validate/metrictemplates"
 	PathVirtualServices = "/guard/virtualservices"
+	// PathGatewayRoutes guards HTTPRoutes and GRPCRoutes.
+	PathGatewayRoutes = "/guard/gatewayroutes"
 )
 
 // Names of the ValidatingWebhookConfigurations in manifests/webhook.
@@ -72,6 +76,9 @@ type Config struct {
 	// at which lookups read VirtualServices and DestinationRules ("v1"
 	// when empty).
 	IstioVersion string
+	// GatewayKinds are the Gateway API route kinds the cluster serves
+	// (HTTPRoute, GRPCRoute), which rollouts may name.
+	GatewayKinds []string
 
 	// FulcrumUsers are the user names of Fulcrum itself: they may write
 	// managed weights and move spec.stable on promotion.
@@ -106,6 +113,8 @@ type Config struct {
 type Server struct {
 	cfg     Config
 	lookups validation.Lookups
+	// routers read Gateway API routes for rollouts that name one.
+	routers *router.Set
 	certs   certs.Source
 	self    *certs.SelfSigned
 	metrics *metrics
@@ -153,6 +162,11 @@ func NewServer(cfg Config) (*Server, error) {
 		if s.lookups == nil {
 			s.lookups = lookups.New(c, cfg.IstioVersion)
 		}
+		var rs []router.Router
+		for _, k := range cfg.GatewayKinds {
+			rs = append(rs, gatewayapi.New(gatewayapi.Config{Kind: k, Reader: c}))
+		}
+		s.routers = router.NewSet(rs...)
 		if cfg.SelfSigned != nil && cfg.SelfSigned.Client == nil {
 			sc := *cfg.SelfSigned
 			sc.Client = c
@@ -181,6 +195,7 @@ func NewServer(cfg Config) (*Server, error) {
 	mux.Handle(PathModelRollouts, s.serveReview("modelrollouts", s.admitRollout))
 	mux.Handle(PathMetricTemplates, s.serveReview("metrictemplates", s.admitMetricTemplate))
 	mux.Handle(PathVirtualServices, s.serveReview("virtualservices", s.admitVirtualService))
+	mux.Handle(PathGatewayRoutes, s.serveReview("gatewayroutes", s.admitGatewayRoute))
 	s.handler = mux
 	return s, nil
 }

@@ -233,7 +233,7 @@ func (r *Running) Fixture(ctx context.Context, ns string, phase v1alpha1.Phase) 
 	mr := &v1alpha1.ModelRollout{
 		ObjectMeta: metav1.ObjectMeta{Name: "fraud", Namespace: ns},
 		Spec: v1alpha1.ModelRolloutSpec{
-			VirtualService:  v1alpha1.VirtualServiceRef{Name: "fraud"},
+			VirtualService:  &v1alpha1.VirtualServiceRef{Name: "fraud"},
 			DestinationRule: "fraud",
 			Stable:          "v1",
 			Strategy:        v1alpha1.Strategy{Canary: &v1alpha1.CanaryStrategy{Steps: []int32{5, 25, 50, 100}, MinStepDuration: metav1.Duration{Duration: time.Minute}}},

@@ -280,7 +280,7 @@ func rollout(ns, name, stable, candidate string, phase fulcrumv1.Phase, created 
 	return &fulcrumv1.ModelRollout{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, CreationTimestamp: metav1.NewTime(created)},
 		Spec: fulcrumv1.ModelRolloutSpec{
-			VirtualService: fulcrumv1.VirtualServiceRef{Name: name}, DestinationRule: name, Stable: stable, Candidate: candidate,
+			VirtualService: &fulcrumv1.VirtualServiceRef{Name: name}, DestinationRule: name, Stable: stable, Candidate: candidate,
 			Strategy: fulcrumv1.Strategy{Canary: &fulcrumv1.CanaryStrategy{Steps: []int32{1, 5, 25, 50, 100}, MinStepDuration: metav1.Duration{Duration: time.Minute}}},
 			Analysis: &fulcrumv1.Analysis{FailureLimit: 2, InconclusiveLimit: 10},
 		},

@@ -180,12 +180,20 @@ func checkSubsets(mr *v1alpha1.ModelRollout, req Request, subsets []string) erro
 		if req.Candidate == mr.Spec.Stable {
 			return invalid("candidate", fmt.Sprintf("candidate %q is already the stable version of %s/%s: name a different subset", req.Candidate, mr.Namespace, mr.Name))
 		}
+		if !slices.Contains(subsets, req.Candidate) && mr.Spec.GatewayRouted() {
+			return invalid("candidate", fmt.Sprintf("candidate %q has no Service in namespace %s (Services with a selector: %s): with a Gateway API route each version is a Service; create it or name an existing one",
+				req.Candidate, mr.Namespace, list(subsets)))
+		}
 		if !slices.Contains(subsets, req.Candidate) {
 			return invalid("candidate", fmt.Sprintf("candidate %q is not a subset of DestinationRule %s/%s (subsets: %s): add the subset or name an existing one",
 				req.Candidate, mr.Namespace, mr.Spec.DestinationRule, list(subsets)))
 		}
 	case v1alpha1.IntentSplit:
 		for i, w := range req.Weights {
+			if !slices.Contains(subsets, w.Subset) && mr.Spec.GatewayRouted() {
+				return invalid(fmt.Sprintf("weights[%d].subset", i), fmt.Sprintf("version %q has no Service in namespace %s (Services with a selector: %s): with a Gateway API route each version is a Service; create it or name an existing one",
+					w.Subset, mr.Namespace, list(subsets)))
+			}
 			if !slices.Contains(subsets, w.Subset) {
 				return invalid(fmt.Sprintf("weights[%d].subset", i), fmt.Sprintf("subset %q is not in DestinationRule %s/%s (subsets: %s): add the subset or name an existing one",
 					w.Subset, mr.Namespace, mr.Spec.DestinationRule, list(subsets)))

@@ -54,7 +54,7 @@ func minimalRollout(ns, name string) *v1alpha1.ModelRollout {
 	return &v1alpha1.ModelRollout{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: v1alpha1.ModelRolloutSpec{
-			VirtualService:  v1alpha1.VirtualServiceRef{Name: "fraud"},
+			VirtualService:  &v1alpha1.VirtualServiceRef{Name: "fraud"},
 			DestinationRule: "fraud",
 			Stable:          "v1",
 		},
@@ -118,6 +118,28 @@ func TestValidModelRolloutsAreAdmitted(t *testing.T) {
 					t.Errorf("minStepDuration read back as %s", got.Spec.Strategy.Canary.MinStepDuration.Duration)
 				}
 			},
+		},
+		"an HTTPRoute's rules, versions as Services": {
+			obj: func() *v1alpha1.ModelRollout {
+				mr := minimalRollout(ns, "httproute")
+				mr.Spec.VirtualService, mr.Spec.DestinationRule = nil, ""
+				mr.Spec.HTTPRoute = &v1alpha1.GatewayRouteRef{Name: "fraud", Rules: []string{"predict"}}
+				mr.Spec.Stable, mr.Spec.Candidate = "fraud-v1", "fraud-v2"
+				return mr
+			}(),
+			check: func(t *testing.T, got *v1alpha1.ModelRollout) {
+				if ref := got.Spec.RouteRef(); ref.Kind != v1alpha1.RouteKindHTTPRoute || ref.Routes[0] != "predict" {
+					t.Errorf("route read back as %+v", ref)
+				}
+			},
+		},
+		"a GRPCRoute": {
+			obj: func() *v1alpha1.ModelRollout {
+				mr := minimalRollout(ns, "grpcroute")
+				mr.Spec.VirtualService, mr.Spec.DestinationRule = nil, ""
+				mr.Spec.GRPCRoute = &v1alpha1.GatewayRouteRef{Name: "triton"}
+				return mr
+			}(),
 		},
 		"scaling with scale-ahead and scale-down": {
 			obj: func() *v1alpha1.ModelRollout {
@@ -427,6 +449,37 @@ func TestInvalidModelRolloutsAreRejected(t *testing.T) {
 		"unknown onMetricsUnavailable policy": {
 			func(mr *v1alpha1.ModelRollout) { mr.Spec.OnMetricsUnavailable = "Ignore" },
 			rejection{"spec.onMetricsUnavailable", `supported values: "Hold", "Rollback"`},
+		},
+		"no route object": {
+			func(mr *v1alpha1.ModelRollout) { mr.Spec.VirtualService, mr.Spec.DestinationRule = nil, "" },
+			rejection{"spec", "exactly one of virtualService (Istio, with destinationRule), httpRoute or grpcRoute"},
+		},
+		"a virtualService and an httpRoute": {
+			func(mr *v1alpha1.ModelRollout) { mr.Spec.HTTPRoute = &v1alpha1.GatewayRouteRef{Name: "fraud"} },
+			rejection{"spec", "exactly one of virtualService"},
+		},
+		"virtualService without destinationRule": {
+			func(mr *v1alpha1.ModelRollout) { mr.Spec.DestinationRule = "" },
+			rejection{"spec.destinationRule", "a virtualService needs the DestinationRule"},
+		},
+		"httpRoute with a destinationRule": {
+			func(mr *v1alpha1.ModelRollout) {
+				mr.Spec.VirtualService, mr.Spec.HTTPRoute = nil, &v1alpha1.GatewayRouteRef{Name: "fraud"}
+			},
+			rejection{"spec.destinationRule", "an httpRoute or grpcRoute takes none"},
+		},
+		"grpcRoute with a shadow stage": {
+			func(mr *v1alpha1.ModelRollout) {
+				mr.Spec.VirtualService, mr.Spec.DestinationRule, mr.Spec.GRPCRoute = nil, "", &v1alpha1.GatewayRouteRef{Name: "fraud"}
+				mr.Spec.Strategy.Canary.Shadow = &v1alpha1.ShadowStage{Percent: 100, MinDuration: metav1.Duration{Duration: time.Minute}}
+			},
+			rejection{"spec.strategy", "need an Istio virtualService"},
+		},
+		"httpRoute with an upper-case name": {
+			func(mr *v1alpha1.ModelRollout) {
+				mr.Spec.VirtualService, mr.Spec.DestinationRule, mr.Spec.HTTPRoute = nil, "", &v1alpha1.GatewayRouteRef{Name: "Fraud"}
+			},
+			rejection{"spec.httpRoute.name", "must be a DNS-1123 subdomain"},
 		},
 	}
 	for name, tc := range tests {

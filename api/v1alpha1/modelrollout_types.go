@@ -6,8 +6,10 @@ import (
 
 // ModelRollout moves live traffic from a model's stable version to a candidate
 // version, step by step, judging every step from metrics. Each version is a
-// subset of an Istio DestinationRule; Fulcrum owns only the weights of the
-// named HTTP routes of a VirtualService that the user writes.
+// subset of an Istio DestinationRule, whose traffic the named HTTP routes of
+// a VirtualService split; or a Kubernetes Service, named in the backendRefs
+// of a Gateway API HTTPRoute's or GRPCRoute's rules. The route object stays
+// the user's: Fulcrum owns only the weights of the routes it manages.
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
@@ -40,17 +42,34 @@ type ModelRolloutList struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.candidate) || self.candidate != self.stable",message="spec.candidate must differ from spec.stable: name the new version's subset as the candidate",fieldPath=".candidate"
 // +kubebuilder:validation:XValidation:rule="!has(self.scaling) || !has(self.scaling.scaleAhead) || !self.scaling.scaleAhead || (has(self.readiness) && (has(self.readiness.requestsPerPod) || (has(self.readiness.requestsPerPodQuery) && size(self.readiness.requestsPerPodQuery) > 0)))",message="spec.scaling.scaleAhead needs spec.readiness.requestsPerPod (what one Ready pod serves, requests/s) or requestsPerPodQuery to know how many replicas a step needs: set one, or set scaleAhead to false",fieldPath=".scaling.scaleAhead"
 // +kubebuilder:validation:XValidation:rule="!has(self.intent) || self.intent.action != 'Start' || (has(self.candidate) && size(self.candidate) > 0)",message="spec.intent: action Start needs spec.candidate set to the subset to roll out",fieldPath=".intent.action"
+// +kubebuilder:validation:XValidation:rule="[has(self.virtualService), has(self.httpRoute), has(self.grpcRoute)].filter(x, x).size() == 1",message="spec: name the routes Fulcrum manages with exactly one of virtualService (Istio, with destinationRule), httpRoute or grpcRoute (Gateway API)"
+// +kubebuilder:validation:XValidation:rule="has(self.virtualService) == (has(self.destinationRule) && size(self.destinationRule) > 0)",message="spec.destinationRule: a virtualService needs the DestinationRule whose subsets are the versions; an httpRoute or grpcRoute takes none (its versions are the Services in its backendRefs)",fieldPath=".destinationRule"
+// +kubebuilder:validation:XValidation:rule="has(self.virtualService) || !has(self.strategy) || (!has(self.strategy.experiment) && (!has(self.strategy.canary) || !has(self.strategy.canary.shadow)))",message="spec.strategy: the experiment strategy and the shadow stage need an Istio virtualService (sticky match routes and mirrors); with a Gateway API route use a canary without shadow",fieldPath=".strategy"
+// +kubebuilder:validation:XValidation:rule="has(self.virtualService) || !has(self.readiness) || !has(self.readiness.warmup) || !has(self.readiness.warmup.requests)",message="spec.readiness.warmup.requests need an Istio virtualService (Fulcrum routes them with a header match route); with a Gateway API route, leave requests out and let the gate read the candidate's latency",fieldPath=".readiness.warmup.requests"
 type ModelRolloutSpec struct {
 	// VirtualService whose HTTP route weights Fulcrum manages. It stays the
 	// user's: only the weights of the routes named here are ever written.
-	VirtualService VirtualServiceRef `json:"virtualService"`
+	// Set exactly one of virtualService, httpRoute and grpcRoute.
+	// +optional
+	VirtualService *VirtualServiceRef `json:"virtualService,omitempty"`
 
 	// DestinationRule (in the rollout's namespace) whose subsets are the
-	// model's versions.
-	// +kubebuilder:validation:MinLength=1
+	// model's versions. Required with virtualService, and only then.
+	// +optional
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="spec.destinationRule must be a DNS-1123 subdomain: lower-case letters, digits, '-' and '.'"
-	DestinationRule string `json:"destinationRule"`
+	DestinationRule string `json:"destinationRule,omitempty"`
+
+	// HTTPRoute (gateway.networking.k8s.io/v1) whose rules' backendRef
+	// weights Fulcrum manages. Each version is the Service a backendRef
+	// names: spec.stable and spec.candidate are Service names.
+	// +optional
+	HTTPRoute *GatewayRouteRef `json:"httpRoute,omitempty"`
+
+	// GRPCRoute (gateway.networking.k8s.io/v1), as httpRoute, for model
+	// servers that speak gRPC (Triton, KServe v2).
+	// +optional
+	GRPCRoute *GatewayRouteRef `json:"grpcRoute,omitempty"`
 
 	// Service is the Kubernetes Service of the model, as metrics name it
 	// (destination_service_name). Defaults to the short name of the
@@ -64,14 +83,14 @@ type ModelRolloutSpec struct {
 	// Fulcrum sets it to the candidate when a rollout is promoted.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
-	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="spec.stable must be a DNS-1123 label (a DestinationRule subset name): lower-case letters, digits and '-'"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="spec.stable must be a DNS-1123 label (a DestinationRule subset, or a Service for a Gateway API route): lower-case letters, digits and '-'"
 	Stable string `json:"stable"`
 
 	// Candidate is the subset to roll out. Setting it starts a rollout;
 	// Fulcrum clears it when the rollout is promoted.
 	// +optional
 	// +kubebuilder:validation:MaxLength=63
-	// +kubebuilder:validation:XValidation:rule="self == '' || self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="spec.candidate must be a DNS-1123 label (a DestinationRule subset name): lower-case letters, digits and '-'"
+	// +kubebuilder:validation:XValidation:rule="self == '' || self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="spec.candidate must be a DNS-1123 label (a DestinationRule subset, or a Service for a Gateway API route): lower-case letters, digits and '-'"
 	Candidate string `json:"candidate,omitempty"`
 
 	// Strategy says how traffic moves to the candidate.
@@ -117,6 +136,25 @@ type ModelRolloutSpec struct {
 	// each intent once and records its id in status.observedIntent.
 	// +optional
 	Intent *Intent `json:"intent,omitempty"`
+}
+
+// GatewayRouteRef names a Gateway API route in the rollout's namespace and
+// the rules whose backendRef weights Fulcrum manages.
+type GatewayRouteRef struct {
+	// Name of the HTTPRoute or GRPCRoute.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="the route's name must be a DNS-1123 subdomain: lower-case letters, digits, '-' and '.'"
+	Name string `json:"name"`
+
+	// Rules are the names of the rules to manage (rules[].name). May be
+	// left out when the route has exactly one rule, named or not.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=253
+	Rules []string `json:"rules,omitempty"`
 }
 
 // VirtualServiceRef names a VirtualService in the rollout's namespace and the

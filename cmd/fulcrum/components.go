@@ -83,6 +83,7 @@ func setupController(_ context.Context, mgr ctrl.Manager, f *flags) error {
 			Reader: mgr.GetAPIReader(), AllowedHosts: splitList(f.warmupGateways),
 		}),
 		IstioVersion:  version,
+		GatewayKinds:  gatewayKinds(mgr, "controller"),
 		Metrics:       m,
 		ClusterDomain: f.clusterDomain,
 	})

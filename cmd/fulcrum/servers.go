@@ -70,6 +70,8 @@ func setupAdmin(_ context.Context, mgr ctrl.Manager, f *flags) error {
 	}
 	srv, err := admin.NewServer(admin.Config{
 		IstioVersion:  istioVersion(mgr, "admin"),
+		GatewayKinds:  gatewayKinds(mgr, "admin"),
+		ClusterDomain: f.clusterDomain,
 		Addr:          f.adminAddr,
 		TLSSource:     tlsSource,
 		TLSCertFile:   f.adminTLSCert,
@@ -108,6 +110,7 @@ func setupWebhook(_ context.Context, mgr ctrl.Manager, f *flags) error {
 	}
 	cfg := webhook.Config{
 		IstioVersion: istioVersion(mgr, "webhook"),
+		GatewayKinds: gatewayKinds(mgr, "webhook"),
 		Addr:         fmt.Sprintf(":%d", f.webhookPort),
 		CertDir:      f.webhookCertDir,
 		RESTConfig:   mgr.GetConfig(),
@@ -202,4 +205,16 @@ func istioVersion(mgr ctrl.Manager, component string) string {
 		return "v1"
 	}
 	return v
+}
+
+// gatewayKinds are the Gateway API route kinds (HTTPRoute, GRPCRoute) the
+// API server serves at gateway.networking.k8s.io/v1. Without them, rollouts
+// that name such a route fail, saying the API is not served.
+func gatewayKinds(mgr ctrl.Manager, component string) []string {
+	kinds, err := controller.DetectGatewayKinds(mgr.GetRESTMapper())
+	if err != nil {
+		ctrl.Log.WithName(component).Info("not routing through Gateway API", "reason", err.Error())
+		return nil
+	}
+	return kinds
 }

@@ -43,7 +43,7 @@ func BenchmarkThousandRollouts(b *testing.B) {
 			f.create(&v1alpha1.ModelRollout{
 				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: f.ns},
 				Spec: v1alpha1.ModelRolloutSpec{
-					VirtualService:  v1alpha1.VirtualServiceRef{Name: name, Routes: []string{"predict"}},
+					VirtualService:  &v1alpha1.VirtualServiceRef{Name: name, Routes: []string{"predict"}},
 					DestinationRule: "fraud", Stable: "v1", Candidate: "v2",
 					Strategy: v1alpha1.Strategy{Canary: &v1alpha1.CanaryStrategy{
 						Steps: []int32{10, 50, 100}, MinStepDuration: metav1.Duration{Duration: step},

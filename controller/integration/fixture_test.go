@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
+	"github.com/fulcrum-ml/fulcrum/router"
 	"github.com/fulcrum-ml/fulcrum/router/istio"
 )
 
@@ -131,7 +132,7 @@ func (f *fixture) rollout(name string, opts ...rolloutOpt) *v1alpha1.ModelRollou
 	mr := &v1alpha1.ModelRollout{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: f.ns},
 		Spec: v1alpha1.ModelRolloutSpec{
-			VirtualService:  v1alpha1.VirtualServiceRef{Name: name, Routes: []string{"predict"}},
+			VirtualService:  &v1alpha1.VirtualServiceRef{Name: name, Routes: []string{"predict"}},
 			DestinationRule: "fraud", Stable: "v1", Candidate: "v2",
 			Strategy: v1alpha1.Strategy{Canary: &v1alpha1.CanaryStrategy{
 				Steps: []int32{10, 30, 60, 100}, MinStepDuration: metav1.Duration{Duration: time.Second},
@@ -228,7 +229,7 @@ func (f *fixture) waitWeights(name string, want map[string]int32) {
 	f.t.Helper()
 	f.eventually(fmt.Sprintf("%s weights %v", name, want), func() bool {
 		got := f.weights(name)
-		return istio.WeightsEqual(got, want)
+		return router.WeightsEqual(got, want)
 	})
 }
 

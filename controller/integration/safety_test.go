@@ -164,7 +164,7 @@ func TestOriginExampleIsAdopted(t *testing.T) {
 	f.create(&v1alpha1.ModelRollout{
 		ObjectMeta: metav1.ObjectMeta{Name: "model", Namespace: f.ns},
 		Spec: v1alpha1.ModelRolloutSpec{
-			VirtualService: v1alpha1.VirtualServiceRef{Name: "model-vs"}, DestinationRule: "model", Stable: "v1",
+			VirtualService: &v1alpha1.VirtualServiceRef{Name: "model-vs"}, DestinationRule: "model", Stable: "v1",
 		},
 	})
 	mr := f.waitPhase("model", v1alpha1.PhaseManualSplit)

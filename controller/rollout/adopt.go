@@ -66,8 +66,8 @@ func (x *decider) adopt() {
 		x.st.Step = &step
 		x.st.RolloutStartedAt = &x.now
 	}
-	reason := fmt.Sprintf("adopted the weights on VirtualService %s (%s) as a manual split; nothing moved. Resume, split, start or roll back to change them",
-		x.r.Spec.VirtualService.Name, formatWeights(found))
+	reason := fmt.Sprintf("adopted the weights on %s (%s) as a manual split; nothing moved. Resume, split, start or roll back to change them",
+		x.r.Spec.RouteRef(), formatWeights(found))
 	x.transition(HistoryAdopted, v1alpha1.PhaseManualSplit, ActorController, reason, "", found)
 	x.event(EventTypeNormal, ReasonAdopted, reason)
 }

@@ -309,7 +309,7 @@ func (x *decider) gate(want map[string]int32) string {
 			continue
 		}
 		if x.o.Subsets != nil && !x.o.Subsets[s] {
-			return fmt.Sprintf("subset %s is not in DestinationRule %s: add it before it gets traffic", s, x.r.Spec.DestinationRule)
+			return notAVersion(x.r, s, "add it before it gets traffic")
 		}
 		if n := x.o.ReadyPods[s]; n < min {
 			return fmt.Sprintf("subset %s has %d Ready pod(s), needs %d before it gets traffic (spec.readiness.minReadyPods)", s, n, min)

@@ -53,7 +53,7 @@ func newSim(t *testing.T, mutate ...func(*v1alpha1.ModelRollout)) *sim {
 	r := &v1alpha1.ModelRollout{
 		ObjectMeta: metav1.ObjectMeta{Name: "fraud", Namespace: "ml", Generation: 1},
 		Spec: v1alpha1.ModelRolloutSpec{
-			VirtualService:  v1alpha1.VirtualServiceRef{Name: "fraud", Routes: []string{"predict"}},
+			VirtualService:  &v1alpha1.VirtualServiceRef{Name: "fraud", Routes: []string{"predict"}},
 			DestinationRule: "fraud",
 			Stable:          "v1",
 			Strategy: v1alpha1.Strategy{Canary: &v1alpha1.CanaryStrategy{

@@ -60,7 +60,7 @@ func (x *decider) holdsWeight(s string) bool {
 // missing from the DestinationRule altogether.
 func (x *decider) unavailable(s string) (why string, missing bool) {
 	if x.o.Subsets != nil && !x.o.Subsets[s] {
-		return fmt.Sprintf("subset %s is no longer in DestinationRule %s", s, x.r.Spec.DestinationRule), true
+		return notAVersion(x.r, s, ""), true
 	}
 	if x.o.ReadyPods == nil {
 		return "", false

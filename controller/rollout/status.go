@@ -382,31 +382,23 @@ func formatWeightList(ws []v1alpha1.SubsetWeight) string {
 // DesiredSubsets lists the subsets a rollout may send traffic to now: the
 // reconciler checks they exist in the DestinationRule and counts their pods.
 func DesiredSubsets(r *v1alpha1.ModelRollout) []string {
-	seen := map[string]bool{}
-	var out []string
-	add := func(s string) {
-		if s != "" && !seen[s] {
-			seen[s] = true
-			out = append(out, s)
-		}
+	return r.VersionsInPlay()
+}
+
+// notAVersion says that s is not one of the rollout's versions (a subset of
+// its DestinationRule, or a Service of its namespace for a Gateway API
+// route), with the fix when one is given; without one, that it is no
+// longer one.
+func notAVersion(r *v1alpha1.ModelRollout, s, fix string) string {
+	msg := fmt.Sprintf("subset %s is not in DestinationRule %s", s, r.Spec.DestinationRule)
+	if fix == "" {
+		msg = fmt.Sprintf("subset %s is no longer in DestinationRule %s", s, r.Spec.DestinationRule)
 	}
-	add(r.Spec.Stable)
-	add(r.Spec.Candidate)
-	if e := r.Spec.Strategy.Experiment; e != nil && r.Spec.Candidate != "" {
-		// An experiment sends traffic to every arm, not only the candidate.
-		for _, a := range e.Arms {
-			add(a.Subset)
-		}
+	if r.Spec.GatewayRouted() {
+		msg = fmt.Sprintf("version %s has no Service in namespace %s", s, r.Namespace)
 	}
-	if in := r.Spec.Intent; in != nil && in.Action == v1alpha1.IntentSplit {
-		for _, w := range in.Weights {
-			add(w.Subset)
-		}
+	if fix != "" {
+		msg += ": " + fix
 	}
-	for _, w := range r.Status.Weights {
-		if w.Weight > 0 {
-			add(w.Subset)
-		}
-	}
-	return out
+	return msg
 }

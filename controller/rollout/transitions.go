@@ -117,7 +117,7 @@ func (x *decider) split(in *v1alpha1.Intent, actor string, ignore func(string)) 
 	var sum int32
 	for _, s := range sortedSubsets(want) {
 		if !x.o.Subsets[s] {
-			ignore(fmt.Sprintf("subset %s is not in DestinationRule %s: add it first", s, x.r.Spec.DestinationRule))
+			ignore(notAVersion(x.r, s, "add it first"))
 			return
 		}
 		sum += want[s]

@@ -11,9 +11,9 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
-	router "github.com/fulcrum-ml/fulcrum/router/istio"
 	"github.com/fulcrum-ml/fulcrum/e2e/istio/xdsload"
 	"github.com/fulcrum-ml/fulcrum/e2e/modelserver"
+	router "github.com/fulcrum-ml/fulcrum/router/istio"
 )
 
 // BenchmarkWriteToClients measures what a weight write costs on real

@@ -18,8 +18,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
-	router "github.com/fulcrum-ml/fulcrum/router/istio"
 	"github.com/fulcrum-ml/fulcrum/e2e/istio/istiod"
+	router "github.com/fulcrum-ml/fulcrum/router/istio"
 )
 
 // TestWeightsReachEnvoyRoutes writes each canary step with Fulcrum's router

@@ -16,10 +16,10 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
-	router "github.com/fulcrum-ml/fulcrum/router/istio"
 	"github.com/fulcrum-ml/fulcrum/e2e/istio/grpcmodel"
 	"github.com/fulcrum-ml/fulcrum/e2e/istio/xdsload"
 	"github.com/fulcrum-ml/fulcrum/e2e/modelserver"
+	router "github.com/fulcrum-ml/fulcrum/router/istio"
 )
 
 var (

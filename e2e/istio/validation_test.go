@@ -18,8 +18,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
-	router "github.com/fulcrum-ml/fulcrum/router/istio"
 	"github.com/fulcrum-ml/fulcrum/e2e/localenv"
+	router "github.com/fulcrum-ml/fulcrum/router/istio"
 )
 
 // routerFixture is one case of router/istio/testdata (the router's own

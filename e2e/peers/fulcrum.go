@@ -43,7 +43,7 @@ func FulcrumSpec(name string) v1alpha1.ModelRolloutSpec {
 	}
 	steps = append(steps, 100)
 	return v1alpha1.ModelRolloutSpec{
-		VirtualService:  v1alpha1.VirtualServiceRef{Name: name, Routes: []string{"predict"}},
+		VirtualService:  &v1alpha1.VirtualServiceRef{Name: name, Routes: []string{"predict"}},
 		DestinationRule: name,
 		Service:         name,
 		Stable:          StableVersion,

@@ -272,7 +272,7 @@ func (e *Env) WaitWebhook(ctx context.Context, limit time.Duration) error {
 	probe := &v1alpha1.ModelRollout{
 		ObjectMeta: metav1.ObjectMeta{Name: "webhook-probe", Namespace: "default"},
 		Spec: v1alpha1.ModelRolloutSpec{
-			VirtualService: v1alpha1.VirtualServiceRef{Name: "webhook-probe-missing"}, DestinationRule: "webhook-probe-missing", Stable: "v1",
+			VirtualService: &v1alpha1.VirtualServiceRef{Name: "webhook-probe-missing"}, DestinationRule: "webhook-probe-missing", Stable: "v1",
 			Strategy: v1alpha1.Strategy{Canary: &v1alpha1.CanaryStrategy{Steps: []int32{100}}},
 		},
 	}

@@ -13,10 +13,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
-	"github.com/fulcrum-ml/fulcrum/router/istio"
 	"github.com/fulcrum-ml/fulcrum/e2e/dataplane"
 	"github.com/fulcrum-ml/fulcrum/e2e/loadgen"
 	"github.com/fulcrum-ml/fulcrum/e2e/modelserver"
+	"github.com/fulcrum-ml/fulcrum/router/istio"
 )
 
 // Version is one model version: a model server process and a Deployment

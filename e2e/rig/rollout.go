@@ -86,7 +86,7 @@ func (m *Model) NewRollout(cfg RolloutConfig) *v1alpha1.ModelRollout {
 	return &v1alpha1.ModelRollout{
 		ObjectMeta: metav1.ObjectMeta{Name: m.Name, Namespace: m.NS},
 		Spec: v1alpha1.ModelRolloutSpec{
-			VirtualService:  v1alpha1.VirtualServiceRef{Name: m.Name, Routes: []string{"predict"}},
+			VirtualService:  &v1alpha1.VirtualServiceRef{Name: m.Name, Routes: []string{"predict"}},
 			DestinationRule: m.Name,
 			Service:         m.Name,
 			Stable:          cfg.Stable,

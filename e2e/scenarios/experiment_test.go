@@ -11,10 +11,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
-	"github.com/fulcrum-ml/fulcrum/router/istio"
 	"github.com/fulcrum-ml/fulcrum/e2e/loadgen"
 	"github.com/fulcrum-ml/fulcrum/e2e/modelserver"
 	"github.com/fulcrum-ml/fulcrum/e2e/rig"
+	"github.com/fulcrum-ml/fulcrum/router/istio"
 )
 
 // rewarding is a healthy version whose served predictions succeed (a

@@ -40,6 +40,7 @@ func TestWebhookPoliciesAndPaths(t *testing.T) {
 		"modelrollouts.fulcrum.dev":         {admissionregistrationv1.Fail, webhook.PathModelRollouts},
 		"metrictemplates.fulcrum.dev":       {admissionregistrationv1.Fail, webhook.PathMetricTemplates},
 		"virtualservices.guard.fulcrum.dev": {admissionregistrationv1.Ignore, webhook.PathVirtualServices},
+		"gatewayroutes.guard.fulcrum.dev":   {admissionregistrationv1.Ignore, webhook.PathGatewayRoutes},
 	}
 	cs := configs(t, manifests.SelfManaged)
 	if cs[webhook.ConfigModelRollouts] == nil || cs[webhook.ConfigVirtualServices] == nil || len(cs) != 2 {

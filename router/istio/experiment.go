@@ -1,6 +1,8 @@
 package istio
 
 import (
+	"github.com/fulcrum-ml/fulcrum/router"
+
 	"fmt"
 	"regexp"
 	"strings"
@@ -20,17 +22,7 @@ import (
 // requests whose Header is the arm's subset to it. Without either, only the
 // weights split users. Only Istio's own fields are used, so Envoy does the
 // routing; Fulcrum keeps no per-user state.
-type Experiment struct {
-	// Rollout names the experiment's routes (ExperimentRouteName).
-	Rollout string
-	// Arms are the subsets compared.
-	Arms []string
-	// Cookie and MaxAge, for cookie stickiness.
-	Cookie string
-	MaxAge time.Duration
-	// Header, for header stickiness.
-	Header string
-}
+type Experiment = router.Experiment
 
 // ExperimentRouteName is the sticky route of one arm of a rollout's
 // experiment.

@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
+	"github.com/fulcrum-ml/fulcrum/router"
 )
 
 // FuzzSetWeights runs SetWeights on arbitrary VirtualServices (issue 14: the
@@ -77,7 +78,7 @@ func FuzzSetWeights(f *testing.F) {
 			t.Fatalf("ReadWeights refused what SetWeights wrote: %v", err)
 		}
 		for key, got := range read {
-			if !WeightsEqual(got, want) {
+			if !router.WeightsEqual(got, want) {
 				t.Fatalf("route %s reads %v after writing %v", key, got, want)
 			}
 		}

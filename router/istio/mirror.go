@@ -1,6 +1,8 @@
 package istio
 
 import (
+	"github.com/fulcrum-ml/fulcrum/router"
+
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -10,10 +12,7 @@ import (
 // Mirror is the copy of traffic the shadow stage sends to a subset of the
 // model: Istio's mirror (destination host and subset) and mirrorPercentage
 // on every managed route.
-type Mirror struct {
-	Subset  string
-	Percent int32
-}
+type Mirror = router.Mirror
 
 // mirrorFields are every spelling of a route's mirror that the CRD accepts.
 var mirrorFields = []string{"mirror", "mirrors", "mirrorPercentage", "mirror_percent", "mirrorPercent"}

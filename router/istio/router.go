@@ -28,11 +28,12 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
+	"github.com/fulcrum-ml/fulcrum/router"
 )
 
 // RouteWeights are the weights observed on each managed route, by subset.
 // The key of a route is its name, or "http[0]" for an unnamed single route.
-type RouteWeights map[string]map[string]int32
+type RouteWeights = router.RouteWeights
 
 // Target says what the router manages in a VirtualService.
 type Target struct {
@@ -182,22 +183,6 @@ func SetWeights(vs *unstructured.Unstructured, t Target, weights []v1alpha1.Subs
 	return out, !equality.Semantic.DeepEqual(vs.Object, out.Object), nil
 }
 
-// WeightsEqual reports whether two weight sets are the same, treating absent
-// subsets as weight 0.
-func WeightsEqual(a, b map[string]int32) bool {
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	for k, v := range b {
-		if a[k] != v {
-			return false
-		}
-	}
-	return true
-}
-
 type route struct {
 	key string
 	obj map[string]any
@@ -280,9 +265,17 @@ func modelDestinations(vs *unstructured.Unstructured, r route, t Target) ([]dest
 	}
 	list, _ := r.obj["route"].([]any)
 	if len(list) == 0 {
+		if dr == nil {
+			return nil, fmt.Errorf("VirtualService %s route %q has no destinations: add one for the model's host", ref, r.key)
+		}
 		return nil, fmt.Errorf("VirtualService %s route %q has no destinations: add one for host %q", ref, r.key, dr.Spec.GetHost())
 	}
-	model := Host{Name: dr.Spec.GetHost(), Namespace: dr.Namespace}
+	// Without the DestinationRule (the webhook's guard reading an edit)
+	// destinations are not checked against the model's host.
+	var model Host
+	if dr != nil {
+		model = Host{Name: dr.Spec.GetHost(), Namespace: dr.Namespace}
+	}
 	var out []destination
 	seen := map[string]bool{}
 	for i, it := range list {
@@ -290,7 +283,7 @@ func modelDestinations(vs *unstructured.Unstructured, r route, t Target) ([]dest
 		dest, _ := m["destination"].(map[string]any)
 		host, _ := dest["host"].(string)
 		subset, _ := dest["subset"].(string)
-		if !t.Domain.Same(Host{Name: host, Namespace: vs.GetNamespace()}, model) {
+		if dr != nil && !t.Domain.Same(Host{Name: host, Namespace: vs.GetNamespace()}, model) {
 			return nil, fmt.Errorf("VirtualService %s route %q destination %d points at host %q, not the model's host %q from DestinationRule %s/%s (Istio reads them as %s and %s in cluster domain %s): managed routes may only send traffic to the model; write the DestinationRule's host, or its short name",
 				ref, r.key, i, host, dr.Spec.GetHost(), dr.Namespace, dr.Name, t.Domain.FQDN(host, vs.GetNamespace()), t.Domain.FQDN(model.Name, model.Namespace), t.Domain)
 		}

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
+	"github.com/fulcrum-ml/fulcrum/router"
 )
 
 // fixture is one router case in testdata/*.yaml.
@@ -116,7 +117,7 @@ func TestSetWeightsFixtures(t *testing.T) {
 				wantW[w.Subset] = w.Weight
 			}
 			for route, w := range rw {
-				if !WeightsEqual(w, wantW) {
+				if !router.WeightsEqual(w, wantW) {
 					t.Fatalf("route %s reads %v, want %v", route, w, wantW)
 				}
 			}

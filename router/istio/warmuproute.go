@@ -1,6 +1,8 @@
 package istio
 
 import (
+	"github.com/fulcrum-ml/fulcrum/router"
+
 	"fmt"
 	"reflect"
 	"strings"
@@ -32,12 +34,7 @@ func IsOwnedRoute(name string) bool {
 
 // WarmupRoute is the route the warm-up gate needs: requests carrying Header
 // with value Subset go to that subset of the model.
-type WarmupRoute struct {
-	// Name of the route (WarmupRouteName).
-	Name string
-	// Header the warm-up requests carry, and the subset they name.
-	Header, Subset string
-}
+type WarmupRoute = router.WarmupRoute
 
 // SetWarmupRoute returns a copy of vs with the warm-up route in front of the
 // first managed route, and whether anything changed. The route matches only

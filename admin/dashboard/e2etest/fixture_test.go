@@ -133,7 +133,7 @@ func (m *model) rollout(ctx context.Context, steps []int32, minStep time.Duratio
 	m.create(ctx, &v1alpha1.ModelRollout{
 		ObjectMeta: metav1.ObjectMeta{Name: m.name, Namespace: m.ns},
 		Spec: v1alpha1.ModelRolloutSpec{
-			VirtualService:  v1alpha1.VirtualServiceRef{Name: m.name},
+			VirtualService:  &v1alpha1.VirtualServiceRef{Name: m.name},
 			DestinationRule: m.name,
 			Stable:          "v1",
 			Candidate:       "v2",

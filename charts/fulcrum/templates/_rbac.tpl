@@ -24,6 +24,11 @@ namespace instead of cluster-wide. */ -}}
 - apiGroups: ["networking.istio.io"]
   resources: ["destinationrules"]
   verbs: ["get", "list", "watch"]
+# Gateway API routes (spec.httpRoute, spec.grpcRoute): backendRef weights,
+# written with optimistic concurrency like VirtualServices.
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["httproutes", "grpcroutes"]
+  verbs: ["get", "list", "watch", "update"]
 - apiGroups: [""]
   resources: ["pods", "services"]
   verbs: ["get", "list", "watch"]
