@@ -53,8 +53,9 @@ type Config struct {
 	Clock clock.WithTicker
 	// HTTPClient sends to the sinks; default one that follows no redirects.
 	HTTPClient *http.Client
-	// OnChange, when set, is called (from a worker) when Failures of a
-	// rollout change, so the controller can reconcile it.
+	// OnChange, when set, is called from a worker when Failures of a
+	// rollout change, so the controller can reconcile it; it must not
+	// block (send to a buffered channel, or enqueue).
 	OnChange func(namespace, name string)
 }
 

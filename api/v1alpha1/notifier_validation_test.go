@@ -175,7 +175,9 @@ func TestInvalidNotifiersAreRejected(t *testing.T) {
 			rejection{"spec.sinks[4].alertmanager.labels", "every key must be a Prometheus label name"},
 		},
 		"alertmanager label replacing severity": {
-			func(n *v1alpha1.Notifier) { n.Spec.Sinks[4].Alertmanager.Labels = map[string]string{"severity": "page"} },
+			func(n *v1alpha1.Notifier) {
+				n.Spec.Sinks[4].Alertmanager.Labels = map[string]string{"severity": "page"}
+			},
 			rejection{"spec.sinks[4].alertmanager.labels", "cannot set alertname, namespace, rollout or severity"},
 		},
 		"alertmanager resolveAfter too short": {
