@@ -1,6 +1,8 @@
 // Package v1alpha1 holds Fulcrum's API types: ModelRollout, the single source of
-// truth for moving traffic between versions of a model, and MetricTemplate, a
-// reusable PromQL query template that analysis metrics refer to by name.
+// truth for moving traffic between versions of a model; MetricTemplate, a
+// reusable PromQL query template that analysis metrics refer to by name; and
+// Notifier and ClusterNotifier, which send rollouts' history to chat,
+// webhooks and Alertmanager.
 //
 // Validation that one object can prove on its own lives here as CEL rules
 // (x-kubernetes-validations) so the API server enforces it with no webhook; the
@@ -31,13 +33,16 @@ var (
 )
 
 func addKnownTypes(s *runtime.Scheme) error {
-	s.AddKnownTypes(GroupVersion, &ModelRollout{}, &ModelRolloutList{}, &MetricTemplate{}, &MetricTemplateList{})
+	s.AddKnownTypes(GroupVersion, &ModelRollout{}, &ModelRolloutList{}, &MetricTemplate{}, &MetricTemplateList{},
+		&Notifier{}, &NotifierList{}, &ClusterNotifier{}, &ClusterNotifierList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }
 
 // Resource names as RBAC and SubjectAccessReview see them.
 const (
-	ResourceModelRollouts   = "modelrollouts"
-	ResourceMetricTemplates = "metrictemplates"
+	ResourceModelRollouts    = "modelrollouts"
+	ResourceMetricTemplates  = "metrictemplates"
+	ResourceNotifiers        = "notifiers"
+	ResourceClusterNotifiers = "clusternotifiers"
 )

@@ -1,8 +1,8 @@
 {{/* Least privilege for the fulcrum binary: only the verbs its components
 use. Reads come through informers (get/list/watch); writes are limited to
 what the controller owns: VirtualService route weights, ModelRollout status,
-the ModelRollout spec on promotion (stable := candidate), and the replicas
-of the versions' Deployments or HPAs (spec.scaling). With
+the ModelRollout spec on promotion (stable := candidate), the replicas of
+the versions' Deployments or HPAs (spec.scaling), and Notifiers' status. With
 watchNamespaces the namespaced rules are granted by a Role in each watched
 namespace instead of cluster-wide. */ -}}
 {{- define "fulcrum.namespacedRules" -}}
@@ -52,12 +52,33 @@ namespace instead of cluster-wide. */ -}}
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get"]
+# Notifiers (docs/notifications.md): read through the cache; their status
+# (deliveries, Ready) written in batches, update only.
+- apiGroups: ["fulcrum.dev"]
+  resources: ["notifiers"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["fulcrum.dev"]
+  resources: ["notifiers/status"]
+  verbs: ["get", "update"]
 {{- end }}
 - apiGroups: ["", "events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
 {{- end }}
 {{- define "fulcrum.clusterRules" -}}
+{{- if .Values.controller.enabled }}
+# ClusterNotifiers: read through the cache, their status written in
+# batches; a ClusterNotifier's namespaceSelector reads namespaces' labels.
+- apiGroups: ["fulcrum.dev"]
+  resources: ["clusternotifiers"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["fulcrum.dev"]
+  resources: ["clusternotifiers/status"]
+  verbs: ["get", "update"]
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["get", "list", "watch"]
+{{- end }}
 {{- if .Values.admin.enabled }}
 # Admin API: authenticate bearer tokens and authorize each request against
 # the caller's own RBAC.

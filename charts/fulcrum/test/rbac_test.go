@@ -23,7 +23,8 @@ func (g grant) String() string {
 }
 
 // clusterScoped are the resources in Fulcrum's rules that have no namespace.
-var clusterScoped = map[string]bool{"tokenreviews": true, "subjectaccessreviews": true, "validatingwebhookconfigurations": true}
+var clusterScoped = map[string]bool{"tokenreviews": true, "subjectaccessreviews": true, "validatingwebhookconfigurations": true,
+	"clusternotifiers": true, "clusternotifiers/status": true, "namespaces": true}
 
 func expand(namespace string, rules []rbacv1.PolicyRule) map[grant]bool {
 	out := map[grant]bool{}
