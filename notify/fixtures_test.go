@@ -25,7 +25,7 @@ func aRollout() rolloutBuilder {
 		ObjectMeta: metav1.ObjectMeta{Namespace: "ml", Name: "fraud", UID: "6f1c1e52-4d3b-4a8e-9a51-0c8a3c1d2b7e",
 			Labels: map[string]string{"team": "risk"}},
 		Spec: v1alpha1.ModelRolloutSpec{Stable: "v1", Candidate: "v2", DestinationRule: "fraud",
-			VirtualService: v1alpha1.VirtualServiceRef{Name: "fraud"}},
+			VirtualService: &v1alpha1.VirtualServiceRef{Name: "fraud"}},
 		Status: v1alpha1.ModelRolloutStatus{Phase: v1alpha1.PhaseProgressing, Candidate: "v2",
 			RolloutStartedAt: &metav1.Time{Time: t0}},
 	}}
