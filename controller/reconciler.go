@@ -9,10 +9,12 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"github.com/fulcrum-ml/fulcrum/analysis"
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
@@ -67,6 +69,9 @@ type Config struct {
 	// short hosts expand into it and full hosts are compared in it.
 	// Empty means cluster.local.
 	ClusterDomain string
+	// Notifier tells people about each history entry written (package
+	// notify). Nil: nobody is told.
+	Notifier Notifier
 	// GatewayKinds are the Gateway API route kinds the cluster serves at
 	// gateway.networking.k8s.io/v1 (HTTPRoute, GRPCRoute; see
 	// gatewayapi.Served). Rollouts on a kind not listed fail, saying so.
@@ -85,6 +90,9 @@ type Reconciler struct {
 	rewards  analysis.RewardReader
 	capacity analysis.CapacityReader
 	metrics  *Metrics
+	notifier Notifier
+	// notifyEvents carry NotifyChanged's requests into the controller.
+	notifyEvents chan event.GenericEvent
 	// istio is the Istio router; routers picks each rollout's.
 	istio   *istio.Router
 	gateway []*gatewayapi.Router
@@ -99,7 +107,7 @@ func New(cfg Config) (*Reconciler, error) {
 	r := &Reconciler{
 		client: cfg.Client, reader: cfg.APIReader, recorder: cfg.Recorder, clock: cfg.Clock,
 		analyzer: cfg.Analyzer, traffic: cfg.Traffic, capacity: cfg.Capacity, warmup: cfg.Warmup, rewards: cfg.Rewards,
-		metrics: cfg.Metrics,
+		metrics: cfg.Metrics, notifier: cfg.Notifier, notifyEvents: make(chan event.GenericEvent, 256),
 	}
 	domain := istio.ClusterDomain(cfg.ClusterDomain)
 	if err := domain.Check(); err != nil {
@@ -141,6 +149,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.client.Get(ctx, req.NamespacedName, mr); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.metrics.forget(req.Namespace, req.Name)
+			if r.notifier != nil {
+				r.notifier.Forget(req.Namespace, req.Name)
+			}
 			if r.warmup != nil {
 				r.warmup.Stop(req.NamespacedName)
 			}
@@ -167,6 +178,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		w.observed.Round = r.guardrails(ctx, mr, w)
 	}
 	d := rollout.Decide(mr, w.observed)
+	r.notifiedCondition(mr, &d.Status, metav1.NewTime(w.observed.Now))
 
 	// A promotion is written to the spec before the mesh: should the spec
 	// update conflict (this reconcile read a stale copy), nothing has moved
@@ -215,6 +227,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			r.metrics.failed("status")
 			return r.conflictOr(ctx, err, "status")
 		}
+		r.publish(mr, upd)
 		cur = upd
 	}
 	for _, e := range d.Events {

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
 	"github.com/fulcrum-ml/fulcrum/router/gatewayapi"
@@ -134,6 +135,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.podToRollouts), builder.WithPredicates(podReadinessChanged()))
 	for _, g := range r.gateway {
 		b = b.Watches(g.New(), handler.EnqueueRequestsFromMapFunc(r.byRouteObject(g.Kind().Kind)))
+	}
+	if r.notifier != nil {
+		b = b.WatchesRawSource(source.Channel(r.notifyEvents, &handler.EnqueueRequestForObject{}))
 	}
 	if len(r.gateway) > 0 {
 		// A version Service's selector says which pods are the version's.

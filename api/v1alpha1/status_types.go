@@ -53,6 +53,10 @@ const (
 	// traffic (match, mirror, fault, redirect, direct response, delegate)
 	// since Fulcrum took its baseline.
 	ConditionRoutesIntact = "RoutesIntact"
+	// ConditionNotified is False while a Notifier's sink failed to receive
+	// the rollout's latest event (see docs/notifications.md); absent when no
+	// notifier is configured.
+	ConditionNotified = "Notified"
 )
 
 // ModelRolloutStatus is what the controller observed and did.

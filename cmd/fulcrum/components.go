@@ -10,6 +10,7 @@ import (
 	"github.com/fulcrum-ml/fulcrum/analysis"
 	"github.com/fulcrum-ml/fulcrum/controller"
 	"github.com/fulcrum-ml/fulcrum/controller/warmup"
+	"github.com/fulcrum-ml/fulcrum/notify"
 )
 
 // component is one part of the binary, switched on by a flag. setup adds it
@@ -71,7 +72,23 @@ func setupController(_ context.Context, mgr ctrl.Manager, f *flags) error {
 	if engine, ok := analyzer.(*analysis.Engine); ok {
 		traffic, capacity, rewards = engine, engine, engine
 	}
+	// Notifications: the dispatcher runs with the manager (on the leader,
+	// like the reconciler) and tells the controller when a rollout's
+	// delivery failures change, so its Notified condition follows.
+	var rec *controller.Reconciler
+	disp, err := notify.New(notify.Config{
+		Client: mgr.GetClient(), SecretReader: mgr.GetAPIReader(),
+		DashboardURL: f.dashboardURL, Registerer: metrics.Registry,
+		OnChange: func(ns, name string) { rec.NotifyChanged(ns, name) },
+	})
+	if err != nil {
+		return fmt.Errorf("notifications: %w", err)
+	}
+	if err := mgr.Add(disp); err != nil {
+		return fmt.Errorf("notifications: %w", err)
+	}
 	r, err := controller.New(controller.Config{
+		Notifier:  disp,
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("fulcrum-controller"),
@@ -90,6 +107,7 @@ func setupController(_ context.Context, mgr ctrl.Manager, f *flags) error {
 	if err != nil {
 		return err
 	}
+	rec = r
 	ctrl.Log.Info("controller configured", "istioVersion", version, "analysis", analyzer != nil)
 	return r.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: f.maxConcurrentReconciles})
 }

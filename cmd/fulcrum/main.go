@@ -64,6 +64,7 @@ type flags struct {
 
 	prometheusAllowed          string
 	warmupGateways             string
+	dashboardURL               string
 	prometheusMaxResponseBytes int64
 	prometheusMaxSeries        int
 	// allowedAddresses is --prometheus-allowed-addresses, checked and split.
@@ -120,6 +121,7 @@ func parseFlags(args []string) (*flags, *textlogger.Config, error) {
 	fs.BoolVar(&f.analysisBatch, "analysis-batch", true, "run built-in metric templates once per round for every rollout (grouped by namespace and service) instead of once per rollout")
 	fs.BoolVar(&f.allowInlineQueries, "allow-inline-queries", false, "accept metrics with their own PromQL (spec.analysis.metrics[].query) in the webhook and the controller; off, only built-in templates and MetricTemplates run")
 	fs.StringVar(&f.queryNamespaceLabel, "query-namespace-label", templates.DefaultNamespaceLabel, "label set to the rollout's namespace on every selector of inline queries and of MetricTemplates without spec.namespaceLabel")
+	fs.StringVar(&f.dashboardURL, "dashboard-url", "", "the dashboard's external address (https://fulcrum.example.com), which notifications link to; empty: they carry no link")
 	fs.StringVar(&f.warmupGateways, "warmup-gateways", "", "comma-separated hosts (host or host:port) a ModelRollout's spec.readiness.warmup.requests.url may name besides the model's own hosts: mesh gateways the VirtualService is bound to; empty allows only the model's hosts")
 	fs.StringVar(&f.adminAddr, "admin-bind-address", ":8080", "address of the admin API")
 	fs.StringVar(&f.adminTokenFile, "admin-token-file", "", "static token file (kube-apiserver CSV: token,user,uid,\"group1,group2\") for local use, checked before TokenReview")

@@ -62,7 +62,9 @@ func startControllerWith(f *fixture, a analysis.Analyzer, traffic analysis.Traff
 
 // startControllerConfig runs a controller for the fixture's namespace with
 // cfg's collaborators (the client, recorder and Istio version are set here).
-func startControllerConfig(f *fixture, cfg controller.Config) {
+// Each with may add collaborators that need the manager, before the
+// controller is built.
+func startControllerConfig(f *fixture, cfg controller.Config, with ...func(ctrl.Manager, *controller.Config)) *controller.Reconciler {
 	f.t.Helper()
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:  scheme(),
@@ -78,6 +80,9 @@ func startControllerConfig(f *fixture, cfg controller.Config) {
 	}
 	cfg.Client, cfg.APIReader = mgr.GetClient(), mgr.GetAPIReader()
 	cfg.Recorder, cfg.IstioVersion = mgr.GetEventRecorder("fulcrum-test"), "v1"
+	for _, w := range with {
+		w(mgr, &cfg)
+	}
 	r, err := controller.New(cfg)
 	if err != nil {
 		f.t.Fatal(err)
@@ -94,6 +99,7 @@ func startControllerConfig(f *fixture, cfg controller.Config) {
 			f.t.Errorf("manager: %v", err)
 		}
 	})
+	return r
 }
 
 func withAnalysis(mr *v1alpha1.ModelRollout) {
