@@ -63,7 +63,7 @@ func TestValidateRolloutRejects(t *testing.T) {
 		}), nil,
 			[]wantErr{{"spec.intent.weights[1].subset", field.ErrorTypeInvalid, `split subset "v7" is not defined`}}},
 		{"unknown template", rollout(func(mr *v1alpha1.ModelRollout) { mr.Spec.Analysis.Metrics[1].Template = "p99" }), nil,
-			[]wantErr{{"spec.analysis.metrics[1].template", field.ErrorTypeInvalid, `no MetricTemplate ml/p99 and no built-in template of that name; create the MetricTemplate, or use a built-in one ("istio-error-rate"`}}},
+			[]wantErr{{"spec.analysis.metrics[1].template", field.ErrorTypeInvalid, `no MetricTemplate ml/p99 and no built-in template of that name; create the MetricTemplate, or use a built-in one ("gateway-error-rate"`}}},
 		{"template with bad promql", rollout(func(mr *v1alpha1.ModelRollout) { mr.Spec.Analysis.Metrics[1].Template = "broken" }), nil,
 			[]wantErr{{"spec.analysis.metrics[1].template", field.ErrorTypeInvalid, "MetricTemplate ml/broken is broken: spec.query: Invalid value"}}},
 		{"judge needs queries the template lacks", rollout(func(mr *v1alpha1.ModelRollout) {

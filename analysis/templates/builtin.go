@@ -10,6 +10,13 @@ import (
 // keeps client- and server-side reports from being counted twice.
 const istioSel = `reporter!="source",destination_service_namespace="{{.Namespace}}",destination_service_name="{{.Service}}",destination_version=~"{{.SubsetRegex}}"`
 
+// gatewaySel selects Istio's standard metrics for a model routed by a
+// Gateway API route, where each version is its own Service: Istio's
+// ambient waypoints (and sidecars) report destination_service_name as the
+// backendRef's Service, so that label tells the versions apart and
+// .SubsetRegex matches the version Services (fraud-v1|fraud-v2).
+const gatewaySel = `reporter!="source",destination_service_namespace="{{.Namespace}}",destination_service_name=~"{{.SubsetRegex}}"`
+
 // Triton, KServe and model-score series carry the subset in a "version"
 // label, which the scrape configuration copies from the pod's version label
 // (Triton's own model-version label then becomes exported_version).
@@ -154,6 +161,11 @@ func buildBuiltins(batched bool) map[string]Template {
 	}
 	m["prediction-psi"] = s
 	m["prediction-drift"] = s
+	if !batched {
+		// Per rollout only: the batched form groups by a service label
+		// apart from the version, and here the two are one label.
+		addGatewayTemplates(m)
+	}
 	for name, t := range m {
 		t.Name, t.builtin = name, true
 		m[name] = t
@@ -161,11 +173,38 @@ func buildBuiltins(batched bool) map[string]Template {
 	return m
 }
 
+// addGatewayTemplates adds the gateway-* templates: Istio's standard
+// metrics for Gateway API routes, versions told apart by
+// destination_service_name (see gatewaySel).
+func addGatewayTemplates(m map[string]Template) {
+	g := family{sel: gatewaySel}
+	const v = "destination_service_name"
+	reqs := g.sumBy(v, g.increase("istio_requests_total"))
+	errs := g.sumBy(v, g.increase("istio_requests_total", `response_code=~"5.."`)+
+		" or "+g.increase("istio_requests_total", `grpc_response_status=~"`+GRPCServerErrorCodes+`"`))
+	m["gateway-request-count"] = Template{Query: reqs, SampleQuery: reqs, VersionLabel: v, Unit: "requests"}
+	m["gateway-error-rate"] = Template{Query: orZero(errs, reqs) + " / " + reqs, SampleQuery: reqs, BadQuery: errs, VersionLabel: v, Unit: "ratio"}
+	latBuckets := g.sumBy(v+", le", g.increase("istio_request_duration_milliseconds_bucket"))
+	latCount := g.sumBy(v, g.increase("istio_request_duration_milliseconds_count"))
+	for _, q := range []struct{ name, q string }{{"gateway-latency-p50", "0.5"}, {"gateway-latency-p90", "0.9"}, {"gateway-latency-p99", "0.99"}} {
+		m[q.name] = Template{
+			Query:       fmt.Sprintf("histogram_quantile(%s, %s)", q.q, g.sumBy(v+", le", g.rate("istio_request_duration_milliseconds_bucket"))),
+			SampleQuery: latCount, HistogramQuery: latBuckets, VersionLabel: v, Unit: "ms",
+		}
+	}
+}
+
 var builtins = func() map[string]Template {
 	m := buildBuiltins(false)
 	batched := buildBuiltins(true)
 	for name, t := range m {
-		b := batched[name]
+		b, ok := batched[name]
+		if !ok {
+			// Per rollout only (gateway-*): Istio's namespace label.
+			t.NamespaceLabel = istioIdentity[0]
+			m[name] = t
+			continue
+		}
 		t.Batched = &b
 		// The per-rollout form is confined to the rollout's namespace by
 		// the label its family names namespaces with.

@@ -109,7 +109,11 @@ func TestBuiltinsRenderWithinTheLimits(t *testing.T) {
 	longest := 0
 	for _, name := range BuiltinNames() {
 		b, _ := Builtin(name)
-		for _, tpl := range []Template{b, *b.Batched} {
+		forms := []Template{b}
+		if b.Batched != nil {
+			forms = append(forms, *b.Batched)
+		}
+		for _, tpl := range forms {
 			r, err := tpl.Render(d)
 			if err != nil {
 				t.Fatalf("%s: %v", name, err)
