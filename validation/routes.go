@@ -1,12 +1,15 @@
 package validation
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 
 	networking "istio.io/api/networking/v1"
 	istiov1 "istio.io/client-go/pkg/apis/networking/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
@@ -14,21 +17,23 @@ import (
 )
 
 // ManagedRoute is one HTTP route of a VirtualService whose weights a
-// ModelRollout manages.
+// ModelRollout manages, as the router resolves it (istio.ResolveRoutes).
 type ManagedRoute struct {
 	// Name of the route; empty for the single unnamed route.
 	Name string
 	// Index of the route in spec.http.
 	Index int
+	// key is the router's key of the route.
+	key string
 }
 
-// Key identifies the route within its VirtualService: the name, or "#INDEX"
-// for an unnamed route.
+// Key identifies the route within its VirtualService as the router keys it:
+// the name, or "http[0]" for the only, unnamed route.
 func (r ManagedRoute) Key() string {
-	if r.Name != "" {
-		return r.Name
+	if r.key != "" {
+		return r.key
 	}
-	return "#" + strconv.Itoa(r.Index)
+	return r.Name
 }
 
 // String names the route for messages.
@@ -39,72 +44,49 @@ func (r ManagedRoute) String() string {
 	return fmt.Sprintf("the unnamed route spec.http[%d]", r.Index)
 }
 
-// ManagedRoutes resolves ref against the VirtualService: each named route,
-// or the only HTTP route when ref names none. Errors are reported at
-// basePath (spec.virtualService) and its routes.
+// ManagedRoutes resolves ref against the VirtualService through the router
+// (istio.ResolveRoutes): each named route, or the only HTTP route when ref
+// names none. Errors are reported at basePath (spec.virtualService) and its
+// routes.
 func ManagedRoutes(vs *istiov1.VirtualService, ref v1alpha1.VirtualServiceRef, basePath *field.Path) ([]ManagedRoute, field.ErrorList) {
-	all := vs.Spec.GetHttp()
 	vsName := vs.Namespace + "/" + vs.Name
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(vs)
+	if err != nil {
+		return nil, field.ErrorList{field.InternalError(basePath, fmt.Errorf("VirtualService %s: %w", vsName, err))}
+	}
+	u := &unstructured.Unstructured{Object: obj}
+	u.SetNamespace(vs.Namespace)
+	u.SetName(vs.Name)
+	routes, err := istio.ResolveRoutes(u, ref.Routes)
+	var rerr *istio.RouteError
+	switch {
+	case err == nil:
+		out := make([]ManagedRoute, len(routes))
+		for i, r := range routes {
+			out[i] = ManagedRoute{Name: r.Name, Index: r.Index, key: r.Key}
+		}
+		return out, nil
+	case !errors.As(err, &rerr):
+		return nil, field.ErrorList{field.Invalid(basePath.Child("name"), ref.Name, err.Error())}
+	case len(ref.Routes) == 0 && rerr.UserRoutes == 0:
+		return nil, field.ErrorList{field.Invalid(basePath.Child("name"), ref.Name, fmt.Sprintf(
+			"VirtualService %s has no HTTP routes; add an http route whose destinations are the model's subsets", vsName))}
+	case len(ref.Routes) == 0:
+		return nil, field.ErrorList{field.Required(basePath.Child("routes"), fmt.Sprintf(
+			"VirtualService %s has %d HTTP routes (%s): name the ones Fulcrum manages in spec.virtualService.routes (unnamed routes need a name first)",
+			vsName, rerr.UserRoutes, strings.Join(rerr.Routes, ", ")))}
+	}
 	var errs field.ErrorList
-	if len(ref.Routes) == 0 {
-		// The warm-up routes Fulcrum writes in front of a managed route are
-		// never the user's.
-		var http []*networking.HTTPRoute
-		index := map[*networking.HTTPRoute]int{}
-		for i, r := range all {
-			if !istio.IsOwnedRoute(r.GetName()) {
-				http, index[r] = append(http, r), i
-			}
-		}
-		switch len(http) {
-		case 1:
-			return []ManagedRoute{{Name: http[0].GetName(), Index: index[http[0]]}}, nil
-		case 0:
-			return nil, field.ErrorList{field.Invalid(basePath.Child("name"), ref.Name, fmt.Sprintf(
-				"VirtualService %s has no HTTP routes; add an http route whose destinations are the model's subsets", vsName))}
-		default:
-			return nil, field.ErrorList{field.Required(basePath.Child("routes"), fmt.Sprintf(
-				"VirtualService %s has %d HTTP routes (%s): name the ones Fulcrum manages in spec.virtualService.routes (unnamed routes need a name first)",
-				vsName, len(http), routeNames(all, true)))}
-		}
+	have := "none"
+	if len(rerr.Routes) > 0 {
+		have = strings.Join(rerr.Routes, ", ")
 	}
-	http := all
-	var out []ManagedRoute
-	for i, name := range ref.Routes {
-		idx := -1
-		for j, r := range http {
-			if r.GetName() == name {
-				idx = j
-				break
-			}
-		}
-		if idx < 0 {
-			errs = append(errs, field.Invalid(basePath.Child("routes").Index(i), name, fmt.Sprintf(
-				"VirtualService %s has no HTTP route named %q (it has: %s); fix the name or add the route", vsName, name, routeNames(http, false))))
-			continue
-		}
-		out = append(out, ManagedRoute{Name: name, Index: idx})
+	for _, i := range rerr.Missing {
+		name := ref.Routes[i]
+		errs = append(errs, field.Invalid(basePath.Child("routes").Index(i), name, fmt.Sprintf(
+			"VirtualService %s has no HTTP route named %q (it has: %s); fix the name or add the route", vsName, name, have)))
 	}
-	return out, errs
-}
-
-// routeNames lists the routes for a message, unnamed ones by their index in
-// spec.http; userOnly leaves out Fulcrum's warm-up routes.
-func routeNames(http []*networking.HTTPRoute, userOnly bool) string {
-	var names []string
-	for i, r := range http {
-		switch {
-		case userOnly && istio.IsOwnedRoute(r.GetName()):
-		case r.GetName() == "":
-			names = append(names, fmt.Sprintf("unnamed http[%d]", i))
-		default:
-			names = append(names, strconv.Quote(r.GetName()))
-		}
-	}
-	if len(names) == 0 {
-		return "none"
-	}
-	return strings.Join(names, ", ")
+	return nil, errs
 }
 
 // RouteWeights returns the weight of each destination of an HTTP route,

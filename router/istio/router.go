@@ -184,8 +184,10 @@ func SetWeights(vs *unstructured.Unstructured, t Target, weights []v1alpha1.Subs
 }
 
 type route struct {
-	key string
-	obj map[string]any
+	key   string
+	name  string
+	index int
+	obj   map[string]any
 }
 
 type destination struct {
@@ -210,24 +212,25 @@ func managedRoutes(vs *unstructured.Unstructured, t Target) ([]route, error) {
 	ref := vs.GetNamespace() + "/" + vs.GetName()
 	httpList, _, err := unstructured.NestedFieldNoCopy(vs.Object, "spec", "http")
 	if err != nil {
-		return nil, fmt.Errorf("VirtualService %s: spec.http: %w", ref, err)
+		return nil, &RouteError{Message: fmt.Sprintf("VirtualService %s: spec.http: %v", ref, err)}
 	}
 	items, _ := httpList.([]any)
 	var all []route
 	for i, it := range items {
 		m, ok := it.(map[string]any)
 		if !ok {
-			return nil, fmt.Errorf("VirtualService %s: spec.http[%d] is not an object", ref, i)
+			return nil, &RouteError{Message: fmt.Sprintf("VirtualService %s: spec.http[%d] is not an object", ref, i)}
 		}
 		name, _ := m["name"].(string)
 		if IsOwnedRoute(name) {
 			continue // Fulcrum's own, never one of the user's routes
 		}
-		all = append(all, route{key: name, obj: m})
+		all = append(all, route{key: name, name: name, index: i, obj: m})
 	}
 	if len(t.Routes) == 0 {
 		if len(all) != 1 {
-			return nil, fmt.Errorf("VirtualService %s has %d HTTP routes: list the ones Fulcrum manages in spec.virtualService.routes (it may be left out only when there is exactly one; an unnamed route needs a name: field first)", ref, len(all))
+			return nil, &RouteError{UserRoutes: len(all), Routes: routeNames(all, false), Message: fmt.Sprintf(
+				"VirtualService %s has %d HTTP routes: list the ones Fulcrum manages in spec.virtualService.routes (it may be left out only when there is exactly one; an unnamed route needs a name: field first)", ref, len(all))}
 		}
 		if all[0].key == "" {
 			all[0].key = "http[0]"
@@ -235,26 +238,29 @@ func managedRoutes(vs *unstructured.Unstructured, t Target) ([]route, error) {
 		return all, nil
 	}
 	var out []route
-	for _, name := range t.Routes {
-		found := false
-		for _, r := range all {
-			if r.key == name {
-				out, found = append(out, r), true
-				break
-			}
+	rerr := &RouteError{Routes: routeNames(all, true)}
+	for i, name := range t.Routes {
+		j := slices.IndexFunc(all, func(r route) bool { return r.key == name })
+		if j < 0 {
+			rerr.Missing = append(rerr.Missing, i)
+			continue
 		}
-		if !found {
-			var names []string
-			for _, r := range all {
-				if r.key != "" {
-					names = append(names, r.key)
-				}
-			}
-			return nil, fmt.Errorf("VirtualService %s has no HTTP route named %q (named routes: %s): fix spec.virtualService.routes or name the route in the VirtualService",
-				ref, name, strings.Join(quote(names), ", "))
-		}
+		out = append(out, all[j])
+	}
+	if len(rerr.Missing) > 0 {
+		name := t.Routes[rerr.Missing[0]]
+		rerr.Message = fmt.Sprintf("VirtualService %s has no HTTP route named %q (named routes: %s): fix spec.virtualService.routes or name the route in the VirtualService",
+			ref, name, strings.Join(quoteOrNone(rerr.Routes), ", "))
+		return nil, rerr
 	}
 	return out, nil
+}
+
+func quoteOrNone(s []string) []string {
+	if len(s) == 0 {
+		return []string{"none"}
+	}
+	return s
 }
 
 func modelDestinations(vs *unstructured.Unstructured, r route, t Target) ([]destination, error) {
