@@ -20,6 +20,7 @@ import (
 
 	networking "istio.io/api/networking/v1alpha3"
 	corev1 "k8s.io/api/core/v1"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
 // BackendAnnotation on a pod names the loopback address (host:port) of the
@@ -54,6 +55,10 @@ type Snapshot struct {
 	DestinationRules []DestinationRule
 	Services         []*corev1.Service
 	Pods             []*corev1.Pod
+	// HTTPRoutes and GRPCRoutes are gateway.networking.k8s.io/v1 routes
+	// (see gatewayTable for what the stand-in honours). Build only reads them.
+	HTTPRoutes []*gatewayv1.HTTPRoute
+	GRPCRoutes []*gatewayv1.GRPCRoute
 }
 
 // FQDN expands a host as written in a VirtualService, a DestinationRule or a

@@ -237,6 +237,9 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, d *Decision) (in
 		d.Headers.ApplyResponse(w.Header())
 		return localReply(w, code, flag, msg)
 	}
+	if d.DirectStatus != 0 {
+		return reply(d.DirectStatus, FlagNone, "route "+d.HTTPRoute+d.GRPCRoute+" cannot route this request (see the proxy's routing problems)")
+	}
 	switch d.Flag {
 	case FlagNoRoute:
 		return reply(http.StatusNotFound, d.Flag, "no route for host "+d.Host)
