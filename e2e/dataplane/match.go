@@ -27,12 +27,14 @@ type Request struct {
 	// sourceNamespace and sourceLabels matches.
 	SourceNamespace string
 	SourceLabels    map[string]string
+	// GRPC is set for gRPC calls (Content-Type application/grpc).
+	GRPC bool
 }
 
 // stringMatch is a compiled istio StringMatch. A match with no type set
 // checks presence only, as Istio does for headers and query parameters.
 type stringMatch struct {
-	kind  string // exact, prefix, regex, present
+	kind  string // exact, prefix, regex, present, or pathprefix (Gateway API's element-wise PathPrefix)
 	value string
 	re    *regexp.Regexp
 	fold  bool
@@ -70,8 +72,22 @@ func (m stringMatch) match(v string) bool {
 		return strings.HasPrefix(v, m.value)
 	case "regex":
 		return m.re.MatchString(v)
+	case "pathprefix":
+		return pathPrefixMatches(m.value, v)
 	}
 	return true
+}
+
+// pathPrefixMatches is Gateway API's PathPrefix: prefix matches path element
+// by element, a trailing "/" on it ignored, so "/abc" (or "/abc/") matches
+// "/abc", "/abc/" and "/abc/def" but not "/abcd"; "/" matches every path.
+func pathPrefixMatches(prefix, path string) bool {
+	prefix = strings.TrimRight(prefix, "/")
+	if prefix == "" {
+		return true
+	}
+	rest, ok := strings.CutPrefix(path, prefix)
+	return ok && (rest == "" || rest[0] == '/')
 }
 
 type keyMatch struct {

@@ -86,8 +86,9 @@ func newMetrics(reg prometheus.Registerer, src Source) (*metrics, error) {
 
 // observe records one request as the given reporter saw it. b is nil when
 // the request never reached a backend; destination labels are then
-// "unknown", as Envoy reports them.
-func (m *metrics) observe(reporter string, d *Decision, b *Backend, code int, flags string, elapsed time.Duration) {
+// "unknown", as Envoy reports them. A gRPC call has request_protocol "grpc"
+// and its status in grpc_response_status.
+func (m *metrics) observe(reporter string, d *Decision, b *Backend, out outcome, grpc bool, elapsed time.Duration) {
 	vals := make([]string, 0, len(istioLabels))
 	vals = append(vals, reporter)
 	vals = append(vals, m.source...)
@@ -104,6 +105,10 @@ func (m *metrics) observe(reporter string, d *Decision, b *Backend, code int, fl
 	if svcHost == "" {
 		svcHost = unknown
 	}
+	proto := "http"
+	if grpc {
+		proto = "grpc"
+	}
 	policy := "none"
 	if reporter == "source" {
 		policy = unknown
@@ -112,7 +117,7 @@ func (m *metrics) observe(reporter string, d *Decision, b *Backend, code int, fl
 		b.Workload, b.WorkloadNamespace, unknown, b.App, b.Version,
 		svcHost, svcName, svcNS,
 		b.CanonicalService, b.CanonicalRevision, DefaultCluster,
-		"http", strconv.Itoa(code), "", flags, policy,
+		proto, strconv.Itoa(out.code), out.grpcStatus, out.flag, policy,
 	)
 	m.requests.WithLabelValues(vals...).Inc()
 	m.duration.WithLabelValues(vals...).Observe(float64(elapsed) / float64(time.Millisecond))

@@ -9,6 +9,26 @@
 // the annotation fulcrum.dev/backend ("127.0.0.1:PORT"). Only Ready pods with
 // that annotation receive traffic, so readiness gating shows up in traffic.
 //
+// It also routes by the Gateway API (gateway.networking.k8s.io/v1), as
+// Istio's ambient waypoints and GAMMA meshes do. Supported: HTTPRoutes and
+// GRPCRoutes attached to a Service (parentRef group "", kind Service: requests
+// for that Service's host; producer and consumer routes) or, by hostname, to a
+// Gateway; matches on path (Exact, PathPrefix, RegularExpression), headers,
+// query parameters and method, or on gRPC service and method, ordered by the
+// spec's precedence; backendRefs to Services with weights (a Service's Ready
+// pods are its backends; metrics name the backend Service in
+// destination_service_name); RequestHeaderModifier, ResponseHeaderModifier and
+// RequestMirror filters on rules and backendRefs; request timeouts. Invalid
+// backendRefs, rules without backends and all-zero weights answer 500 (gRPC
+// UNAVAILABLE), as the spec says. Not supported: RequestRedirect, URLRewrite,
+// CORS, ExternalAuth and ExtensionRef filters (the rule answers 500), retries,
+// session persistence, ReferenceGrants (a cross-namespace backendRef is
+// refused), Gateway objects (listeners, ports, allowedRoutes are not read),
+// route status, and the other route kinds (TCPRoute, TLSRoute, UDPRoute). An
+// HTTPRoute and a VirtualService claiming the same host: the HTTPRoute wins.
+// Listeners speak HTTP/1.1 and h2c, and gRPC calls are carried over h2c with
+// streaming and trailers (see grpc.go).
+//
 // The package is split into a pure part (Build turns a Snapshot of objects
 // into a Table; Table.Route turns a request into a Decision) and the I/O
 // around it (Proxy forwards requests, Watch keeps the Table current).
@@ -20,6 +40,7 @@ import (
 
 	networking "istio.io/api/networking/v1alpha3"
 	corev1 "k8s.io/api/core/v1"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
 // BackendAnnotation on a pod names the loopback address (host:port) of the
@@ -54,6 +75,10 @@ type Snapshot struct {
 	DestinationRules []DestinationRule
 	Services         []*corev1.Service
 	Pods             []*corev1.Pod
+	// HTTPRoutes and GRPCRoutes are gateway.networking.k8s.io/v1 routes
+	// (see gatewayTable for what the stand-in honours). Build only reads them.
+	HTTPRoutes []*gatewayv1.HTTPRoute
+	GRPCRoutes []*gatewayv1.GRPCRoute
 }
 
 // FQDN expands a host as written in a VirtualService, a DestinationRule or a

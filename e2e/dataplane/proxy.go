@@ -39,6 +39,8 @@ type Config struct {
 	Registry *prometheus.Registry
 	// Transport forwards requests; a pooled loopback transport when nil.
 	Transport http.RoundTripper
+	// GRPCTransport forwards gRPC calls; HTTP/2 without TLS (h2c) when nil.
+	GRPCTransport http.RoundTripper
 	// Clock measures durations; the real clock when nil.
 	Clock clock.PassiveClock
 	// MaxMirrorsInFlight bounds fire-and-forget mirror requests; more are
@@ -57,6 +59,7 @@ type Proxy struct {
 	metrics   *metrics
 	registry  *prometheus.Registry
 	transport http.RoundTripper
+	grpc      http.RoundTripper
 	clock     clock.PassiveClock
 
 	rmu sync.Mutex
@@ -102,6 +105,7 @@ func New(cfg Config) (*Proxy, error) {
 		cfg:       cfg,
 		registry:  cfg.Registry,
 		transport: cfg.Transport,
+		grpc:      cfg.GRPCTransport,
 		clock:     cfg.Clock,
 		rnd:       rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		mirrorSem: make(chan struct{}, cfg.MaxMirrorsInFlight),
@@ -117,6 +121,9 @@ func New(cfg Config) (*Proxy, error) {
 			MaxIdleConnsPerHost: 256,
 			IdleConnTimeout:     90 * time.Second,
 		}
+	}
+	if p.grpc == nil {
+		p.grpc = newH2CTransport()
 	}
 	if p.clock == nil {
 		p.clock = clock.RealClock{}
@@ -193,14 +200,14 @@ func (p *Proxy) Handler(host string, port uint32) http.Handler {
 			}
 		}
 		for _, m := range d.Mirrors {
-			p.mirror(logr.FromContextOrDiscard(r.Context()), r, body, &d, m)
+			p.mirror(logr.FromContextOrDiscard(r.Context()), r, req.GRPC, body, &d, m)
 		}
-		code, flag := p.forward(w, r, &d)
+		out := p.forward(w, r, req.GRPC, &d)
 		for _, rep := range p.cfg.Reporters {
 			if rep == "destination" && d.Backend == nil {
 				continue // no destination sidecar saw it
 			}
-			p.metrics.observe(rep, &d, d.Backend, code, flag, p.clock.Since(start))
+			p.metrics.observe(rep, &d, d.Backend, out, req.GRPC, p.clock.Since(start))
 		}
 	})
 }
@@ -221,21 +228,35 @@ func (p *Proxy) request(r *http.Request, host string, port uint32) *Request {
 		Port:            port,
 		SourceNamespace: p.cfg.Source.Namespace,
 		SourceLabels:    p.cfg.Source.Labels,
+		GRPC:            isGRPC(r),
 	}
 }
 
-// forward sends r to the decided backend and copies the answer back. It
-// returns the status code the client saw and the response flag.
+// outcome is how one request ended, for the metrics.
+type outcome struct {
+	code       int    // HTTP status the client saw
+	flag       string // Envoy response flag
+	grpcStatus string // gRPC calls only
+}
+
+// forward sends r to the decided backend and copies the answer back (a gRPC
+// call over h2c, streamed; see grpc.go). It returns how the request ended.
 //
 // The route's response header operations apply to the proxy's own replies
 // as well as to upstream answers: Envoy's router finalises the response
 // headers of its local replies (503 UH, 504 UT, ...) whenever a route was
 // chosen, so a user drawn to an arm whose pods are gone still gets the
 // arm's Set-Cookie.
-func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, d *Decision) (int, string) {
-	reply := func(code int, flag, msg string) (int, string) {
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, grpc bool, d *Decision) outcome {
+	reply := func(code int, flag, msg string) outcome {
 		d.Headers.ApplyResponse(w.Header())
+		if grpc {
+			return grpcLocalReply(w, code, flag, msg)
+		}
 		return localReply(w, code, flag, msg)
+	}
+	if d.DirectStatus != 0 {
+		return reply(d.DirectStatus, FlagNone, "route "+d.HTTPRoute+d.GRPCRoute+" cannot route this request (see the proxy's routing problems)")
 	}
 	switch d.Flag {
 	case FlagNoRoute:
@@ -256,10 +277,15 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, d *Decision) (in
 	out.URL.Scheme, out.URL.Host = "http", d.Backend.Addr
 	out.Host = r.Host
 	removeHopHeaders(out.Header)
+	transport := p.transport
+	if grpc {
+		transport = p.grpc
+		out.Header.Set("Te", "trailers") // gRPC's one allowed hop header
+	}
 	if r.ContentLength == 0 {
 		out.Body = nil
 	}
-	resp, err := p.transport.RoundTrip(out)
+	resp, err := transport.RoundTrip(out)
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return reply(http.StatusGatewayTimeout, FlagUpstreamTimeout, "upstream request timeout")
@@ -273,22 +299,34 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, d *Decision) (in
 	}
 	d.Headers.ApplyResponse(w.Header())
 	w.WriteHeader(resp.StatusCode)
-	if _, err := io.Copy(w, resp.Body); err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return http.StatusGatewayTimeout, FlagUpstreamTimeout
+	if grpc {
+		err = copyFlushing(w, resp.Body)
+	} else {
+		_, err = io.Copy(w, resp.Body)
 	}
-	return resp.StatusCode, FlagNone
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return outcome{code: http.StatusGatewayTimeout, flag: FlagUpstreamTimeout}
+	}
+	for k, vs := range resp.Trailer {
+		w.Header()[http.TrailerPrefix+k] = vs
+	}
+	res := outcome{code: resp.StatusCode, flag: FlagNone}
+	if grpc {
+		res.grpcStatus = grpcStatusOf(resp)
+	}
+	return res
 }
 
-func localReply(w http.ResponseWriter, code int, flag, msg string) (int, string) {
+func localReply(w http.ResponseWriter, code int, flag, msg string) outcome {
 	w.Header().Set("x-envoy-response-flags", flag)
 	http.Error(w, msg, code)
-	return code, flag
+	return outcome{code: code, flag: flag}
 }
 
 // mirror sends a copy of r to m without waiting, as Envoy's shadowing does
 // (Host gets a "-shadow" suffix). The destination reporter records it;
 // the client never sees its answer.
-func (p *Proxy) mirror(log logr.Logger, r *http.Request, body []byte, d *Decision, m MirrorDecision) {
+func (p *Proxy) mirror(log logr.Logger, r *http.Request, grpc bool, body []byte, d *Decision, m MirrorDecision) {
 	select {
 	case p.mirrorSem <- struct{}{}:
 	default:
@@ -300,30 +338,38 @@ func (p *Proxy) mirror(log logr.Logger, r *http.Request, body []byte, d *Decisio
 	out.URL.Scheme, out.URL.Host = "http", m.Backend.Addr
 	out.Host = stripPort(r.Host) + "-shadow"
 	removeHopHeaders(out.Header)
+	transport := p.transport
+	if grpc {
+		transport = p.grpc
+		out.Header.Set("Te", "trailers")
+	}
 	out.Body, out.ContentLength = nil, int64(len(body))
 	if len(body) > 0 {
 		out.Body = io.NopCloser(bytes.NewReader(body))
 	}
-	md := Decision{Host: d.Host, VirtualService: d.VirtualService, Route: d.Route, Target: m.Target, Backend: &m.Backend}
+	md := Decision{Host: d.Host, VirtualService: d.VirtualService, HTTPRoute: d.HTTPRoute, GRPCRoute: d.GRPCRoute, Route: d.Route, Target: m.Target, Backend: &m.Backend}
 	p.mirrors.Add(1)
 	go func() {
 		defer func() { <-p.mirrorSem; p.mirrors.Done() }()
 		start := p.clock.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.MirrorTimeout)
 		defer cancel()
-		code, flag := 0, FlagNone
-		resp, err := p.transport.RoundTrip(out.WithContext(ctx))
+		res := outcome{flag: FlagNone}
+		resp, err := transport.RoundTrip(out.WithContext(ctx))
 		if err != nil {
-			code, flag = http.StatusServiceUnavailable, FlagUpstreamFailure
+			res = outcome{code: http.StatusServiceUnavailable, flag: FlagUpstreamFailure}
 			log.V(1).Info("mirror failed", "backend", m.Backend.Addr, "err", err)
 		} else {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
-			code = resp.StatusCode
+			res.code = resp.StatusCode
+			if grpc {
+				res.grpcStatus = grpcStatusOf(resp)
+			}
 		}
 		for _, rep := range p.cfg.Reporters {
 			if rep == "destination" {
-				p.metrics.observe(rep, &md, md.Backend, code, flag, p.clock.Since(start))
+				p.metrics.observe(rep, &md, md.Backend, res, grpc, p.clock.Since(start))
 			}
 		}
 	}()

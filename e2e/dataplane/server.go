@@ -69,7 +69,8 @@ func Start(ctx context.Context, sc StartConfig) (*Running, error) {
 		if err != nil {
 			return "", fmt.Errorf("dataplane listen %s: %w", addr, err)
 		}
-		srv := &http.Server{Handler: h(ln.Addr()), ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+		srv := &http.Server{Handler: h(ln.Addr()), ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx },
+			Protocols: listenerProtocols()}
 		r.servers = append(r.servers, srv)
 		go func() { _ = srv.Serve(ln) }()
 		return ln.Addr().String(), nil

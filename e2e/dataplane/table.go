@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"fmt"
+	"net/http"
 	"sort"
 	"time"
 
@@ -39,6 +40,10 @@ type destination struct {
 	backends []Backend
 	noSubset bool           // subset named but not defined by any DestinationRule
 	headers  *HeaderRewrite // the route's and this destination's header operations
+	// invalid says why a Gateway API backendRef cannot be used (no such
+	// Service, another kind, ...): its share of requests answers 500.
+	invalid string
+	mirrors []mirror // a Gateway API backendRef's own RequestMirror filters
 }
 
 type mirror struct {
@@ -54,6 +59,9 @@ type route struct {
 	mirrors  []mirror
 	timeout  time.Duration
 	problems []string // what was ignored but did not void the route
+	// unroutable says why every request this Gateway API rule matches
+	// answers 500 (no backendRefs, a filter the stand-in does not support).
+	unroutable string
 }
 
 type hostEntry struct {
@@ -69,6 +77,7 @@ type Table struct {
 	services map[string]destination // FQDN → whole-Service destination
 	versions map[string]string      // VirtualService namespace/name → resourceVersion
 	subsets  map[string][]Backend   // FQDN "|" subset → Ready backends
+	gateway  gatewayTable           // HTTPRoutes and GRPCRoutes
 	// Problems lists what could not be honoured (bad regex, missing subset,
 	// pods without a backend annotation), for logs and tests.
 	Problems []string
@@ -78,15 +87,22 @@ type Table struct {
 type Decision struct {
 	Host           string // the request's FQDN
 	VirtualService string // namespace/name, empty when routed to a bare Service
-	Route          string
-	Target         Target
-	Backend        *Backend // nil unless Flag is FlagNone
-	Flag           string
-	Mirrors        []MirrorDecision
-	Timeout        time.Duration
+	// HTTPRoute or GRPCRoute is the namespace/name of the Gateway API route
+	// that routed the request; Route is then its rule's name (or "").
+	HTTPRoute, GRPCRoute string
+	Route                string
+	Target               Target
+	Backend              *Backend // nil unless Flag is FlagNone
+	Flag                 string
+	Mirrors              []MirrorDecision
+	Timeout              time.Duration
 	// Headers are the route's and the drawn destination's header
 	// operations; nil when there are none.
 	Headers *HeaderRewrite
+	// DirectStatus, when not 0, is the status the proxy answers itself
+	// (Flag stays FlagNone, as Envoy flags no direct response): 500 for a
+	// Gateway API rule or backendRef that cannot be routed.
+	DirectStatus int
 }
 
 // MirrorDecision is a copy of the request to send and forget.
@@ -192,6 +208,7 @@ func Build(s Snapshot) *Table {
 	// Exact hosts win over wildcards, longer wildcards over shorter ones;
 	// among equals the oldest VirtualService wins (the sort is stable).
 	sort.SliceStable(t.entries, func(i, j int) bool { return specificity(t.entries[i].pattern) > specificity(t.entries[j].pattern) })
+	t.buildGateway(s, svcs)
 	return t
 }
 
@@ -302,9 +319,13 @@ func (t *Table) Backends(host, subset string) []Backend {
 // Route decides where req goes: the first VirtualService route whose match
 // holds, one destination drawn by weight, one Ready backend of it drawn
 // uniformly, and the mirrors whose percentage comes up. A host with no
-// VirtualService goes to its Service's pods, as in a mesh.
+// VirtualService goes to its Service's pods, as in a mesh. HTTPRoutes and
+// GRPCRoutes attached to the host come first (see gatewayTable.route).
 func (t *Table) Route(req *Request, rnd Rand) Decision {
 	d := Decision{Host: req.Host, Flag: FlagNone}
+	if t.gateway.route(req, rnd, &d) {
+		return d
+	}
 	for i := range t.entries {
 		e := &t.entries[i]
 		if !hostMatches(e.pattern, req.Host) {
@@ -315,16 +336,7 @@ func (t *Table) Route(req *Request, rnd Rand) Decision {
 			if !r.matchesRequest(req) {
 				continue
 			}
-			d.Route, d.Timeout = r.name, r.timeout
-			pick(&d, &r.dests[pickWeighted(r.dests, r.total, rnd)], rnd)
-			for _, m := range r.mirrors {
-				if m.percent <= 0 || (m.percent < 100 && rnd.Float64()*100 >= m.percent) {
-					continue
-				}
-				if len(m.backends) > 0 {
-					d.Mirrors = append(d.Mirrors, MirrorDecision{Target: m.Target, Backend: m.backends[rnd.IntN(len(m.backends))]})
-				}
-			}
+			r.decide(&d, rnd)
 			return d
 		}
 		d.Flag = FlagNoRoute
@@ -338,9 +350,37 @@ func (t *Table) Route(req *Request, rnd Rand) Decision {
 	return d
 }
 
+// decide fills d from a route whose match held: one destination drawn by
+// weight, one of its Ready backends, and the mirrors (the route's, then the
+// destination's) whose percentage comes up.
+func (r *route) decide(d *Decision, rnd Rand) {
+	d.Route, d.Timeout = r.name, r.timeout
+	if r.unroutable != "" || r.total == 0 {
+		d.DirectStatus = http.StatusInternalServerError
+		return
+	}
+	dest := &r.dests[pickWeighted(r.dests, r.total, rnd)]
+	pick(d, dest, rnd)
+	if d.DirectStatus != 0 {
+		return
+	}
+	for _, ms := range [][]mirror{r.mirrors, dest.mirrors} {
+		for _, m := range ms {
+			if m.percent <= 0 || (m.percent < 100 && rnd.Float64()*100 >= m.percent) {
+				continue
+			}
+			if len(m.backends) > 0 {
+				d.Mirrors = append(d.Mirrors, MirrorDecision{Target: m.Target, Backend: m.backends[rnd.IntN(len(m.backends))]})
+			}
+		}
+	}
+}
+
 func pick(d *Decision, dest *destination, rnd Rand) {
 	d.Target, d.Headers = dest.Target, dest.headers
 	switch {
+	case dest.invalid != "":
+		d.DirectStatus = http.StatusInternalServerError
 	case dest.noSubset:
 		d.Flag = FlagNoCluster
 	case len(dest.backends) == 0:

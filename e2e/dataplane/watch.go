@@ -26,11 +26,17 @@ type WatchConfig struct {
 	// "v1beta1" for clusters whose CRDs do not serve v1 yet. Every served
 	// version shows the same objects, so one is enough.
 	APIVersion string
+	// SkipGatewayAPI leaves HTTPRoutes and GRPCRoutes unwatched. Without
+	// it Watch follows those of gateway.networking.k8s.io/v1 that the API
+	// server serves when Watch starts (a kind installed later is not seen).
+	SkipGatewayAPI bool
 }
 
-// Watch starts informers for VirtualServices, DestinationRules, Services and
-// Pods, waits until they have synced, installs the first Table and returns.
-// The informers keep rebuilding the Table on every change until ctx ends.
+// Watch starts informers for VirtualServices, DestinationRules, Services,
+// Pods, and the Gateway API's HTTPRoutes and GRPCRoutes (see
+// WatchConfig.SkipGatewayAPI), waits until they have synced, installs the
+// first Table and returns. The informers keep rebuilding the Table on every
+// change until ctx ends.
 func (p *Proxy) Watch(ctx context.Context, rc *rest.Config, wc WatchConfig) error {
 	log := logr.FromContextOrDiscard(ctx).WithName("dataplane")
 	if wc.APIVersion == "" {
@@ -90,6 +96,16 @@ func (p *Proxy) Watch(ctx context.Context, rc *rest.Config, wc WatchConfig) erro
 		}
 	}
 	informersToAdd = append(informersToAdd, svcs.Informer(), pods.Informer())
+	gw := &gatewayWatch{}
+	if !wc.SkipGatewayAPI {
+		if gw, err = newGatewayWatch(rc, kc.Discovery(), wc.Namespace); err != nil {
+			return err
+		}
+		informersToAdd = append(informersToAdd, gw.informers...)
+		if len(gw.missing) > 0 {
+			log.Info("Gateway API routes not served; not routed by", "kinds", gw.missing)
+		}
+	}
 	for _, i := range informersToAdd {
 		if _, err := i.AddEventHandler(notify); err != nil {
 			return fmt.Errorf("dataplane watch: add event handler: %w", err)
@@ -97,6 +113,9 @@ func (p *Proxy) Watch(ctx context.Context, rc *rest.Config, wc WatchConfig) erro
 	}
 	kf.Start(ctx.Done())
 	inf.Start(ctx.Done())
+	if gw.factory != nil {
+		gw.factory.Start(ctx.Done())
+	}
 	syncCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	synced := make([]cache.InformerSynced, 0, len(informersToAdd))
@@ -114,9 +133,14 @@ func (p *Proxy) Watch(ctx context.Context, rc *rest.Config, wc WatchConfig) erro
 			log.Error(err, "list routing objects")
 			return
 		}
+		hrs, grs, err := gw.list()
+		if err != nil {
+			log.Error(err, "list Gateway API routes")
+			return
+		}
 		sl, _ := svcs.Lister().List(labels.Everything())
 		pl, _ := pods.Lister().List(labels.Everything())
-		t := Build(Snapshot{VirtualServices: vss, DestinationRules: drs, Services: sl, Pods: pl})
+		t := Build(Snapshot{VirtualServices: vss, DestinationRules: drs, Services: sl, Pods: pl, HTTPRoutes: hrs, GRPCRoutes: grs})
 		p.SetTable(t)
 		if !slices.Equal(t.Problems, lastProblems) {
 			for _, pr := range t.Problems {
@@ -132,6 +156,9 @@ func (p *Proxy) Watch(ctx context.Context, rc *rest.Config, wc WatchConfig) erro
 			case <-ctx.Done():
 				kf.Shutdown()
 				inf.Shutdown()
+				if gw.factory != nil {
+					gw.factory.Shutdown()
+				}
 				return
 			case <-changed:
 				rebuild()

@@ -1,8 +1,9 @@
 // Package localenv runs a real, throw-away Kubernetes control plane on this
 // machine for tests and the demo: etcd, kube-apiserver (token authentication,
 // RBAC), kube-controller-manager, kube-scheduler, kwok with one fake node that
-// turns pods Ready without a kubelet, a real Prometheus, and the Istio and
-// Fulcrum CRDs.
+// turns pods Ready without a kubelet, a real Prometheus, and the Istio,
+// Gateway API (HTTPRoute, GRPCRoute, Gateway, GatewayClass, ReferenceGrant)
+// and Fulcrum CRDs.
 //
 // The binaries are built once from the tools modules under e2e/tools and
 // cached outside git (see EnsureBinaries). Each test package starts its own

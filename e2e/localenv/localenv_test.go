@@ -243,6 +243,28 @@ func TestEnvironment(t *testing.T) {
 		}
 	})
 
+	t.Run("Gateway API CRDs are served", func(t *testing.T) {
+		want := map[string][]string{
+			"gateway.networking.k8s.io/v1":      {"httproutes", "grpcroutes", "gateways", "gatewayclasses", "referencegrants"},
+			"gateway.networking.k8s.io/v1beta1": {"httproutes", "gateways", "gatewayclasses", "referencegrants"},
+		}
+		for gv, kinds := range want {
+			lists, err := env.Client.Discovery().ServerResourcesForGroupVersion(gv)
+			if err != nil {
+				t.Fatalf("%s: %v", gv, err)
+			}
+			var names []string
+			for _, r := range lists.APIResources {
+				names = append(names, r.Name)
+			}
+			for _, k := range kinds {
+				if !contains(names, k) {
+					t.Errorf("%s serves %v, want %s", gv, names, k)
+				}
+			}
+		}
+	})
+
 	t.Run("Prometheus scrapes the configured target and answers queries", func(t *testing.T) {
 		if v := promValue(ctx, t, env.PrometheusURL, `fulcrum_localenv_test_value{job="targets"}`); v != "42" {
 			t.Errorf("query returned %q, want 42", v)

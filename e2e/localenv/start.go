@@ -19,8 +19,9 @@ import (
 )
 
 // start runs the components in dependency order, doing independent work
-// (Prometheus, locating the Istio CRDs, the controllers, the CRDs and the
-// node) concurrently because start-up time is paid by every test package.
+// (Prometheus, locating the Istio and Gateway API CRDs, the controllers, the
+// CRDs and the node) concurrently because start-up time is paid by every
+// test package.
 func (e *Env) start(ctx context.Context, root string, bins *Binaries) error {
 	t0 := time.Now()
 	keys, err := newPKI()
@@ -79,6 +80,15 @@ func (e *Env) start(ctx context.Context, root string, bins *Binaries) error {
 			return fmt.Errorf("locate Istio CRDs: %w", err)
 		}
 		istioCRDs = filepath.Join(d, "kubernetes", "customresourcedefinitions.gen.yaml")
+		return nil
+	})
+	var gatewayCRDs []string
+	bg.Go(func() error {
+		d, err := moduleDir(ctx, root, gatewayAPIModule)
+		if err != nil {
+			return fmt.Errorf("locate Gateway API CRDs: %w", err)
+		}
+		gatewayCRDs = gatewayAPICRDFiles(d)
 		return nil
 	})
 
@@ -177,7 +187,8 @@ func (e *Env) start(ctx context.Context, root string, bins *Binaries) error {
 		if len(e.opts.IstioVersions) > 0 {
 			edit = servedIstioVersions(e.opts.IstioVersions)
 		}
-		return installEditedCRDs(ctx, e.Config, edit, istioCRDs, filepath.Join(root, "manifests", "crd", "*.yaml"))
+		files := append([]string{istioCRDs, filepath.Join(root, "manifests", "crd", "*.yaml")}, gatewayCRDs...)
+		return installEditedCRDs(ctx, e.Config, edit, files...)
 	})
 	if err := fg.Wait(); err != nil {
 		return err

@@ -353,3 +353,35 @@ func TestPortTaken(t *testing.T) {
 		t.Error("a bind failure must read as a port conflict")
 	}
 }
+
+// The Gateway API files exist in the module go.mod pins, and each holds the
+// one CRD its name promises (the standard folder also has a
+// ValidatingAdmissionPolicy, which readCRDs would refuse).
+func TestGatewayAPICRDFiles(t *testing.T) {
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := moduleDir(t.Context(), root, gatewayAPIModule)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := gatewayAPICRDFiles(dir)
+	for i, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		crds, err := readCRDs(strings.NewReader(string(data)))
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		var names []string
+		for _, c := range crds {
+			names = append(names, c.Name)
+		}
+		if want := gatewayAPIKinds[i] + ".gateway.networking.k8s.io"; !slices.Equal(names, []string{want}) {
+			t.Errorf("%s holds CRDs %v, want only %s", f, names, want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 // Command dataplane runs the end-to-end rig's data-plane stand-in: a proxy
-// that routes by the VirtualServices, DestinationRules, Services and Pods it
-// watches and exports Istio's standard request metrics on /metrics.
+// that routes by the VirtualServices, DestinationRules, HTTPRoutes,
+// GRPCRoutes, Services and Pods it watches and exports Istio's standard
+// request metrics on /metrics.
 //
 //	dataplane --kubeconfig K --listen 127.0.0.1:15001=fraud.ml --metrics-addr 127.0.0.1:15090
 //

@@ -1,6 +1,6 @@
 // Command localenv starts Fulcrum's local Kubernetes environment (etcd,
 // kube-apiserver, controller manager, scheduler, kwok with one node,
-// Prometheus, the Istio and Fulcrum CRDs), prints how to reach it, and
+// Prometheus, the Istio, Gateway API and Fulcrum CRDs), prints how to reach it, and
 // tears it down on Ctrl-C or SIGTERM, exiting 0.
 //
 //	go run ./e2e/cmd/localenv            # start and wait
