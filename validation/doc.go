@@ -5,10 +5,14 @@
 // does not move under a running rollout. It also finds risky but legal
 // settings and returns them as warnings.
 //
-// The checks are written once here and used by the admission webhook, the
-// controller (which re-checks before acting, since a webhook may be bypassed)
-// and the admin API. They read the cluster only through Lookups, so callers
-// choose live reads or a cache, and tests use plain maps.
+// The admission webhook is their caller. What a rollout's route object
+// means (which routes are managed, their weights, the versions) is not
+// decided here but by package router, which the controller and the admin
+// API use too: a check that resolves routes goes through it. The
+// controller does not call these checks; it meets a bad reference with
+// phase Failed and the router's message, since a webhook may be bypassed.
+// They read the cluster only through Lookups (and Options.Routers), so
+// callers choose live reads or a cache, and tests use plain maps.
 //
 // Every function returns a field.ErrorList whose paths name the offending
 // field (spec.virtualService.routes[0], spec.analysis.metrics[1].query, ...)

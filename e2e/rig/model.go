@@ -43,6 +43,10 @@ type ModelConfig struct {
 	Scrape *Scrape
 	// Seed of the proxy's weighted draws and the servers.
 	Seed uint64
+	// Router is v1alpha1.RouteKindHTTPRoute to route the model by a Gateway
+	// API HTTPRoute (see gateway.go); empty: a VirtualService and
+	// DestinationRule.
+	Router string
 	// Reporters of the proxy's Istio metrics ("destination" when nil). Add
 	// "source" to have the proxy count its own answers too (UH: the drawn
 	// subset had no Ready pod; NC: no such subset), as fault tests do.
@@ -57,7 +61,9 @@ type Model struct {
 	Servers map[string]*modelserver.Running
 	Proxy   *dataplane.Running
 	Istio   istioclient.Interface
-	env     *Env
+	// Router is ModelConfig.Router.
+	Router string
+	env    *Env
 }
 
 // NewModel creates a namespace, starts one model server per version and a
@@ -89,7 +95,7 @@ func (e *Env) NewModel(ctx context.Context, c Cleaner, cfg ModelConfig) (*Model,
 		return nil, err
 	}
 	m := &Model{NS: ns, Name: cfg.Name, Host: cfg.Name + "." + ns + ".svc.cluster.local",
-		Servers: map[string]*modelserver.Running{}, Istio: ic, env: e}
+		Servers: map[string]*modelserver.Running{}, Istio: ic, Router: cfg.Router, env: e}
 	var addrs []string
 	for i, v := range cfg.Versions {
 		s, err := modelserver.Start(ctx, modelserver.Config{Model: cfg.Name, Version: v.Name, Seed: cfg.Seed + uint64(i) + 1, Behavior: v.Behavior}, "")
@@ -121,6 +127,17 @@ func (e *Env) NewModel(ctx context.Context, c Cleaner, cfg ModelConfig) (*Model,
 	}
 	if _, err := e.Kube.Client.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 		return nil, err
+	}
+	if m.gatewayRouted() {
+		for _, v := range cfg.Versions {
+			if _, err := e.Kube.Client.AppsV1().Deployments(ns).Create(ctx, deployment(ns, cfg.Name, v, m.Servers[v.Name].Addr), metav1.CreateOptions{}); err != nil {
+				return nil, err
+			}
+		}
+		if err := e.createHTTPRoute(ctx, m, cfg.Versions); err != nil {
+			return nil, err
+		}
+		return m, nil
 	}
 	dr := &istionetv1.DestinationRule{ObjectMeta: metav1.ObjectMeta{Name: cfg.Name, Namespace: ns}, Spec: networking.DestinationRule{Host: cfg.Name}}
 	vs := &istionetv1.VirtualService{
@@ -178,7 +195,11 @@ func deployment(ns, model string, v Version, addr string) *appsv1.Deployment {
 func (m *Model) WaitBackends(ctx context.Context, limit time.Duration, versions ...string) error {
 	err := poll(ctx, 100*time.Millisecond, limit, func() bool {
 		for _, v := range versions {
-			if len(m.Proxy.Table().Backends(m.Host, v)) == 0 {
+			host, subset := m.Host, v
+			if m.gatewayRouted() {
+				host, subset = m.VersionName(v)+"."+m.NS+".svc.cluster.local", ""
+			}
+			if len(m.Proxy.Table().Backends(host, subset)) == 0 {
 				return false
 			}
 		}
@@ -192,6 +213,9 @@ func (m *Model) WaitBackends(ctx context.Context, limit time.Duration, versions 
 
 // Weights reads the weights of the VirtualService's "predict" route.
 func (m *Model) Weights(ctx context.Context) (map[string]int32, error) {
+	if m.gatewayRouted() {
+		return m.httpRouteWeights(ctx)
+	}
 	vs, err := m.Istio.NetworkingV1().VirtualServices(m.NS).Get(ctx, m.Name, metav1.GetOptions{})
 	if err != nil {
 		return nil, err

@@ -70,6 +70,9 @@ func (m *Model) NewRollout(cfg RolloutConfig) *v1alpha1.ModelRollout {
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = StandardMetrics()
+		if m.gatewayRouted() {
+			cfg.Metrics = GatewayMetrics()
+		}
 	}
 	if cfg.OnMetricsUnavailable == "" {
 		cfg.OnMetricsUnavailable = v1alpha1.MetricsUnavailableHold
@@ -83,14 +86,14 @@ func (m *Model) NewRollout(cfg RolloutConfig) *v1alpha1.ModelRollout {
 	if cfg.Experiment != nil {
 		strategy = v1alpha1.Strategy{Experiment: cfg.Experiment.DeepCopy()}
 	}
-	return &v1alpha1.ModelRollout{
+	mr := &v1alpha1.ModelRollout{
 		ObjectMeta: metav1.ObjectMeta{Name: m.Name, Namespace: m.NS},
 		Spec: v1alpha1.ModelRolloutSpec{
 			VirtualService:  &v1alpha1.VirtualServiceRef{Name: m.Name, Routes: []string{"predict"}},
 			DestinationRule: m.Name,
 			Service:         m.Name,
-			Stable:          cfg.Stable,
-			Candidate:       cfg.Candidate,
+			Stable:          m.VersionName(cfg.Stable),
+			Candidate:       m.VersionName(cfg.Candidate),
 			Strategy:        strategy,
 			Readiness:       v1alpha1.Readiness{MinReadyPods: 1},
 			Analysis: &v1alpha1.Analysis{
@@ -103,6 +106,11 @@ func (m *Model) NewRollout(cfg RolloutConfig) *v1alpha1.ModelRollout {
 			OnMetricsUnavailable: cfg.OnMetricsUnavailable,
 		},
 	}
+	if m.gatewayRouted() {
+		mr.Spec.VirtualService, mr.Spec.DestinationRule = nil, ""
+		mr.Spec.HTTPRoute = &v1alpha1.GatewayRouteRef{Name: m.Name, Rules: []string{"predict"}}
+	}
+	return mr
 }
 
 // CreateRollout creates the ModelRollout for cfg as the cluster admin.

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"github.com/fulcrum-ml/fulcrum/admin/client"
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
 	"github.com/fulcrum-ml/fulcrum/e2e/loadgen"
@@ -251,14 +249,11 @@ func sameWeights(got, want map[string]int32) bool {
 // the proxy routes by the VirtualService as it is now.
 func (s *scenario) served(n int) loadgen.Report {
 	s.t.Helper()
-	vs, err := s.model.Istio.NetworkingV1().VirtualServices(s.model.NS).Get(s.ctx, s.model.Name, metav1.GetOptions{})
+	current, err := s.model.ProxyCurrent(s.ctx)
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	s.eventually("proxy routing by the current VirtualService", func() bool {
-		v, _ := s.model.Proxy.Table().VirtualServiceVersion(s.model.NS, s.model.Name)
-		return v == vs.ResourceVersion
-	})
+	s.eventually("proxy routing by the current route object", current)
 	// Answers to requests sent before the switch may still arrive (a slow
 	// candidate's take up to a second): skip two seconds of load first.
 	sent := s.load.Snapshot().Sent
