@@ -34,7 +34,7 @@ func (b backend) weight() int64 {
 	if !ok {
 		return 1
 	}
-	return toInt(v)
+	return router.JSONInt(v)
 }
 
 // resolveRules returns the rules the rollout names, or the route's only
@@ -250,21 +250,4 @@ func equalJSON(a, b map[string]any) bool {
 	ja, err1 := json.Marshal(a)
 	jb, err2 := json.Marshal(b)
 	return err1 == nil && err2 == nil && string(ja) == string(jb)
-}
-
-func toInt(v any) int64 {
-	switch n := v.(type) {
-	case int64:
-		return n
-	case int:
-		return int64(n)
-	case int32:
-		return int64(n)
-	case float64:
-		return int64(n)
-	case json.Number:
-		i, _ := n.Int64()
-		return i
-	}
-	return 0
 }

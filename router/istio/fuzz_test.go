@@ -130,7 +130,7 @@ func onlyWeightsChanged(t *testing.T, in, out map[string]any) {
 		for _, extra := range bd[len(ad):] {
 			m, _ := extra.(map[string]any)
 			d, _ := m["destination"].(map[string]any)
-			if s, _ := d["subset"].(string); s == "" || toInt(m["weight"]) <= 0 {
+			if s, _ := d["subset"].(string); s == "" || router.JSONInt(m["weight"]) <= 0 {
 				t.Fatalf("spec.http[%d] gained a destination that is no subset getting traffic: %v", i, extra)
 			}
 		}

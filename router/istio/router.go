@@ -205,7 +205,7 @@ func (d destination) effectiveWeight(n int) int32 {
 		}
 		return 0
 	}
-	return int32(toInt(v))
+	return int32(router.JSONInt(v))
 }
 
 func managedRoutes(vs *unstructured.Unstructured, t Target) ([]route, error) {
@@ -342,23 +342,6 @@ func sortedKeys(m map[string]int32) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-func toInt(v any) int64 {
-	switch n := v.(type) {
-	case int64:
-		return n
-	case int:
-		return int64(n)
-	case int32:
-		return int64(n)
-	case float64:
-		return int64(n)
-	case json.Number:
-		i, _ := n.Int64()
-		return i
-	}
-	return 0
 }
 
 func deepCopyValue(v any) any {
