@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
+	"github.com/fulcrum-ml/fulcrum/router"
 )
 
 // A new ModelRollout never moves traffic. The weights it finds on its routes
@@ -33,7 +34,7 @@ func (x *decider) adoptionProblem() string {
 			first, firstRoute = rw, route
 			continue
 		}
-		if !weightsEqual(nonZero(first), nonZero(rw)) {
+		if !router.WeightsEqual(nonZero(first), nonZero(rw)) {
 			return fmt.Sprintf("the managed routes carry different weights (%s: %s; %s: %s): Fulcrum adopts existing weights without moving traffic, so make the routes agree first",
 				firstRoute, formatWeights(nonZero(first)), route, formatWeights(nonZero(rw)))
 		}

@@ -1,10 +1,12 @@
 package rollout
 
 import (
-	"github.com/fulcrum-ml/fulcrum/analysis/experiment"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fulcrum-ml/fulcrum/analysis/experiment"
+	"github.com/fulcrum-ml/fulcrum/router"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -121,10 +123,10 @@ func (s *sim) intent(id string, a v1alpha1.IntentAction, w ...v1alpha1.SubsetWei
 func (s *sim) wantWeights(want map[string]int32) {
 	s.t.Helper()
 	got := s.routes["predict"]
-	if !weightsEqual(got, want) {
+	if !router.WeightsEqual(got, want) {
 		s.t.Fatalf("mesh weights %v, want %v (phase %s, message %q)", got, want, s.r.Status.Phase, s.r.Status.Message)
 	}
-	if !weightsEqual(toMap(s.r.Status.Weights), want) {
+	if !router.WeightsEqual(toMap(s.r.Status.Weights), want) {
 		s.t.Fatalf("status weights %v, want %v", s.r.Status.Weights, want)
 	}
 }
@@ -168,7 +170,7 @@ func (s *sim) steady() {
 	if len(d.Events) > 0 {
 		s.t.Fatalf("second reconcile emitted events: %+v", d.Events)
 	}
-	if !weightsEqual(routes, s.routes["predict"]) {
+	if !router.WeightsEqual(routes, s.routes["predict"]) {
 		s.t.Fatalf("second reconcile changed weights")
 	}
 }
@@ -491,7 +493,7 @@ func TestMissingReferencesFailAndRecover(t *testing.T) {
 	if c.Status != metav1.ConditionFalse || c.Message != "create VirtualService ml/fraud" || d.Status.Message != c.Message {
 		t.Fatalf("Ready %+v message %q", c, d.Status.Message)
 	}
-	if !weightsEqual(toMap(d.Status.Weights), map[string]int32{"v1": 95, "v2": 5}) {
+	if !router.WeightsEqual(toMap(d.Status.Weights), map[string]int32{"v1": 95, "v2": 5}) {
 		t.Fatalf("failed status lost the weights: %v", d.Status.Weights)
 	}
 	s.r.Status = d.Status
@@ -543,7 +545,7 @@ func TestRestartResumesSameStep(t *testing.T) {
 	// status write: the retry writes the same weights and one history entry.
 	s.clk.Step(40 * time.Second)
 	d1 := Decide(saved, Observed{Now: s.clk.Now(), RouteWeights: map[string]map[string]int32{"predict": {"v1": 50, "v2": 50}}, ReadyPods: s.ready})
-	if !weightsEqual(toMap(d1.Weights), map[string]int32{"v1": 50, "v2": 50}) || len(d1.Status.History) != len(saved.Status.History)+1 {
+	if !router.WeightsEqual(toMap(d1.Weights), map[string]int32{"v1": 50, "v2": 50}) || len(d1.Status.History) != len(saved.Status.History)+1 {
 		t.Fatalf("retry after crash: weights %v history %d", d1.Weights, len(d1.Status.History))
 	}
 	for _, e := range d1.Events {

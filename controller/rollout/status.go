@@ -11,6 +11,7 @@ import (
 
 	"github.com/fulcrum-ml/fulcrum/analysis"
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
+	"github.com/fulcrum-ml/fulcrum/router"
 )
 
 // retryWhileWaiting is how soon a held rollout looks again even without a
@@ -70,7 +71,7 @@ func (x *decider) settleWeights(desired map[string]int32) {
 	if len(x.applied) > 0 {
 		for _, route := range sortedRoutes(x.o.RouteWeights) {
 			rw := x.o.RouteWeights[route]
-			if !weightsEqual(rw, x.applied) && !weightsEqual(rw, desired) {
+			if !router.WeightsEqual(rw, x.applied) && !router.WeightsEqual(rw, desired) {
 				x.drift = append(x.drift, route)
 				x.event(EventTypeWarning, ReasonWeightDriftReverted, fmt.Sprintf(
 					"route %s had %s, set by someone else; put back %s (Fulcrum owns the weights of managed routes)",
@@ -347,20 +348,6 @@ func sortedRoutes(m map[string]map[string]int32) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-func weightsEqual(a, b map[string]int32) bool {
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	for k, v := range b {
-		if a[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 func formatWeights(m map[string]int32) string {
