@@ -101,16 +101,18 @@ func TestWarmupGateKeepsColdLatencyFromUsers(t *testing.T) {
 	}
 	s.waitWeights(map[string]int32{"v1": 80, "v2": 20})
 	warmAfter := time.Since(started)
-	got := s.rollout()
+	// The controller writes the weights before the status that records
+	// why: the Warm entry may land a moment after the weights.
 	var warm *v1alpha1.HistoryEntry
-	for i := range got.Status.History {
-		if got.Status.History[i].Type == v1alpha1.HistoryWarm {
-			warm = &got.Status.History[i]
+	s.eventually("a Warm entry in history", func() bool {
+		got := s.rollout()
+		for i := range got.Status.History {
+			if got.Status.History[i].Type == v1alpha1.HistoryWarm {
+				warm = &got.Status.History[i]
+			}
 		}
-	}
-	if warm == nil {
-		t.Fatalf("no Warm entry in history: %+v", got.Status.History)
-	}
+		return warm != nil
+	})
 	s.eventually("the warm-up route removed", func() bool { return s.warmupRoute() == "" })
 	s.eventually("200 users answered by v2", func() bool { return users.count() >= 200 })
 	p99, n := users.p99(200)
