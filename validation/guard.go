@@ -3,10 +3,9 @@ package validation
 import (
 	"maps"
 
-	networking "istio.io/api/networking/v1"
 	istiov1 "istio.io/client-go/pkg/apis/networking/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
 	"github.com/fulcrum-ml/fulcrum/router/istio"
@@ -29,8 +28,15 @@ type RouteChange struct {
 // ManagedRouteChanges compares two versions of a VirtualService and returns
 // the changes to the weights (destinations and their weights) of every
 // route that a managing rollout (see ManagesRoutes) of the list owns. Other
-// edits, including those to unmanaged routes, return nothing.
+// edits, including those to unmanaged routes, return nothing. Routes are
+// resolved and read by the router (istio.ResolveRoutes, Counterpart and
+// DestinationWeights), as the controller reads them.
 func ManagedRouteChanges(old, vs *istiov1.VirtualService, rollouts []v1alpha1.ModelRollout) []RouteChange {
+	oldU, err1 := toUnstructured(old)
+	vsU, err2 := toUnstructured(vs)
+	if err1 != nil || err2 != nil {
+		return nil
+	}
 	var out []RouteChange
 	for i := range rollouts {
 		mr := &rollouts[i]
@@ -38,37 +44,37 @@ func ManagedRouteChanges(old, vs *istiov1.VirtualService, rollouts []v1alpha1.Mo
 			continue
 		}
 		// The rollout manages the routes as they resolve on the old object.
-		routes, _ := ManagedRoutes(old, *mr.Spec.VirtualService, field.NewPath("spec", "virtualService"))
+		routes, err := istio.ResolveRoutes(oldU, mr.Spec.VirtualService.Routes)
+		if err != nil {
+			continue
+		}
 		for _, r := range routes {
-			before := old.Spec.GetHttp()[r.Index]
-			after := counterpart(vs.Spec.GetHttp(), r)
-			if after == nil {
-				out = append(out, RouteChange{Rollout: mr, Route: r, Old: SubsetWeights(before), Removed: true})
+			mrRoute := ManagedRoute{Name: r.Name, Index: r.Index, key: r.Key}
+			before, beforeW := istio.DestinationWeights(oldU, r)
+			now, ok := istio.Counterpart(vsU, r)
+			if !ok {
+				out = append(out, RouteChange{Rollout: mr, Route: mrRoute, Old: beforeW, Removed: true})
 				continue
 			}
-			if !maps.Equal(RouteWeights(before), RouteWeights(after)) {
-				out = append(out, RouteChange{Rollout: mr, Route: r, Old: SubsetWeights(before), New: SubsetWeights(after)})
+			after, afterW := istio.DestinationWeights(vsU, now)
+			if !maps.Equal(before, after) {
+				out = append(out, RouteChange{Rollout: mr, Route: mrRoute, Old: beforeW, New: afterW})
 			}
 		}
 	}
 	return out
 }
 
-// counterpart finds a managed route in the edited list: by name, or the
-// only route when the managed route is the single unnamed one.
-func counterpart(http []*networking.HTTPRoute, r ManagedRoute) *networking.HTTPRoute {
-	if r.Name == "" {
-		if len(http) == 1 {
-			return http[0]
-		}
-		return nil
+// toUnstructured is a typed VirtualService as the router reads it.
+func toUnstructured(vs *istiov1.VirtualService) (*unstructured.Unstructured, error) {
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(vs)
+	if err != nil {
+		return nil, err
 	}
-	for _, h := range http {
-		if h.GetName() == r.Name {
-			return h
-		}
-	}
-	return nil
+	u := &unstructured.Unstructured{Object: obj}
+	u.SetNamespace(vs.Namespace)
+	u.SetName(vs.Name)
+	return u, nil
 }
 
 // manages reports whether a rollout manages routes of the VirtualService
@@ -176,19 +182,13 @@ func Releases(c istio.ShapeChange, now v1alpha1.RouteShape) bool {
 	return true
 }
 
-// managedRoute names a route key of istio.Shapes as a ManagedRoute: the
-// only route when the rollout names none, else the first route of that name.
+// managedRoute names a route key of istio.Shapes as a ManagedRoute, as
+// the router resolves it on vs.
 func managedRoute(vs *unstructured.Unstructured, t istio.Target, key string) ManagedRoute {
-	items, _, _ := unstructured.NestedFieldNoCopy(vs.Object, "spec", "http")
-	http, _ := items.([]any)
-	for i, it := range http {
-		r, _ := it.(map[string]any)
-		name, _ := r["name"].(string)
-		if len(t.Routes) == 0 {
-			return ManagedRoute{Name: name, Index: 0}
-		}
-		if name == key {
-			return ManagedRoute{Name: key, Index: i}
+	routes, _ := istio.ResolveRoutes(vs, t.Routes)
+	for _, r := range routes {
+		if r.Key == key {
+			return ManagedRoute{Name: r.Name, Index: r.Index, key: r.Key}
 		}
 	}
 	return ManagedRoute{Name: key}

@@ -6,10 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	networking "istio.io/api/networking/v1"
 	istiov1 "istio.io/client-go/pkg/apis/networking/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
@@ -50,13 +47,10 @@ func (r ManagedRoute) String() string {
 // routes.
 func ManagedRoutes(vs *istiov1.VirtualService, ref v1alpha1.VirtualServiceRef, basePath *field.Path) ([]ManagedRoute, field.ErrorList) {
 	vsName := vs.Namespace + "/" + vs.Name
-	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(vs)
+	u, err := toUnstructured(vs)
 	if err != nil {
 		return nil, field.ErrorList{field.InternalError(basePath, fmt.Errorf("VirtualService %s: %w", vsName, err))}
 	}
-	u := &unstructured.Unstructured{Object: obj}
-	u.SetNamespace(vs.Namespace)
-	u.SetName(vs.Name)
 	routes, err := istio.ResolveRoutes(u, ref.Routes)
 	var rerr *istio.RouteError
 	switch {
@@ -87,43 +81,4 @@ func ManagedRoutes(vs *istiov1.VirtualService, ref v1alpha1.VirtualServiceRef, b
 			"VirtualService %s has no HTTP route named %q (it has: %s); fix the name or add the route", vsName, name, have)))
 	}
 	return nil, errs
-}
-
-// RouteWeights returns the weight of each destination of an HTTP route,
-// keyed by "host/subset[:port]". Istio reads a missing weight as 100 when
-// the route has a single destination and 0 otherwise; this does the same.
-func RouteWeights(r *networking.HTTPRoute) map[string]int32 {
-	out := make(map[string]int32, len(r.GetRoute()))
-	dests := r.GetRoute()
-	for _, d := range dests {
-		w := d.GetWeight()
-		if len(dests) == 1 && w == 0 {
-			w = 100
-		}
-		out[destinationKey(d.GetDestination())] += w
-	}
-	return out
-}
-
-func destinationKey(d *networking.Destination) string {
-	k := d.GetHost() + "/" + d.GetSubset()
-	if p := d.GetPort().GetNumber(); p != 0 {
-		k += ":" + strconv.FormatUint(uint64(p), 10)
-	}
-	return k
-}
-
-// SubsetWeights returns a route's weights by subset name, for messages and
-// suggested commands.
-func SubsetWeights(r *networking.HTTPRoute) []v1alpha1.SubsetWeight {
-	var out []v1alpha1.SubsetWeight
-	dests := r.GetRoute()
-	for _, d := range dests {
-		w := d.GetWeight()
-		if len(dests) == 1 && w == 0 {
-			w = 100
-		}
-		out = append(out, v1alpha1.SubsetWeight{Subset: d.GetDestination().GetSubset(), Weight: w})
-	}
-	return out
 }

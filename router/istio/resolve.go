@@ -3,8 +3,12 @@ package istio
 import (
 	"fmt"
 	"slices"
+	"strconv"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
+	"github.com/fulcrum-ml/fulcrum/router"
 )
 
 // ManagedRoute is one HTTP route of a VirtualService that a rollout
@@ -65,4 +69,55 @@ func routeNames(all []route, namedOnly bool) []string {
 		}
 	}
 	return slices.Clip(names)
+}
+
+// Counterpart finds a managed route of one version of a VirtualService on
+// another: the route of the same name, or the only route when r is the
+// only, unnamed one. The webhook's guard compares the two.
+func Counterpart(vs *unstructured.Unstructured, r ManagedRoute) (ManagedRoute, bool) {
+	var names []string
+	if r.Name != "" {
+		names = []string{r.Name}
+	}
+	rs, err := ResolveRoutes(vs, names)
+	if err != nil || len(rs) != 1 {
+		return ManagedRoute{}, false
+	}
+	return rs[0], true
+}
+
+// DestinationWeights reads the route r of vs: the weight of each
+// destination, keyed "host/subset[:port]" so that a destination moved to
+// another host or port counts as a change; and the weights by subset in
+// the route's order, for messages. A lone destination without a weight
+// gets 100 and others 0, as Istio reads them.
+func DestinationWeights(vs *unstructured.Unstructured, r ManagedRoute) (map[string]int32, []v1alpha1.SubsetWeight) {
+	items, _, _ := unstructured.NestedSlice(vs.Object, "spec", "http")
+	if r.Index < 0 || r.Index >= len(items) {
+		return nil, nil
+	}
+	route, _ := items[r.Index].(map[string]any)
+	dests, _ := route["route"].([]any)
+	byKey := make(map[string]int32, len(dests))
+	var bySubset []v1alpha1.SubsetWeight
+	for _, it := range dests {
+		m, _ := it.(map[string]any)
+		d, _ := m["destination"].(map[string]any)
+		host, _ := d["host"].(string)
+		subset, _ := d["subset"].(string)
+		w, has := m["weight"]
+		weight := int32(router.JSONInt(w))
+		if !has && len(dests) == 1 {
+			weight = 100
+		}
+		key := host + "/" + subset
+		if p, ok := d["port"].(map[string]any); ok {
+			if n := router.JSONInt(p["number"]); n != 0 {
+				key += ":" + strconv.FormatInt(n, 10)
+			}
+		}
+		byKey[key] += weight
+		bySubset = append(bySubset, v1alpha1.SubsetWeight{Subset: subset, Weight: weight})
+	}
+	return byKey, bySubset
 }
