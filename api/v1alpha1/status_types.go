@@ -101,6 +101,11 @@ type ModelRolloutStatus struct {
 	// +optional
 	Scaling *ScalingStatus `json:"scaling,omitempty"`
 
+	// Gates are the rollout's gates (spec.gates): the one holding it, those
+	// running after its end, and the latest results.
+	// +optional
+	Gates *GatesStatus `json:"gates,omitempty"`
+
 	// Experiment is the latest experiment's evidence and outcome
 	// (spec.strategy.experiment).
 	// +optional
