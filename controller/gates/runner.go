@@ -74,7 +74,14 @@ type run struct {
 	rollout types.NamespacedName
 	cancel  context.CancelFunc
 	res     rollout.GateObservation
+	// forgotten is when the reconciler forgot the run; it is kept a while
+	// so that a reconcile that read an older copy of the rollout (the
+	// cache lags the status just written) does not call it again.
+	forgotten time.Time
 }
+
+// forgetAfter is how long a forgotten run is kept.
+const forgetAfter = 2 * time.Minute
 
 // NewRunner returns a Runner; it calls nothing until Start.
 func NewRunner(cfg Config) *Runner {
@@ -109,12 +116,13 @@ func (r *Runner) Start(ctx context.Context) error {
 	return nil
 }
 
-// Ensure starts c unless a run with its key is known (running, finished
-// or noted). The call itself happens in the background.
+// Ensure starts c unless a run with its key runs or has its final
+// result; it replaces a note that was not final. The call itself happens
+// in the background.
 func (r *Runner) Ensure(c Call) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, ok := r.runs[c.Key]; ok {
+	if x, ok := r.runs[c.Key]; ok && (x.cancel != nil || x.res.Done || !x.forgotten.IsZero()) {
 		return nil
 	}
 	if r.base == nil || r.base.Err() != nil {
@@ -136,7 +144,7 @@ func (r *Runner) Ensure(c Call) error {
 func (r *Runner) Note(key string, rollout types.NamespacedName, res rollout.GateObservation) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if x, ok := r.runs[key]; ok && x.cancel != nil {
+	if x, ok := r.runs[key]; ok && (x.cancel != nil || !x.forgotten.IsZero()) {
 		return
 	}
 	r.runs[key] = &run{rollout: rollout, res: res}
@@ -146,9 +154,18 @@ func (r *Runner) Note(key string, rollout types.NamespacedName, res rollout.Gate
 func (r *Runner) Clear(key string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if x, ok := r.runs[key]; ok && x.cancel == nil && !x.res.Done {
+	if x, ok := r.runs[key]; ok && x.cancel == nil && !x.res.Done && x.forgotten.IsZero() {
 		delete(r.runs, key)
 	}
+}
+
+// Started reports whether run key calls, has its final result, or was
+// forgotten lately.
+func (r *Runner) Started(key string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	x, ok := r.runs[key]
+	return ok && (x.cancel != nil || x.res.Done || !x.forgotten.IsZero())
 }
 
 // Result is the latest result of run key, and whether one is known.
@@ -162,15 +179,22 @@ func (r *Runner) Result(key string) (rollout.GateObservation, bool) {
 	return x.res, true
 }
 
-// Forget stops run key if it still calls, and drops its result.
+// Forget stops run key if it still calls. Its result stays for
+// forgetAfter, and the run is not started again meanwhile.
 func (r *Runner) Forget(key string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if x, ok := r.runs[key]; ok {
+	now := time.Now()
+	for k, x := range r.runs {
+		if !x.forgotten.IsZero() && now.Sub(x.forgotten) > forgetAfter {
+			delete(r.runs, k)
+		}
+	}
+	if x, ok := r.runs[key]; ok && x.forgotten.IsZero() {
 		if x.cancel != nil {
 			x.cancel()
 		}
-		delete(r.runs, key)
+		x.forgotten = now
 	}
 }
 
