@@ -134,13 +134,13 @@ func (r *Reconciler) gateHeaders(ctx context.Context, mr *v1alpha1.ModelRollout,
 		sec := &corev1.Secret{}
 		if err := r.reader.Get(ctx, types.NamespacedName{Namespace: mr.Namespace, Name: ref.Name}, sec); err != nil {
 			if apierrors.IsNotFound(err) {
-				return nil, fmt.Errorf("Secret %s/%s (header %s) not found", mr.Namespace, ref.Name, hd.Name)
+				return nil, fmt.Errorf("the Secret %s/%s (header %s) does not exist", mr.Namespace, ref.Name, hd.Name)
 			}
 			return nil, fmt.Errorf("read Secret %s/%s (header %s): %w", mr.Namespace, ref.Name, hd.Name, err)
 		}
 		v, ok := sec.Data[ref.Key]
 		if !ok {
-			return nil, fmt.Errorf("Secret %s/%s has no key %s (header %s)", mr.Namespace, ref.Name, ref.Key, hd.Name)
+			return nil, fmt.Errorf("the Secret %s/%s has no key %s (header %s)", mr.Namespace, ref.Name, ref.Key, hd.Name)
 		}
 		h.Set(hd.Name, string(v))
 	}

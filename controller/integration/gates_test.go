@@ -14,6 +14,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
@@ -30,6 +31,7 @@ type hookSink struct {
 	mu      sync.Mutex
 	posts   map[string][]gates.Payload
 	raw     map[string][]string
+	auth    map[string][]string
 	answers map[string][]hookAnswer
 }
 
@@ -41,7 +43,7 @@ type hookAnswer struct {
 
 func newHookSink(t *testing.T, answers map[string][]hookAnswer) *hookSink {
 	t.Helper()
-	s := &hookSink{posts: map[string][]gates.Payload{}, raw: map[string][]string{}, answers: answers}
+	s := &hookSink{posts: map[string][]gates.Payload{}, raw: map[string][]string{}, auth: map[string][]string{}, answers: answers}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		var p gates.Payload
@@ -49,6 +51,7 @@ func newHookSink(t *testing.T, answers map[string][]hookAnswer) *hookSink {
 		s.mu.Lock()
 		s.posts[r.URL.Path] = append(s.posts[r.URL.Path], p)
 		s.raw[r.URL.Path] = append(s.raw[r.URL.Path], string(body))
+		s.auth[r.URL.Path] = append(s.auth[r.URL.Path], r.Header.Get("Authorization"))
 		n := len(s.posts[r.URL.Path])
 		script := s.answers[r.URL.Path]
 		s.mu.Unlock()
@@ -74,6 +77,12 @@ func (s *hookSink) got(path string) []gates.Payload {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.posts[path])
+}
+
+func (s *hookSink) authorizations(path string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.auth[path])
 }
 
 func (s *hookSink) bodies(path string) []string {
@@ -136,9 +145,12 @@ func TestHTTPGatesOnTheAPIServer(t *testing.T) {
 		"/registry": {{status: 204}},
 	})
 	startGatedController(f)
+	f.create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "smoke-token", Namespace: f.ns}, Data: map[string][]byte{"header": []byte("Bearer s3cret")}})
 	verdict := &v1alpha1.HTTPExpect{Verdict: &v1alpha1.JSONVerdict{Field: "verdict"}}
 	f.rollout("fraud", minStep(time.Second), withGates(
-		httpGateAt("smoke", v1alpha1.GatePreStart, sink.URL+"/smoke"),
+		httpGateAt("smoke", v1alpha1.GatePreStart, sink.URL+"/smoke", func(g *v1alpha1.Gate) {
+			g.HTTP.Headers = []v1alpha1.GateHeader{{Name: "Authorization", ValueFrom: &v1alpha1.SecretKeyRef{Name: "smoke-token", Key: "header"}}}
+		}),
 		httpGateAt("eval", v1alpha1.GateEachStep, sink.URL+"/eval", func(g *v1alpha1.Gate) { g.HTTP.Expect = verdict }),
 		httpGateAt("registry", v1alpha1.GatePostPromote, sink.URL+"/registry", func(g *v1alpha1.Gate) {
 			g.HTTP.Method = "PUT"
@@ -154,6 +166,9 @@ func TestHTTPGatesOnTheAPIServer(t *testing.T) {
 	smoke := sink.got("/smoke")
 	if len(smoke) != 2 || smoke[0].ID != smoke[1].ID || smoke[0].Attempt != 1 || smoke[1].Attempt != 2 {
 		t.Fatalf("/smoke got %+v, want two attempts of one run", smoke)
+	}
+	if a := sink.authorizations("/smoke"); !slices.Equal(a, []string{"Bearer s3cret", "Bearer s3cret"}) {
+		t.Fatalf("/smoke got Authorization %q, want the Secret's value on every attempt", a)
 	}
 	if p := smoke[0]; p.At != v1alpha1.GatePreStart || p.Rollout.Namespace != f.ns || p.Candidate != "v2" || p.Stable != "v1" ||
 		p.Step.Weight != 10 || p.Phase != v1alpha1.PhaseProgressing || p.Kind != gates.PayloadKind {
