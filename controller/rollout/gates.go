@@ -202,6 +202,11 @@ func (x *decider) holdAt(pts ...v1alpha1.GatePoint) string {
 func (x *decider) clearPoint(p v1alpha1.GatePoint) string {
 	specs := GatesAt(x.r, p.At)
 	if len(specs) == 0 || x.cleared(p) {
+		if gs := x.st.Gates; gs != nil && gs.Pending != nil && gs.Point != nil && samePoint(*gs.Point, p) {
+			// Its gates were removed from the spec while one ran.
+			x.cancelPending("", "the gate was removed from spec.gates")
+			gs.Point, gs.Passed = nil, nil
+		}
 		return ""
 	}
 	gs := x.gatesStatus()

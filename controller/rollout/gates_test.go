@@ -409,6 +409,23 @@ func TestGatesOfAPointRunInOrder(t *testing.T) {
 	}
 }
 
+// A gate removed from the spec while it holds the rollout holds nothing:
+// its run ends Cancelled and the weight moves; no approval is asked of
+// anyone any more.
+func TestRemovedGateStopsHolding(t *testing.T) {
+	s := newSim(t, withGates(approvalGate("sign-off", v1alpha1.GatePreStart)))
+	s.r.Spec.Candidate = "v2"
+	s.reconcile(nil)
+	s.pending()
+	s.r.Spec.Gates = nil
+	s.reconcile(nil)
+	s.wantWeights(map[string]int32{"v1": 80, "v2": 20})
+	gs := s.r.Status.Gates
+	if gs.Pending != nil || v1alpha1.PendingApproval(&s.r.Status) != "" || gs.Results[0].Outcome != v1alpha1.GateCancelled {
+		t.Fatalf("status.gates %+v", gs)
+	}
+}
+
 func TestJobNameFitsALabel(t *testing.T) {
 	for _, tc := range []struct{ rollout, gate, id, want string }{
 		{"fraud", "smoke", "0123456789", "fraud-smoke-0123456789"},
