@@ -30,7 +30,7 @@ func (s *Server) act(w http.ResponseWriter, r *http.Request) {
 	key := pathKey(r)
 	action, ok := intent.ParseAction(chi.URLParam(r, "action"))
 	if !ok {
-		s.problem(w, r, problem{Status: 404, Title: "Unknown action", Detail: "use start, split, promote, rollback, pause or resume"})
+		s.problem(w, r, problem{Status: 404, Title: "Unknown action", Detail: "use start, split, promote, rollback, pause, resume or approve"})
 		return
 	}
 	verb := intent.RBACVerb(action)
@@ -162,6 +162,9 @@ func (s *Server) audit(r *http.Request, user auth.User, mr *v1alpha1.ModelRollou
 	note := fmt.Sprintf("%s requested %s (intent %s)", user.Name, strings.ToLower(string(in.Action)), in.ID)
 	if in.Action == v1alpha1.IntentStart {
 		note += " of candidate " + mr.Spec.Candidate
+	}
+	if in.Gate != "" {
+		note += " of gate " + in.Gate
 	}
 	if len(in.Weights) > 0 {
 		parts := make([]string, len(in.Weights))

@@ -111,6 +111,7 @@ func TestEveryRouteAllowAndDeny(t *testing.T) {
 		"promote":    {"POST", one + "/promote", `{}`, false},
 		"rollback":   {"POST", one + "/rollback", `{}`, false},
 		"start":      {"POST", one + "/start", `{"candidate":"v2"}`, false},
+		"approve":    {"POST", one + "/approve", `{"reason":"rbac test"}`, false},
 	}
 	allowed := map[string]func(route) bool{
 		"vera":   func(r route) bool { return r.readOnly },
@@ -179,8 +180,9 @@ func TestWhoAmIPerRole(t *testing.T) {
 	run, tok := setup(t)
 	want := map[string]map[string]bool{
 		"vera":   {"get": true, "list": true, "start": false, "rollback": false, "pause": false, "resume": false},
-		"alice":  {"get": true, "list": true, "start": true, "split": true, "promote": true, "rollback": true, "pause": true, "resume": true},
-		"ada":    {"get": true, "list": true, "start": true, "rollback": true},
+		"alice":  {"get": true, "list": true, "start": true, "split": true, "promote": true, "rollback": true, "pause": true, "resume": true, "approve": true},
+		"ada":    {"get": true, "list": true, "start": true, "rollback": true, "approve": true},
+		"ci":     {"get": true, "start": true, "rollback": true, "pause": true, "approve": false, "promote": false, "split": false},
 		"nobody": {"get": false, "list": false, "start": false},
 	}
 	for user, can := range want {

@@ -47,7 +47,7 @@ func (s *Server) routes() http.Handler {
 		r.Get(one, s.getRollout)
 		r.Get(one+"/history", s.history)
 		r.Get(one+"/events", s.streamOne)
-		r.Post(one+"/{action:start|split|promote|rollback|pause|resume}", s.act)
+		r.Post(one+"/{action:start|split|promote|rollback|pause|resume|approve}", s.act)
 		r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 			s.problem(w, r, problem{Status: 404, Title: "Not found", Detail: fmt.Sprintf("no API route %s: see /openapi.json for the routes", r.URL.Path)})
 		})
@@ -205,7 +205,7 @@ func (s *Server) kubeError(w http.ResponseWriter, r *http.Request, err error, wh
 }
 
 // whoamiVerbs are the verbs whoami reports; resume follows pause.
-var whoamiVerbs = []string{"get", "list", "start", "split", "promote", "rollback", "pause"}
+var whoamiVerbs = []string{"get", "list", "start", "split", "promote", "rollback", "pause", "approve"}
 
 type whoamiResponse struct {
 	User   string          `json:"user"`

@@ -211,7 +211,7 @@ func TestReads(t *testing.T) {
 	// those it does not.
 	actions := r.body["actions"].(map[string]any)
 	want := v1alpha1.ActionAllowed(v1alpha1.IntentResume, v1alpha1.StateOf(mr))
-	if len(actions) != 6 || actions["pause"].(map[string]any)["allowed"] != true || actions["resume"].(map[string]any)["allowed"] != false ||
+	if len(actions) != 7 || actions["pause"].(map[string]any)["allowed"] != true || actions["resume"].(map[string]any)["allowed"] != false ||
 		actions["resume"].(map[string]any)["reason"] != want {
 		t.Fatalf("actions %v, want resume refused with %q", actions, want)
 	}

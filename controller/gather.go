@@ -72,6 +72,9 @@ func (r *Reconciler) gather(ctx context.Context, mr *v1alpha1.ModelRollout) (*wo
 	r.gatherWarmth(ctx, mr, w)
 	r.gatherRewards(ctx, mr, w)
 	r.gatherScaling(ctx, mr, w)
+	if err := r.gatherGates(ctx, mr, w); err != nil {
+		return nil, err
+	}
 	return w, nil
 }
 

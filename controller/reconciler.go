@@ -18,6 +18,7 @@ import (
 
 	"github.com/fulcrum-ml/fulcrum/analysis"
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
+	"github.com/fulcrum-ml/fulcrum/controller/gates"
 	"github.com/fulcrum-ml/fulcrum/controller/rollout"
 	"github.com/fulcrum-ml/fulcrum/controller/warmup"
 	"github.com/fulcrum-ml/fulcrum/router"
@@ -72,6 +73,10 @@ type Config struct {
 	// Notifier tells people about each history entry written (package
 	// notify). Nil: nobody is told.
 	Notifier Notifier
+	// Gates makes the HTTP calls of spec.gates in the background; it runs
+	// with the manager (SetupWithManager adds it). Nil: a runner with the
+	// defaults (the rollout's own namespace's Services only).
+	Gates *gates.Runner
 	// GatewayKinds are the Gateway API route kinds the cluster serves at
 	// gateway.networking.k8s.io/v1 (HTTPRoute, GRPCRoute; see
 	// gatewayapi.Served). Rollouts on a kind not listed fail, saying so.
@@ -89,6 +94,7 @@ type Reconciler struct {
 	warmup   *warmup.Sender
 	rewards  analysis.RewardReader
 	capacity analysis.CapacityReader
+	gates    *gates.Runner
 	metrics  *Metrics
 	notifier Notifier
 	// notifyEvents carry NotifyChanged's requests into the controller.
@@ -107,7 +113,10 @@ func New(cfg Config) (*Reconciler, error) {
 	r := &Reconciler{
 		client: cfg.Client, reader: cfg.APIReader, recorder: cfg.Recorder, clock: cfg.Clock,
 		analyzer: cfg.Analyzer, traffic: cfg.Traffic, capacity: cfg.Capacity, warmup: cfg.Warmup, rewards: cfg.Rewards,
-		metrics: cfg.Metrics, notifier: cfg.Notifier, notifyEvents: make(chan event.GenericEvent, 256),
+		metrics: cfg.Metrics, notifier: cfg.Notifier, notifyEvents: make(chan event.GenericEvent, 256), gates: cfg.Gates,
+	}
+	if r.gates == nil {
+		r.gates = gates.NewRunner(gates.Config{Hosts: gates.Hosts{ClusterDomain: cfg.ClusterDomain}})
 	}
 	domain := istio.ClusterDomain(cfg.ClusterDomain)
 	if err := domain.Check(); err != nil {
@@ -155,6 +164,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			if r.warmup != nil {
 				r.warmup.Stop(req.NamespacedName)
 			}
+			r.gates.ForgetRollout(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		r.metrics.failed("read")
@@ -230,6 +240,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		r.publish(mr, upd)
 		cur = upd
 	}
+	// Gate runs start once the status that records them is written.
+	r.steerGates(ctx, cur, &mr.Status, w.service(mr))
 	for _, e := range d.Events {
 		if r.recorder != nil {
 			r.recorder.Eventf(cur, nil, e.Type, e.Reason, "Reconcile", "%s", e.Message)

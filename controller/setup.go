@@ -5,10 +5,12 @@ import (
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -21,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
+	"github.com/fulcrum-ml/fulcrum/controller/gates"
 	"github.com/fulcrum-ml/fulcrum/router/gatewayapi"
 	"github.com/fulcrum-ml/fulcrum/router/istio"
 )
@@ -75,6 +78,8 @@ func CacheByObject() map[client.Object]cache.ByObject {
 	return map[client.Object]cache.ByObject{
 		&corev1.Pod{}:        {Transform: trimPod},
 		&appsv1.Deployment{}: {Transform: trimDeployment},
+		// Only the Jobs of gates: not every Job of the cluster.
+		&batchv1.Job{}: {Label: gateJobs},
 	}
 }
 
@@ -93,6 +98,15 @@ func trimPod(obj any) (any, error) {
 	}
 	return slim, nil
 }
+
+// gateJobs selects the Jobs of spec.gates.
+var gateJobs = func() labels.Selector {
+	req, err := labels.NewRequirement(gates.LabelGate, selection.Exists, nil)
+	if err != nil {
+		panic(err)
+	}
+	return labels.NewSelector().Add(*req)
+}()
 
 // SetupWithManager registers the field indexes and the controller.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
@@ -120,6 +134,10 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
 			return fmt.Errorf("add the warm-up sender: %w", err)
 		}
 	}
+	// Likewise only the leader calls gates.
+	if err := mgr.Add(r.gates); err != nil {
+		return fmt.Errorf("add the gate runner: %w", err)
+	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named(ControllerName).
 		For(&v1alpha1.ModelRollout{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionStarted()))).
@@ -132,7 +150,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		})).
 		Watches(r.istio.New("VirtualService"), handler.EnqueueRequestsFromMapFunc(r.byRouteObject(v1alpha1.RouteKindVirtualService))).
 		Watches(r.istio.New("DestinationRule"), handler.EnqueueRequestsFromMapFunc(r.byIndex(IndexDestinationRule))).
-		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.podToRollouts), builder.WithPredicates(podReadinessChanged()))
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.podToRollouts), builder.WithPredicates(podReadinessChanged())).
+		// A gate's Job finishing wakes its rollout (spec.gates[].job).
+		Owns(&batchv1.Job{})
 	for _, g := range r.gateway {
 		b = b.Watches(g.New(), handler.EnqueueRequestsFromMapFunc(r.byRouteObject(g.Kind().Kind)))
 	}

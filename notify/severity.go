@@ -31,6 +31,12 @@ var severities = map[string]v1alpha1.Severity{
 	v1alpha1.HistoryScaledDown:         v1alpha1.SeverityInfo,
 	v1alpha1.HistoryScaleRestored:      v1alpha1.SeverityInfo,
 	v1alpha1.HistoryScaleDownCancelled: v1alpha1.SeverityInfo,
+	// A person is needed (approval) or a gate stopped the rollout (its
+	// RolledBack entry is Critical on its own).
+	v1alpha1.HistoryApprovalPending: v1alpha1.SeverityWarning,
+	v1alpha1.HistoryApproved:        v1alpha1.SeverityInfo,
+	v1alpha1.HistoryGatePassed:      v1alpha1.SeverityInfo,
+	v1alpha1.HistoryGateFailed:      v1alpha1.SeverityWarning,
 }
 
 // SeverityOf is the severity of a history entry of type typ. An experiment

@@ -100,6 +100,10 @@ type check struct {
 }
 
 func referenceChecks(ctx context.Context, l Lookups, mr *v1alpha1.ModelRollout, opts Options) []check {
+	return append(routeChecks(ctx, l, mr, opts), gateChecks(mr))
+}
+
+func routeChecks(ctx context.Context, l Lookups, mr *v1alpha1.ModelRollout, opts Options) []check {
 	if mr.Spec.GatewayRouted() {
 		return append(gatewayChecks(ctx, l, mr, opts), metricChecks(ctx, l, mr, opts)...)
 	}

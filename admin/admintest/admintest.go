@@ -34,12 +34,15 @@ import (
 	"github.com/fulcrum-ml/fulcrum/manifests"
 )
 
-// Groups bound to the three user roles, and the users to create with
+// Groups bound to the user roles, and the users to create with
 // localenv.Options.Users (names and groups; tokens are generated).
 const (
 	ViewerGroup   = "fulcrum-test-viewers"
 	EngineerGroup = "fulcrum-test-ml-engineers"
 	AdminGroup    = "fulcrum-test-admins"
+	// PipelineGroup holds fulcrum-pipeline: it may start and roll back but
+	// not approve (nor promote, nor split).
+	PipelineGroup = "fulcrum-test-pipelines"
 )
 
 // TestUsers are the identities the integration tests use: one per role and
@@ -51,6 +54,7 @@ var TestUsers = []struct {
 	{"vera", []string{ViewerGroup}},
 	{"alice", []string{EngineerGroup}},
 	{"ada", []string{AdminGroup}},
+	{"ci", []string{PipelineGroup}},
 	{"nobody", []string{"fulcrum-test-nothing"}},
 }
 
@@ -58,6 +62,7 @@ var roleForGroup = map[string]string{
 	ViewerGroup:   "fulcrum-viewer",
 	EngineerGroup: "fulcrum-ml-engineer",
 	AdminGroup:    "fulcrum-admin",
+	PipelineGroup: "fulcrum-pipeline",
 }
 
 // Scheme has the core types and Fulcrum's.
@@ -260,6 +265,24 @@ var historyTypes = map[v1alpha1.IntentAction]string{
 	v1alpha1.IntentSplit:    "ManualSplit",
 	v1alpha1.IntentPromote:  "Promoted",
 	v1alpha1.IntentRollback: "RolledBack",
+	v1alpha1.IntentApprove:  v1alpha1.HistoryApproved,
+}
+
+// AwaitApproval plays the controller holding a progressing rollout at
+// approval gate gate before its promotion (status.gates.pending).
+func (r *Running) AwaitApproval(ctx context.Context, ns, name, gate string) error {
+	var mr v1alpha1.ModelRollout
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &mr); err != nil {
+		return err
+	}
+	mr.Status.Phase = v1alpha1.PhaseProgressing
+	mr.Status.Gates = &v1alpha1.GatesStatus{
+		Point: &v1alpha1.GatePoint{At: v1alpha1.GatePrePromote},
+		Pending: &v1alpha1.GateRun{Name: gate, At: v1alpha1.GatePrePromote, Weight: 100, Type: v1alpha1.GateTypeApproval,
+			ID: "test-" + gate, State: v1alpha1.GateWaitingForApproval, StartedAt: metav1.Now(),
+			Message: "waits for a person's approval"},
+	}
+	return r.Client.Status().Update(ctx, &mr)
 }
 
 // Observe plays the controller: it sets the phase (and, when given, the
@@ -283,6 +306,9 @@ func (r *Running) Observe(ctx context.Context, ns, name string, phase v1alpha1.P
 		}
 		if in.Action == v1alpha1.IntentStart {
 			mr.Status.Candidate = mr.Spec.Candidate
+		}
+		if in.Action == v1alpha1.IntentApprove && mr.Status.Gates != nil {
+			mr.Status.Gates.Pending = nil
 		}
 		mr.Status.ObservedIntent = in.ID
 		mr.Status.History = append(mr.Status.History, v1alpha1.HistoryEntry{

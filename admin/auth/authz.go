@@ -148,7 +148,7 @@ func RoleHint(verb string) string {
 	switch verb {
 	case "get", "list", "watch":
 		return "fulcrum-viewer"
-	case "start", "split", "promote", "rollback", "pause":
+	case "start", "split", "promote", "rollback", "pause", "approve":
 		return "fulcrum-ml-engineer"
 	}
 	return "fulcrum-admin"

@@ -81,6 +81,8 @@ type ActionRequest struct {
 	Candidate string                  `json:"candidate,omitempty"`
 	Weights   []v1alpha1.SubsetWeight `json:"weights,omitempty"`
 	Reason    string                  `json:"reason,omitempty"`
+	// Gate names the approval gate an approve passes.
+	Gate string `json:"gate,omitempty"`
 	// IdempotencyKey, when set, is sent as the Idempotency-Key header.
 	IdempotencyKey string `json:"-"`
 }

@@ -218,6 +218,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	// An experiment's card, live outcome and history.
 	checkExperimentCard(t, ctx, srv.URL, si)
 
+	// Gates: the waiting approval, Approve with a reason, who approved.
+	checkGatesCard(t, ctx, srv.URL, si)
+
 	// When the server becomes unreachable, a banner says so; retry recovers.
 	do(t, ctx, chromedp.Navigate(srv.URL+"/#/rollouts/ml/fraud"))
 	waitFor(t, ctx, "the rollout page", `document.querySelectorAll('.chart path.series').length === 2`)
@@ -261,6 +264,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	if n := eval[int](t, ctx, `document.querySelectorAll('[data-action], .actions').length`); n != 0 {
 		t.Errorf("viewer sees %d action controls, want none", n)
 	}
+	checkGatesViewer(t, ctx, srv.URL, si)
 
 	if os.Getenv("FULCRUM_UPDATE_DOC_IMAGES") != "" {
 		// The list and rollout images in docs come from the live test

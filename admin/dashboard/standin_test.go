@@ -122,7 +122,7 @@ func (s *standIn) handler() http.Handler {
 		user := r.Context().Value(userKey{}).(string)
 		all := user == "engineer"
 		writeJSON(w, 200, map[string]any{"user": user, "groups": []string{"fulcrum-" + user}, "can": map[string]bool{
-			"get": true, "list": true, "start": all, "split": all, "promote": all, "rollback": all, "pause": all,
+			"get": true, "list": true, "start": all, "split": all, "promote": all, "rollback": all, "pause": all, "approve": all,
 		}})
 	})
 	api.HandleFunc("GET /api/v1/rollouts", func(w http.ResponseWriter, r *http.Request) {

@@ -14,6 +14,7 @@ type prior struct {
 	action    v1alpha1.IntentAction
 	weights   []v1alpha1.SubsetWeight
 	candidate string
+	gate      string
 }
 
 // current is the rollout's intent as a prior; a start's candidate is
@@ -23,7 +24,7 @@ func current(mr *v1alpha1.ModelRollout) prior {
 	if in == nil {
 		return prior{}
 	}
-	p := prior{action: in.Action, weights: in.Weights}
+	p := prior{action: in.Action, weights: in.Weights, gate: in.Gate}
 	if in.Action == v1alpha1.IntentStart {
 		p.candidate = mr.Spec.Candidate
 	}
@@ -46,6 +47,8 @@ func (p prior) covers(req Request) bool {
 		return p.weights == nil || sameWeights(p.weights, req.Weights)
 	case v1alpha1.IntentStart:
 		return p.candidate == "" || p.candidate == req.Candidate
+	case v1alpha1.IntentApprove:
+		return req.Gate == "" || p.gate == "" || p.gate == req.Gate
 	}
 	return true
 }
@@ -104,6 +107,7 @@ var historyActions = map[string]v1alpha1.IntentAction{
 	v1alpha1.HistoryManualSplit: v1alpha1.IntentSplit,
 	v1alpha1.HistoryPromoted:    v1alpha1.IntentPromote,
 	v1alpha1.HistoryRolledBack:  v1alpha1.IntentRollback,
+	v1alpha1.HistoryApproved:    v1alpha1.IntentApprove,
 }
 
 // historyAction is the action behind a history entry, or "" when the entry

@@ -71,6 +71,7 @@ func Refusal(mr *v1alpha1.ModelRollout, a v1alpha1.IntentAction) string {
 var Actions = []v1alpha1.IntentAction{
 	v1alpha1.IntentStart, v1alpha1.IntentSplit, v1alpha1.IntentPromote,
 	v1alpha1.IntentRollback, v1alpha1.IntentPause, v1alpha1.IntentResume,
+	v1alpha1.IntentApprove,
 }
 
 // ActionStatus says whether an action may be asked of a rollout now and,
@@ -122,6 +123,10 @@ func Plan(mr *v1alpha1.ModelRollout, req Request, in Inputs) (Result, error) {
 	if err := checkSubsets(mr, req, in.Subsets); err != nil {
 		return Result{}, err
 	}
+	gate, err := approvedGate(mr, req)
+	if err != nil {
+		return Result{}, err
+	}
 	out := mr.DeepCopy()
 	now := metav1.NewTime(in.Now)
 	out.Spec.Intent = &v1alpha1.Intent{
@@ -132,6 +137,7 @@ func Plan(mr *v1alpha1.ModelRollout, req Request, in Inputs) (Result, error) {
 		Reason:      req.Reason,
 		RequestedAt: &now,
 		Supersedes:  supersedes,
+		Gate:        gate,
 	}
 	switch {
 	case req.Action == v1alpha1.IntentStart:
@@ -201,6 +207,21 @@ func checkSubsets(mr *v1alpha1.ModelRollout, req Request, subsets []string) erro
 		}
 	}
 	return nil
+}
+
+// approvedGate is the gate an approve passes: the one waiting, which the
+// request may name (a request naming another is refused, so an approval
+// meant for one gate never passes the next). "" for other actions.
+func approvedGate(mr *v1alpha1.ModelRollout, req Request) (string, error) {
+	if req.Action != v1alpha1.IntentApprove {
+		return "", nil
+	}
+	waiting := v1alpha1.PendingApproval(&mr.Status)
+	if req.Gate != "" && req.Gate != waiting {
+		return "", conflict("Another gate waits", fmt.Sprintf("%s/%s: gate %s is not waiting for approval; gate %s is: approve it by name, or leave gate out",
+			mr.Namespace, mr.Name, req.Gate, waiting), v1alpha1.StateOf(mr).Phase)
+	}
+	return waiting, nil
 }
 
 // KeyedID derives an intent id from a client's Idempotency-Key, scoped to

@@ -227,6 +227,7 @@ func TestPlanAnswersTheTable(t *testing.T) {
 	requests := map[v1alpha1.IntentAction]Request{
 		v1alpha1.IntentStart: start("v3"), v1alpha1.IntentSplit: split("v1", 70, "v2", 30), v1alpha1.IntentPromote: promote,
 		v1alpha1.IntentRollback: rollback, v1alpha1.IntentPause: pause, v1alpha1.IntentResume: resume,
+		v1alpha1.IntentApprove: {Action: v1alpha1.IntentApprove},
 	}
 	for _, p := range phases {
 		for _, candidate := range []string{"", "v2"} {
@@ -269,8 +270,50 @@ func TestActionsForPendingIntent(t *testing.T) {
 	if !got["rollback"].Allowed || !got["start"].Allowed || got["promote"].Allowed || got["promote"].Reason == "" {
 		t.Fatalf("a pending start: rollback cancels it, start is the table's answer, promote is refused with a reason: %+v", got)
 	}
-	if len(got) != 6 {
+	if len(got) != len(Actions) {
 		t.Fatalf("want every action, got %v", got)
+	}
+}
+
+// waiting is a progressing rollout held by approval gate name.
+func waiting(name string) rolloutOpt {
+	return func(m *v1alpha1.ModelRollout) {
+		rollingOut(v1alpha1.PhaseProgressing)(m)
+		m.Status.Gates = &v1alpha1.GatesStatus{Pending: &v1alpha1.GateRun{Name: name, At: v1alpha1.GatePrePromote,
+			Type: v1alpha1.GateTypeApproval, State: v1alpha1.GateWaitingForApproval, ID: "r1"}}
+	}
+}
+
+// An approve names the gate waiting, and never another: an approval meant
+// for one gate must not pass the next.
+func TestPlanApprove(t *testing.T) {
+	mr := rollout(waiting("sign-off"))
+	if !ActionsFor(mr)["approve"].Allowed {
+		t.Fatalf("approve not offered while sign-off waits: %+v", ActionsFor(mr)["approve"])
+	}
+	res, err := Plan(mr, Request{Action: v1alpha1.IntentApprove, Reason: "eval is good"}, Inputs{Actor: "alice", ID: "a1", Now: testNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in := res.Updated.Spec.Intent; in.Action != v1alpha1.IntentApprove || in.Gate != "sign-off" || in.Actor != "alice" || in.Reason != "eval is good" {
+		t.Fatalf("intent %+v", in)
+	}
+	_, err = Plan(mr, Request{Action: v1alpha1.IntentApprove, Gate: "load-test"}, Inputs{Actor: "alice", ID: "a2", Now: testNow})
+	if e := refusal(t, err, 409); e.Title != "Another gate waits" || !strings.Contains(e.Detail, "gate load-test is not waiting for approval; gate sign-off is") {
+		t.Fatalf("refusal %+v", e)
+	}
+	// Nothing waits: the table's reason.
+	_, err = Plan(rollout(rollingOut(v1alpha1.PhaseProgressing)), Request{Action: v1alpha1.IntentApprove}, Inputs{Actor: "alice", ID: "a3", Now: testNow})
+	if e := refusal(t, err, 409); !strings.Contains(e.Detail, "nothing to approve") {
+		t.Fatalf("refusal %+v", e)
+	}
+	// The same approval again, with its key, is a no-op.
+	keyed := rollout(waiting("sign-off"), func(m *v1alpha1.ModelRollout) {
+		m.Spec.Intent = &v1alpha1.Intent{ID: KeyedID("ml", "fraud", "alice", "k"), Action: v1alpha1.IntentApprove, Gate: "sign-off", Actor: "alice"}
+	})
+	res, err = Plan(keyed, Request{Action: v1alpha1.IntentApprove, Gate: "sign-off"}, Inputs{Actor: "alice", ID: KeyedID("ml", "fraud", "alice", "k"), Key: "k", Now: testNow})
+	if err != nil || !res.NoOp {
+		t.Fatalf("replayed approve: %+v, %v", res, err)
 	}
 }
 

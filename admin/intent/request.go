@@ -24,6 +24,7 @@ const (
 	MaxReasonLength = 1024
 	MaxWeights      = 16
 	MaxSubsetLength = 63
+	MaxGateLength   = 40
 )
 
 var dns1123Label = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
@@ -34,6 +35,9 @@ type Request struct {
 	Candidate string
 	Weights   []v1alpha1.SubsetWeight
 	Reason    string
+	// Gate is the approval gate an approve names; the one waiting when
+	// empty.
+	Gate string
 }
 
 // body is the wire shape of every action; which fields an action accepts is
@@ -42,6 +46,7 @@ type body struct {
 	Candidate *string      `json:"candidate"`
 	Weights   []wireWeight `json:"weights"`
 	Reason    *string      `json:"reason"`
+	Gate      *string      `json:"gate"`
 }
 
 type wireWeight struct {
@@ -52,7 +57,7 @@ type wireWeight struct {
 }
 
 // ParseAction maps a URL verb (start, split, promote, rollback, pause,
-// resume) to its IntentAction.
+// resume, approve) to its IntentAction.
 func ParseAction(verb string) (v1alpha1.IntentAction, bool) {
 	switch verb {
 	case "start":
@@ -67,6 +72,8 @@ func ParseAction(verb string) (v1alpha1.IntentAction, bool) {
 		return v1alpha1.IntentPause, true
 	case "resume":
 		return v1alpha1.IntentResume, true
+	case "approve":
+		return v1alpha1.IntentApprove, true
 	}
 	return "", false
 }
@@ -136,6 +143,20 @@ func DecodeBytes(action v1alpha1.IntentAction, raw []byte) (Request, error) {
 			return req, err
 		}
 		req.Weights = ws
+	case v1alpha1.IntentApprove:
+		if b.Candidate != nil {
+			return req, invalid("candidate", "approve takes no candidate: send reason, and gate to name the approval gate")
+		}
+		if b.Weights != nil {
+			return req, invalid("weights", "approve takes no weights: send reason, and gate to name the approval gate")
+		}
+		if b.Gate != nil {
+			req.Gate = *b.Gate
+			if len(req.Gate) > MaxGateLength || !dns1123Label.MatchString(req.Gate) {
+				return req, invalid("gate", fmt.Sprintf("gate %q is not a gate's name: use the name in spec.gates (lower-case letters, digits and '-', at most %d characters)", req.Gate, MaxGateLength))
+			}
+		}
+		return req, nil
 	case v1alpha1.IntentPromote, v1alpha1.IntentRollback, v1alpha1.IntentPause, v1alpha1.IntentResume:
 		if b.Candidate != nil {
 			return req, invalid("candidate", fmt.Sprintf("%s takes no candidate: send only reason", Verb(action)))
@@ -144,7 +165,10 @@ func DecodeBytes(action v1alpha1.IntentAction, raw []byte) (Request, error) {
 			return req, invalid("weights", fmt.Sprintf("%s takes no weights: send only reason", Verb(action)))
 		}
 	default:
-		return req, &Error{Status: 404, Title: "Unknown action", Detail: fmt.Sprintf("action %q does not exist: use start, split, promote, rollback, pause or resume", action)}
+		return req, &Error{Status: 404, Title: "Unknown action", Detail: fmt.Sprintf("action %q does not exist: use start, split, promote, rollback, pause, resume or approve", action)}
+	}
+	if b.Gate != nil {
+		return req, invalid("gate", fmt.Sprintf("%s takes no gate: only approve names one", Verb(action)))
 	}
 	return req, nil
 }
@@ -226,7 +250,7 @@ func decodeError(err error) error {
 		return badRequest("", "the JSON body ends early: send one complete JSON object")
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return badRequest(name, fmt.Sprintf("unknown field %q: the accepted fields are candidate (start), weights (split) and reason", name))
+		return badRequest(name, fmt.Sprintf("unknown field %q: the accepted fields are candidate (start), weights (split), gate (approve) and reason", name))
 	}
 	return badRequest("", fmt.Sprintf("malformed JSON: %v; send one JSON object", err))
 }

@@ -43,6 +43,11 @@ func TestDecode(t *testing.T) {
 		"split dup":              {action: v1alpha1.IntentSplit, body: `{"weights":[{"subset":"v1","weight":50},{"subset":"v1","weight":50}]}`, wantStatus: 422, wantField: "weights[1].subset"},
 		"split missing weight":   {action: v1alpha1.IntentSplit, body: `{"weights":[{"subset":"v1"},{"subset":"v2","weight":100}]}`, wantStatus: 422, wantField: "weights[0].weight"},
 		"split unknown subfield": {action: v1alpha1.IntentSplit, body: `{"weights":[{"subset":"v1","weight":50,"x":1},{"subset":"v2","weight":50}]}`, wantStatus: 400, wantField: "x"},
+		"approve empty":          {action: v1alpha1.IntentApprove, body: ``},
+		"approve gate":           {action: v1alpha1.IntentApprove, body: `{"gate":"sign-off","reason":"eval is good"}`},
+		"approve bad gate":       {action: v1alpha1.IntentApprove, body: `{"gate":"Sign Off"}`, wantStatus: 422, wantField: "gate"},
+		"approve weights":        {action: v1alpha1.IntentApprove, body: `{"weights":[]}`, wantStatus: 422, wantField: "weights"},
+		"gate on promote":        {action: v1alpha1.IntentPromote, body: `{"gate":"sign-off"}`, wantStatus: 422, wantField: "gate", wantDetail: "only approve names one"},
 		"split candidate":        {action: v1alpha1.IntentSplit, body: `{"candidate":"v2","weights":[{"subset":"v1","weight":50},{"subset":"v2","weight":50}]}`, wantStatus: 422, wantField: "candidate"},
 	}
 	for name, tc := range tests {

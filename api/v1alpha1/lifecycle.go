@@ -21,11 +21,15 @@ type ActionState struct {
 	// Candidate is the candidate in progress or last rolled out
 	// (spec.candidate when set, else empty).
 	Candidate string
+	// PendingApproval names the approval gate waiting for a person, if
+	// one is (see PendingApproval).
+	PendingApproval string
 }
 
 // StateOf reads the table's input from a rollout.
 func StateOf(mr *ModelRollout) ActionState {
-	s := ActionState{Phase: mr.Status.Phase, Candidate: mr.Spec.Candidate, StableServesAll: len(mr.Status.Weights) == 0}
+	s := ActionState{Phase: mr.Status.Phase, Candidate: mr.Spec.Candidate, StableServesAll: len(mr.Status.Weights) == 0,
+		PendingApproval: PendingApproval(&mr.Status)}
 	if s.Phase == "" {
 		s.Phase = PhaseStable
 	}
@@ -46,6 +50,17 @@ var actionPhases = map[IntentAction][]Phase{
 	IntentPause:   {PhaseProgressing},
 	IntentResume:  {PhasePaused, PhaseManualSplit},
 	IntentPromote: {PhaseProgressing, PhasePaused, PhaseManualSplit},
+	IntentApprove: {PhaseProgressing},
+}
+
+// PendingApproval is the name of the approval gate that holds a
+// progressing rollout until a person approves, or "".
+func PendingApproval(st *ModelRolloutStatus) string {
+	g := st.Gates
+	if st.Phase != PhaseProgressing || g == nil || g.Pending == nil || g.Pending.State != GateWaitingForApproval {
+		return ""
+	}
+	return g.Pending.Name
 }
 
 // PhasesAllowing lists the phases in which action may be asked for; for
@@ -75,10 +90,14 @@ func ActionAllowed(a IntentAction, s ActionState) string {
 		if s.Candidate == "" && slices.Contains(actionPhases[a], s.Phase) {
 			return "no candidate to promote: start a rollout first"
 		}
+	case IntentApprove:
+		if s.Phase == PhaseProgressing && s.PendingApproval == "" {
+			return "nothing to approve: no approval gate is waiting (status.gates.pending says what the rollout waits for)"
+		}
 	}
 	phases, known := actionPhases[a]
 	if !known {
-		return fmt.Sprintf("unknown action %q: use Start, Split, Promote, Rollback, Pause or Resume", a)
+		return fmt.Sprintf("unknown action %q: use Start, Split, Promote, Rollback, Pause, Resume or Approve", a)
 	}
 	if slices.Contains(phases, s.Phase) {
 		return ""
@@ -102,6 +121,8 @@ func ActionAllowed(a IntentAction, s ActionState) string {
 		hint = ": start a rollout first"
 	case IntentSplit:
 		hint = ": fix the references the Ready condition names first"
+	case IntentApprove:
+		hint = ": approval gates wait only while the rollout progresses"
 	}
 	list := strings.Join(names, ", ")
 	if n := len(names); n > 1 {

@@ -46,6 +46,7 @@ type ModelRolloutList struct {
 // +kubebuilder:validation:XValidation:rule="has(self.virtualService) == (has(self.destinationRule) && size(self.destinationRule) > 0)",message="spec.destinationRule: a virtualService needs the DestinationRule whose subsets are the versions; an httpRoute or grpcRoute takes none (its versions are the Services in its backendRefs)",fieldPath=".destinationRule"
 // +kubebuilder:validation:XValidation:rule="has(self.virtualService) || !has(self.strategy) || (!has(self.strategy.experiment) && (!has(self.strategy.canary) || !has(self.strategy.canary.shadow)))",message="spec.strategy: the experiment strategy and the shadow stage need an Istio virtualService (sticky match routes and mirrors); with a Gateway API route use a canary without shadow",fieldPath=".strategy"
 // +kubebuilder:validation:XValidation:rule="has(self.virtualService) || !has(self.readiness) || !has(self.readiness.warmup) || !has(self.readiness.warmup.requests)",message="spec.readiness.warmup.requests need an Istio virtualService (Fulcrum routes them with a header match route); with a Gateway API route, leave requests out and let the gate read the candidate's latency",fieldPath=".readiness.warmup.requests"
+// +kubebuilder:validation:XValidation:rule="!has(self.gates) || size(self.gates) == 0 || !has(self.strategy) || !has(self.strategy.experiment)",message="spec.gates run at a canary's steps and promotion; an experiment has neither: remove spec.gates or use a canary strategy",fieldPath=".gates"
 type ModelRolloutSpec struct {
 	// VirtualService whose HTTP route weights Fulcrum manages. It stays the
 	// user's: only the weights of the routes named here are ever written.
@@ -115,6 +116,16 @@ type ModelRolloutSpec struct {
 	// advances on time alone, and its status says that no analysis ran.
 	// +optional
 	Analysis *Analysis `json:"analysis,omitempty"`
+
+	// Gates are hooks at fixed points of a rollout: an HTTP call, a Job,
+	// or a person's approval (docs/hooks.md). Gates before a weight rises
+	// hold the rollout until they pass; a rollback, or a person's promote
+	// or split, never waits for them.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	Gates []Gate `json:"gates,omitempty"`
 
 	// OnMetricsUnavailable says what happens while the metrics provider
 	// cannot answer: Hold keeps the current step, Rollback returns all
@@ -400,7 +411,7 @@ type SubsetWeight struct {
 }
 
 // IntentAction is an action a person or a pipeline asks for.
-// +kubebuilder:validation:Enum=Start;Pause;Resume;Promote;Rollback;Split
+// +kubebuilder:validation:Enum=Start;Pause;Resume;Promote;Rollback;Split;Approve
 type IntentAction string
 
 // The actions of an Intent.
@@ -411,12 +422,15 @@ const (
 	IntentPromote  IntentAction = "Promote"
 	IntentRollback IntentAction = "Rollback"
 	IntentSplit    IntentAction = "Split"
+	// IntentApprove passes the pending approval gate (spec.gates[].approval).
+	IntentApprove IntentAction = "Approve"
 )
 
 // Intent is one requested action. The admin API writes it; the controller
 // applies it once (status.observedIntent == id) and records it in history.
 //
 // +kubebuilder:validation:XValidation:rule="self.action == 'Split' ? (has(self.weights) && size(self.weights) >= 2) : !has(self.weights)",message="spec.intent.weights: give at least two subset weights for action Split, and none for other actions",fieldPath=".weights"
+// +kubebuilder:validation:XValidation:rule="!has(self.gate) || self.action == 'Approve'",message="spec.intent.gate names the approval gate an Approve passes; other actions take none",fieldPath=".gate"
 type Intent struct {
 	// ID makes the intent unique; repeating a request with the same id does
 	// not repeat the action.
@@ -435,6 +449,13 @@ type Intent struct {
 	// +kubebuilder:validation:MaxItems=16
 	// +kubebuilder:validation:XValidation:rule="self.map(w, w.weight).sum() == 100",message="spec.intent.weights must sum to 100, for example v1=70 v2=30"
 	Weights []SubsetWeight `json:"weights,omitempty"`
+
+	// Gate is the approval gate an Approve passes; the admin API fills in
+	// the pending one. An Approve for a gate that is not pending is
+	// ignored.
+	// +optional
+	// +kubebuilder:validation:MaxLength=40
+	Gate string `json:"gate,omitempty"`
 
 	// Actor who asked, as authenticated by the admin API.
 	// +optional

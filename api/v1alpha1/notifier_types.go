@@ -253,7 +253,7 @@ type NotifierFilter struct {
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=32
-	// +kubebuilder:validation:items:Enum=Started;StepAdvanced;Paused;Resumed;ManualSplit;Promoted;RolledBack;Failed;Recovered;StableChanged;IntentIgnored;IntentSuperseded;Adopted;TrafficRestored;ShadowPassed;Warm;ExperimentEnded;ScaledUp;ScaledDown;ScaleRestored;ScaleDownCancelled
+	// +kubebuilder:validation:items:Enum=Started;StepAdvanced;Paused;Resumed;ManualSplit;Promoted;RolledBack;Failed;Recovered;StableChanged;IntentIgnored;IntentSuperseded;Adopted;TrafficRestored;ShadowPassed;Warm;ExperimentEnded;ScaledUp;ScaledDown;ScaleRestored;ScaleDownCancelled;ApprovalPending;Approved;GatePassed;GateFailed
 	Types []string `json:"types,omitempty"`
 
 	// MinSeverity is the least severity sent; default Info (everything).

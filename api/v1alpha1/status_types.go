@@ -105,6 +105,11 @@ type ModelRolloutStatus struct {
 	// +optional
 	Scaling *ScalingStatus `json:"scaling,omitempty"`
 
+	// Gates are the rollout's gates (spec.gates): the one holding it, those
+	// running after its end, and the latest results.
+	// +optional
+	Gates *GatesStatus `json:"gates,omitempty"`
+
 	// Experiment is the latest experiment's evidence and outcome
 	// (spec.strategy.experiment).
 	// +optional
@@ -339,6 +344,18 @@ const (
 	HistoryScaleRestored = "ScaleRestored"
 	// HistoryScaleDownCancelled: a pending scale-down will not happen.
 	HistoryScaleDownCancelled = "ScaleDownCancelled"
+	// HistoryApprovalPending: an approval gate (spec.gates) started
+	// waiting for a person.
+	HistoryApprovalPending = "ApprovalPending"
+	// HistoryApproved: a person approved a pending approval gate; actor
+	// and reason are theirs.
+	HistoryApproved = "Approved"
+	// HistoryGatePassed: an HTTP or Job gate passed.
+	HistoryGatePassed = "GatePassed"
+	// HistoryGateFailed: a gate failed or timed out; its onFailure
+	// followed (a RolledBack or Paused entry), or, after a promotion or a
+	// rollback, nothing.
+	HistoryGateFailed = "GateFailed"
 )
 
 // WarmupStatus is the warm-up gate while it holds the candidate's weight.

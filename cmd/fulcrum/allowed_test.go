@@ -35,3 +35,19 @@ func TestPrometheusAllowedAddressesAndCapsFlags(t *testing.T) {
 		}
 	}
 }
+
+func TestGateFlags(t *testing.T) {
+	f, _, err := parseFlags(nil)
+	if err != nil || f.gateAllowedHosts != "" || f.gateMaxInFlight != 16 {
+		t.Fatalf("defaults: %q, %d, %v", f.gateAllowedHosts, f.gateMaxInFlight, err)
+	}
+	if f, _, err = parseFlags([]string{"--gate-allowed-hosts=*.svc, hooks.example.com:8443", "--gate-max-in-flight=4"}); err != nil ||
+		!slices.Equal(splitList(f.gateAllowedHosts), []string{"*.svc", "hooks.example.com:8443"}) || f.gateMaxInFlight != 4 {
+		t.Fatalf("parsed %q, %d, %v", f.gateAllowedHosts, f.gateMaxInFlight, err)
+	}
+	for _, args := range [][]string{{"--gate-allowed-hosts=https://hooks.example.com"}, {"--gate-allowed-hosts=a*.b"}, {"--gate-max-in-flight=0"}} {
+		if _, _, err := parseFlags(args); err == nil || !strings.Contains(err.Error(), strings.SplitN(args[0], "=", 2)[0]) {
+			t.Errorf("%q: %v; want an error naming the flag", args, err)
+		}
+	}
+}

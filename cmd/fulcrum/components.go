@@ -9,6 +9,7 @@ import (
 
 	"github.com/fulcrum-ml/fulcrum/analysis"
 	"github.com/fulcrum-ml/fulcrum/controller"
+	"github.com/fulcrum-ml/fulcrum/controller/gates"
 	"github.com/fulcrum-ml/fulcrum/controller/warmup"
 	"github.com/fulcrum-ml/fulcrum/notify"
 )
@@ -98,6 +99,10 @@ func setupController(_ context.Context, mgr ctrl.Manager, f *flags) error {
 		Rewards:   rewards,
 		Warmup: warmup.NewSender(warmup.Config{
 			Reader: mgr.GetAPIReader(), AllowedHosts: splitList(f.warmupGateways),
+		}),
+		Gates: gates.NewRunner(gates.Config{
+			Hosts:       gates.Hosts{Allowed: splitList(f.gateAllowedHosts), ClusterDomain: f.clusterDomain},
+			MaxInFlight: f.gateMaxInFlight,
 		}),
 		IstioVersion:  version,
 		GatewayKinds:  gatewayKinds(mgr, "controller"),

@@ -29,6 +29,7 @@ import (
 	"github.com/fulcrum-ml/fulcrum/api/v1alpha1"
 	"github.com/fulcrum-ml/fulcrum/cmd/internal/version"
 	"github.com/fulcrum-ml/fulcrum/controller"
+	"github.com/fulcrum-ml/fulcrum/controller/gates"
 	"github.com/fulcrum-ml/fulcrum/router/istio"
 )
 
@@ -65,6 +66,8 @@ type flags struct {
 	prometheusAllowed          string
 	warmupGateways             string
 	dashboardURL               string
+	gateAllowedHosts           string
+	gateMaxInFlight            int
 	prometheusMaxResponseBytes int64
 	prometheusMaxSeries        int
 	// allowedAddresses is --prometheus-allowed-addresses, checked and split.
@@ -123,6 +126,8 @@ func parseFlags(args []string) (*flags, *textlogger.Config, error) {
 	fs.StringVar(&f.queryNamespaceLabel, "query-namespace-label", templates.DefaultNamespaceLabel, "label set to the rollout's namespace on every selector of inline queries and of MetricTemplates without spec.namespaceLabel")
 	fs.StringVar(&f.dashboardURL, "dashboard-url", "", "the dashboard's external address (https://fulcrum.example.com), which notifications link to; empty: they carry no link")
 	fs.StringVar(&f.warmupGateways, "warmup-gateways", "", "comma-separated hosts (host or host:port) a ModelRollout's spec.readiness.warmup.requests.url may name besides the model's own hosts: mesh gateways the VirtualService is bound to; empty allows only the model's hosts")
+	fs.StringVar(&f.gateAllowedHosts, "gate-allowed-hosts", "", "comma-separated hosts an HTTP gate (spec.gates[].http.url) may call besides the Services of its rollout's own namespace: host, host:port, *.domain (any subdomain), *.svc (every namespace's Services) or * (anything); empty allows only the rollout's namespace, so a ModelRollout cannot make the controller reach other addresses")
+	fs.IntVar(&f.gateMaxInFlight, "gate-max-in-flight", 16, "HTTP gate requests open at once, over every rollout; more wait their turn")
 	fs.StringVar(&f.adminAddr, "admin-bind-address", ":8080", "address of the admin API")
 	fs.StringVar(&f.adminTokenFile, "admin-token-file", "", "static token file (kube-apiserver CSV: token,user,uid,\"group1,group2\") for local use, checked before TokenReview")
 	fs.StringVar(&f.adminTokenAudiences, "admin-token-audiences", "", "comma-separated audiences a bearer token must be valid for (e.g. fulcrum, for tokens from 'kubectl create token NAME --audience fulcrum'); empty accepts tokens for the API server, which a token sent to the admin API could then be replayed against")
@@ -167,6 +172,14 @@ func parseFlags(args []string) (*flags, *textlogger.Config, error) {
 	}
 	if err := istio.ClusterDomain(f.clusterDomain).Check(); err != nil {
 		return nil, logs, fmt.Errorf("--cluster-domain: %w", err)
+	}
+	for _, h := range splitList(f.gateAllowedHosts) {
+		if err := gates.CheckPattern(h); err != nil {
+			return nil, logs, fmt.Errorf("--gate-allowed-hosts: %w", err)
+		}
+	}
+	if f.gateMaxInFlight < 1 {
+		return nil, logs, fmt.Errorf("--gate-max-in-flight %d: at least 1", f.gateMaxInFlight)
 	}
 	if err := templates.ValidNamespaceLabel(f.queryNamespaceLabel); err != nil {
 		return nil, logs, fmt.Errorf("--query-namespace-label: %w", err)

@@ -52,9 +52,10 @@ func newListCmd(o *options) *cobra.Command {
 }
 
 func newGetCmd(o *options) *cobra.Command {
-	return &cobra.Command{
-		Use:   "get NAME",
-		Short: "Show one rollout: phase, weights, step and latest analysis",
+	var af actionFlags
+	cmd := &cobra.Command{
+		Use:   "get NAME [--wait]",
+		Short: "Show one rollout: phase, weights, step, gates and latest analysis",
 		Args:  usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ns, err := o.requireNamespace()
@@ -69,6 +70,15 @@ func newGetCmd(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if af.wait {
+				// Follow the rollout in progress to its end, as start
+				// --wait does, saying so when a gate holds it.
+				code := waitOutcome(cmd.Context(), c, newPrinter(o), ns, args[0], "", af.timeout)
+				if code != exitOK {
+					return &exitError{code: code}
+				}
+				return nil
+			}
 			if o.output == "json" {
 				return o.printJSON(mr)
 			}
@@ -78,6 +88,8 @@ func newGetCmd(o *options) *cobra.Command {
 			return nil
 		},
 	}
+	af.addWait(cmd, "follow the rollout until it ends: exit 0 promoted, 1 rolled back or failed, 2 timed out", 30*time.Minute)
+	return cmd
 }
 
 func newHistoryCmd(o *options) *cobra.Command {
@@ -133,7 +145,7 @@ func newWhoAmICmd(o *options) *cobra.Command {
 				return o.printJSON(w)
 			}
 			var can []string
-			for _, v := range []string{"get", "list", "start", "split", "promote", "rollback", "pause", "resume"} {
+			for _, v := range []string{"get", "list", "start", "split", "promote", "rollback", "pause", "resume", "approve"} {
 				if w.Can[v] {
 					can = append(can, v)
 				}

@@ -116,6 +116,7 @@ func describe(mr *v1alpha1.ModelRollout) []string {
 		lines = append(lines, "  analysis: none configured (steps advance on time)")
 	}
 	lines = append(lines, describeExperiment(mr)...)
+	lines = append(lines, gateLines(mr)...)
 	lines = append(lines, scaling(mr)...)
 	if mr.Status.Message != "" {
 		lines = append(lines, "  "+mr.Status.Message)
@@ -298,6 +299,7 @@ func follow(ctx context.Context, c *client.Client, p *printer, ns, name string, 
 	defer cancel()
 	var final *v1alpha1.ModelRollout
 	var last verdict
+	gates := &gateWatch{p: p}
 	err := watchLoop(ctx, c, ns, name, func(ev client.Event) (bool, int) {
 		p.event(ev)
 		switch ev.Type {
@@ -306,6 +308,9 @@ func follow(ctx context.Context, c *client.Client, p *printer, ns, name string, 
 		case "rollout":
 			last = judge(ev.Rollout)
 			final = ev.Rollout
+			if !last.done {
+				gates.look(ev.Rollout)
+			}
 		}
 		return last.done, last.code
 	})
@@ -328,6 +333,9 @@ func follow(ctx context.Context, c *client.Client, p *printer, ns, name string, 
 	if !last.done {
 		// Only the timeout ends a wait without a verdict.
 		result, msg, final = "timed out", fmt.Sprintf("after %s (%s)", timeout, hint), nil
+		if gates.last != "" {
+			msg += "; still " + strings.TrimPrefix(gates.last, ns+"/"+name+" ")
+		}
 	}
 	if p.o.output == "json" {
 		_ = json.NewEncoder(p.o.out).Encode(map[string]any{"result": result, "exitCode": code, "reason": last.reason, "rollout": final})

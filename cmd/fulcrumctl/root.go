@@ -85,6 +85,7 @@ connection error; experiment start --wait: 4 no difference, 5 inconclusive,
 		newSimpleActionCmd(o, "rollback", "Send all traffic back to the stable version now", false),
 		newSimpleActionCmd(o, "pause", "Stop automatic progression", false),
 		newSimpleActionCmd(o, "resume", "Resume automatic progression after pause or split", true),
+		newApproveCmd(o),
 		newExperimentCmd(o), newVersionCmd(o),
 	)
 	return root

@@ -26,6 +26,7 @@ type decider struct {
 	restored   []string         // subsets drained to stable this round, and why
 	advance    string           // why the current step may end (stepDone)
 	warmHeld   bool             // the warm-up gate holds the candidate this round
+	gateWait   string           // what a gate of spec.gates holds the rollout for, if one does
 }
 
 // Decide evaluates a rollout against what was observed. It never modifies r.
@@ -228,6 +229,12 @@ func (x *decider) progress(mayAdvance bool) map[string]int32 {
 			x.waiting = msg
 			return x.hold()
 		}
+		if msg := x.holdAt(entryPoints(i, steps[i])...); msg != "" || x.st.Phase != v1alpha1.PhaseProgressing {
+			if x.st.Phase != v1alpha1.PhaseProgressing {
+				return x.run() // a gate failed: rolled back or paused
+			}
+			return x.hold()
+		}
 		if msg := x.warm(steps[i]); msg != "" {
 			if x.st.Phase != v1alpha1.PhaseProgressing {
 				return x.run() // not warm in time: rolled back
@@ -247,10 +254,26 @@ func (x *decider) progress(mayAdvance bool) map[string]int32 {
 		return target
 	}
 	next := i + 1
+	if next < int32(len(steps)) && steps[next] < 100 {
+		// EachStep gates run before the step ends, while its analysis
+		// still watches the candidate at the current weight.
+		if msg := x.holdAt(eachStep(next)); msg != "" || x.st.Phase != v1alpha1.PhaseProgressing {
+			if x.st.Phase != v1alpha1.PhaseProgressing {
+				return x.run()
+			}
+			return target
+		}
+	}
 	if next >= int32(len(steps)) || steps[next] == 100 {
 		all := map[string]int32{x.st.Candidate: 100}
 		if msg := x.gate(all); msg != "" {
 			x.waiting = msg
+			return target
+		}
+		if msg := x.holdAt(v1alpha1.GatePoint{At: v1alpha1.GatePrePromote}); msg != "" || x.st.Phase != v1alpha1.PhaseProgressing {
+			if x.st.Phase != v1alpha1.PhaseProgressing {
+				return x.run()
+			}
 			return target
 		}
 		if msg := x.warm(100); msg != "" {

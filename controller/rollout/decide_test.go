@@ -47,8 +47,10 @@ type sim struct {
 	warmth *Warmth
 	// rewards are an experiment's counts per arm.
 	rewards []experiment.ArmData
-	events  []Event
-	last    Decision
+	// gates are the reconciler's readings of HTTP and Job gate runs.
+	gates  map[string]GateObservation
+	events []Event
+	last   Decision
 }
 
 func newSim(t *testing.T, mutate ...func(*v1alpha1.ModelRollout)) *sim {
@@ -92,7 +94,7 @@ func (s *sim) reconcile(round *v1alpha1.AnalysisRound) Decision {
 		Shadowed: s.shadowed, RouteChanges: s.changes,
 		TrafficRate: s.rate, TrafficProblem: s.trafficProblem, Warmth: s.warmth, Rewards: s.rewards,
 		Workloads: s.workloads, ScaleValues: s.values,
-		RequestsPerPod: s.perPod, CapacityProblem: s.capacityProblem,
+		RequestsPerPod: s.perPod, CapacityProblem: s.capacityProblem, Gates: s.gates,
 		RouteShapes: []v1alpha1.RouteShape{{Route: "predict", Fields: map[string]string{"match": "abc"}}},
 	})
 	if !equality.Semantic.DeepEqual(before, s.r) {

@@ -48,6 +48,12 @@ func (x *decider) shadow(mayAdvance bool) map[string]int32 {
 			x.waiting = "shadow waits: " + msg
 			return target
 		}
+		if msg := x.holdAt(v1alpha1.GatePoint{At: v1alpha1.GatePreStart}); msg != "" || x.st.Phase != v1alpha1.PhaseProgressing {
+			if x.st.Phase != v1alpha1.PhaseProgressing {
+				return x.run()
+			}
+			return target
+		}
 		sh.StartedAt = &x.now
 		x.st.StepStartedAt = &x.now
 		x.st.Analysis = x.nextStepAnalysis()

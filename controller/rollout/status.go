@@ -40,6 +40,7 @@ func (x *decider) finish(desired map[string]int32) Decision {
 		x.settleWeights(desired)
 	}
 	x.settleScaling(desired)
+	x.settleGates()
 	x.conditions()
 	x.st.Message = v1alpha1.CutText(x.message(), v1alpha1.MaxStatusMessage)
 	if x.st.Phase == v1alpha1.PhaseProgressing && !hasMetrics(x.r) {
@@ -47,7 +48,7 @@ func (x *decider) finish(desired map[string]int32) Decision {
 			x.st.Analysis = &v1alpha1.AnalysisStatus{Ran: false}
 		}
 	}
-	x.d.RequeueAfter = minPositive(x.requeue(), x.scalingRequeue())
+	x.d.RequeueAfter = minPositive(minPositive(x.requeue(), x.scalingRequeue()), x.gatesRequeue())
 	x.d.Status = *x.st
 	return x.d
 }
@@ -178,6 +179,9 @@ func (x *decider) message() string {
 	if x.waiting != "" {
 		m += "; holding: " + x.waiting
 	}
+	if x.gateWait != "" && st.Phase == v1alpha1.PhaseProgressing {
+		m += "; " + x.gateWait
+	}
 	if issue := x.routeIssue(); issue != "" {
 		m += "; " + issue
 	}
@@ -210,6 +214,10 @@ func (x *decider) requeue() time.Duration {
 		return interval(x.r)
 	case x.waiting != "" || x.pending != "" || x.stableDown != "":
 		return retryWhileWaiting
+	case x.gateWait != "" && !hasMetrics(x.r):
+		// Nothing but the gate can end the step: gatesRequeue says when
+		// to look at it.
+		return 0
 	case x.st.Phase != v1alpha1.PhaseProgressing || x.st.StepStartedAt == nil:
 		return 0
 	}

@@ -44,7 +44,8 @@ func (x *decider) applyIntent(in *v1alpha1.Intent) {
 	x.recordSuperseded(in)
 	// The phase/action table the admin API answers with (api/v1alpha1
 	// lifecycle.go) decides here too, so what was accepted is what applies.
-	state := v1alpha1.ActionState{Phase: x.st.Phase, Candidate: x.r.Spec.Candidate, StableServesAll: x.stableServesAll()}
+	state := v1alpha1.ActionState{Phase: x.st.Phase, Candidate: x.r.Spec.Candidate, StableServesAll: x.stableServesAll(),
+		PendingApproval: v1alpha1.PendingApproval(x.st)}
 	if why := v1alpha1.ActionAllowed(in.Action, state); why != "" {
 		if in.Action == v1alpha1.IntentRollback && in.Supersedes != nil {
 			// A rollback that cancelled a pending start: the superseded
@@ -85,6 +86,8 @@ func (x *decider) applyIntent(in *v1alpha1.Intent) {
 		x.rollback(actor, reason, in.ID)
 	case v1alpha1.IntentSplit:
 		x.split(in, actor, ignore)
+	case v1alpha1.IntentApprove:
+		x.approve(in, actor, ignore)
 	}
 }
 
@@ -215,6 +218,7 @@ func (x *decider) ended(outcome string) {
 func (x *decider) transition(typ string, to v1alpha1.Phase, actor, reason, intentID string, w map[string]int32) {
 	x.history(typ, x.st.Phase, to, actor, reason, intentID, w)
 	x.st.Phase = to
+	x.gatesOnTransition(typ, to, actor, reason)
 }
 
 func (x *decider) history(typ string, from, to v1alpha1.Phase, actor, reason, intentID string, w map[string]int32) {

@@ -192,6 +192,9 @@ type Observed struct {
 	// Round is the analysis round run this reconcile, only when AnalysisDue
 	// said so; nil otherwise.
 	Round *v1alpha1.AnalysisRound
+	// Gates are what the reconciler read about the HTTP and Job gate runs
+	// in status.gates, by run id (gates.go).
+	Gates map[string]GateObservation
 }
 
 // Event is one Kubernetes Event for the reconciler to record.

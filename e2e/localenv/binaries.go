@@ -47,12 +47,20 @@ var components = map[string]component{
 
 // kwokStageDirs are the stage folders of the kwok module concatenated into the
 // stages file: nodes become Ready at once and keep their Lease renewed, pods
-// become Ready at once.
+// become Ready at once, and a Job's pods complete at once (pod/fast). The
+// chaos stages fail a running pod labelled
+// pod-container-running-failed.stage.kwok.x-k8s.io=true (a Job gate that
+// fails, in tests); their weight makes them win over pod/fast's.
 var kwokStageDirs = []string{
 	"kustomize/stage/node/fast",
 	"kustomize/stage/node/heartbeat-with-lease",
 	"kustomize/stage/pod/fast",
+	"kustomize/stage/pod/chaos",
 }
+
+// kwokStagesRevision names the stages file with kwokStageDirs' contents:
+// bump it when they change, so that a cached file is made again.
+const kwokStagesRevision = "2"
 
 // RepoRoot is the root of the Fulcrum checkout: $FULCRUM_ROOT when set, else
 // found from this source file's location (tests and `go run` on the machine
@@ -187,7 +195,7 @@ func EnsureBinaries(ctx context.Context, opts BuildOptions) (*Binaries, error) {
 	}
 	var stages string
 	if v, ok := versions[Kwok]; ok {
-		stages = filepath.Join(binDir, "kwok-stages-"+v+".yaml")
+		stages = filepath.Join(binDir, "kwok-stages-"+v+"-"+kwokStagesRevision+".yaml")
 		out.KwokStages = stages
 	}
 	if len(missing) == 0 && (stages == "" || isFile(stages)) {

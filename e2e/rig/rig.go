@@ -48,8 +48,10 @@ const (
 	// VirtualServices and act through the admin API, is not Fulcrum.
 	EngineerUser  = "alice"
 	EngineerGroup = "ml-engineers"
-	// CIUser is a pipeline's identity (group ci), bound to fulcrum-ml-engineer;
-	// the admin API checks its token with a TokenReview.
+	// CIUser is a pipeline's identity (group ci), bound to fulcrum-pipeline:
+	// it starts, rolls back and pauses, but cannot approve, promote or split
+	// (an approval gate waits for a person). The admin API checks its token
+	// with a TokenReview.
 	CIUser  = "ci-bot"
 	CIGroup = "ci"
 )
@@ -215,7 +217,7 @@ func (e *Env) applyRBAC(ctx context.Context) error {
 	for _, b := range []rbacv1.ClusterRoleBinding{
 		bind("e2e-admins", "fulcrum-admin", AdminAPIGroup),
 		bind("e2e-viewers", "fulcrum-viewer", ViewerAPIGroup),
-		bind("e2e-ci", "fulcrum-ml-engineer", CIGroup),
+		bind("e2e-ci", "fulcrum-pipeline", CIGroup),
 		bind("e2e-engineers", "fulcrum-ml-engineer", EngineerGroup),
 		bind("e2e-engineers-vs", vsEditor.Name, EngineerGroup),
 	} {

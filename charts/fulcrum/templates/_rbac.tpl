@@ -2,7 +2,8 @@
 use. Reads come through informers (get/list/watch); writes are limited to
 what the controller owns: VirtualService route weights, ModelRollout status,
 the ModelRollout spec on promotion (stable := candidate), the replicas of
-the versions' Deployments or HPAs (spec.scaling), and Notifiers' status. With
+the versions' Deployments or HPAs (spec.scaling), Notifiers' status, and
+the Jobs of Job gates (spec.gates). With
 watchNamespaces the namespaced rules are granted by a Role in each watched
 namespace instead of cluster-wide. */ -}}
 {{- define "fulcrum.namespacedRules" -}}
@@ -41,12 +42,20 @@ namespace instead of cluster-wide. */ -}}
   resources: ["horizontalpodautoscalers"]
   verbs: ["get", "list", "watch", "patch"]
 {{- if .Values.controller.enabled }}
-# MetricTemplates' spec.provider.httpClientConfigSecretRef: one Secret read
-# by name with a direct GET when a round needs it; Secrets are never listed
+# MetricTemplates' spec.provider.httpClientConfigSecretRef and the headers
+# of HTTP gates (spec.gates[].http.headers[].valueFrom): one Secret read
+# by name with a direct GET when it is needed; Secrets are never listed
 # or watched (no cache of every Secret in the cluster).
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get"]
+# spec.gates[].job: the Jobs of Job gates, created in the rollout's
+# namespace, watched (only those labelled fulcrum.dev/gate are cached),
+# and deleted when a rollback or a person's action cancels one that still
+# runs.
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "list", "watch", "create", "delete"]
 # spec.readiness.warmup.requests.configMap: the warm-up request bodies, one
 # ConfigMap read by name when a warm-up gate starts holding.
 - apiGroups: [""]

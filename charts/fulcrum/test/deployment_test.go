@@ -249,7 +249,8 @@ func TestAdminTLSFromASecret(t *testing.T) {
 		"prometheus-bearer-token-file": "/etc/fulcrum/prometheus/token",
 		"prometheus-allowed-addresses": "mimir.team-a:8080,https://thanos.monitoring:10902/prometheus",
 		"allow-inline-queries":         "true", "query-namespace-label": "kubernetes_namespace",
-		"warmup-gateways": "istio-ingressgateway.istio-system,gw.example.com:8080"})
+		"warmup-gateways":    "istio-ingressgateway.istio-system,gw.example.com:8080",
+		"gate-allowed-hosts": "*.svc,hooks.example.com:8443", "gate-max-in-flight": "4"})
 	for path, secret := range map[string]string{"/etc/fulcrum/admin-tls": "fulcrum-admin-cert", "/etc/fulcrum/admin-token": "fulcrum-admin-tokens", "/etc/fulcrum/prometheus": "mimir-token"} {
 		if got := r.secretMount(path); got != secret {
 			t.Errorf("%s from Secret %q, want %q", path, got, secret)

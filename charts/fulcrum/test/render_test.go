@@ -62,6 +62,7 @@ prometheus:
   allowedAddresses: [mimir.team-a:8080, "https://thanos.monitoring:10902/prometheus"]
 queries: {allowInline: true, namespaceLabel: kubernetes_namespace}
 warmup: {gateways: [istio-ingressgateway.istio-system, "gw.example.com:8080"]}
+gates: {allowedHosts: ["*.svc", "hooks.example.com:8443"], maxInFlight: 4}
 image: {digest: "sha256:0000000000000000000000000000000000000000000000000000000000000000"}
 `},
 	"webhook-secret": {values: `

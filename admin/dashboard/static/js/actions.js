@@ -7,6 +7,7 @@ import { api } from './api.js';
 import { h, subsetStyle } from './format.js';
 import { subsetOrder } from './chart.js';
 import { rebalance, remove, even, normalize } from './split.js';
+import { pendingApproval } from './gates.js';
 
 // ACTIONS lists each verb with the permission it needs. Whether it applies
 // to a rollout now is the server's answer (r.actions, computed from the
@@ -49,6 +50,12 @@ function describe(r, verb) {
     case 'resume': return 'Automatic progression continues from the current step.';
     case 'split': return 'Pin these weights. Automatic progression stops until resume or rollback.';
     case 'start': return `Start moving traffic from ${stable} to a candidate version, step by step.`;
+    case 'approve': {
+      const p = pendingApproval(r);
+      if (!p) return 'No approval gate is waiting.';
+      const next = p.at === 'PrePromote' ? `${candidate} is promoted and serves 100%` : `${candidate} gets ${p.weight}%`;
+      return `Approve gate ${p.name}: the rollout goes on and ${next}. Your name and reason are recorded in the history.`;
+    }
     default: return '';
   }
 }
@@ -125,6 +132,9 @@ export function openAction(r, action) {
     let split = null;
     let candidate = null;
     if (verb === 'split') { split = splitControls(r); extra.push(split.el); }
+    const gate = verb === 'approve' ? pendingApproval(r) : null;
+    const instructions = (r.spec?.gates || []).find((g) => g.name === gate?.name)?.approval?.instructions;
+    if (instructions) extra.push(h('p', { class: 'gate-instructions' }, h('strong', {}, 'Before approving: '), instructions));
     if (verb === 'start') {
       candidate = h('input', { id: 'act-candidate', type: 'text', required: true, pattern: '[a-z0-9]([-a-z0-9]*[a-z0-9])?', maxlength: 63, autocomplete: 'off', value: r.spec?.candidate || '' });
       extra.push(h('div', { class: 'field' }, h('label', { for: 'act-candidate' }, 'Candidate subset'), candidate));
@@ -156,6 +166,9 @@ export function openAction(r, action) {
       if (!body.reason) { reason.setCustomValidity('Give a reason'); reason.reportValidity(); reason.setCustomValidity(''); return; }
       if (split) body.weights = split.value();
       if (candidate) body.candidate = candidate.value.trim();
+      // Naming the gate: an approval lands on the gate the user saw, or
+      // the server refuses it (another gate waits by now).
+      if (gate) body.gate = gate.name;
       submit.disabled = true;
       submit.textContent = 'Sending…';
       try {

@@ -6,6 +6,7 @@ import { api, subscribe } from './api.js';
 import { h, age, key, badge, subsetStyle } from './format.js';
 import { subsetOrder } from './chart.js';
 import { isNewer, PHASES } from './store.js';
+import { pendingApproval } from './gates.js';
 
 export function weightBar(r) {
   const weights = r.status?.weights || [];
@@ -57,7 +58,8 @@ export function listView({ params, setParams }) {
       h('td', { 'data-label': 'Rollout' }, h('div', {},
         h('a', { href: `#/rollouts/${encodeURIComponent(ns)}/${encodeURIComponent(name)}`, class: 'rname' }, h('span', { class: 'ns' }, `${ns}/`), name),
         r.status?.message ? h('div', { class: 'msg' }, r.status.message) : null)),
-      h('td', { 'data-label': 'Phase' }, badge('phase', r.status?.phase || 'Pending')),
+      h('td', { 'data-label': 'Phase' }, badge('phase', r.status?.phase || 'Pending'),
+        pendingApproval(r) ? h('span', { class: 'badge gate-waiting', title: `gate ${pendingApproval(r).name} waits for a person's approval` }, 'Approval needed') : null),
       h('td', { 'data-label': 'Stable' }, r.spec?.stable || '—'),
       h('td', { 'data-label': 'Candidate' }, candidate || h('span', { class: 'muted' }, 'none')),
       h('td', { 'data-label': 'Weights', class: 'wcell' }, weightBar(r)),

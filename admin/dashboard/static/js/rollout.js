@@ -5,9 +5,10 @@
 import { api, subscribe } from './api.js';
 import { h, age, num, badge, timeEl, weightsText, subsetStyle } from './format.js';
 import { clip, renderChart, subsetOrder, weightPoints } from './chart.js';
-import { actionBar, availableActions } from './actions.js';
+import { actionBar, availableActions, openAction } from './actions.js';
 import { weightBar } from './list.js';
 import { experimentCard } from './experiment.js';
+import { gatesCard } from './gates.js';
 import { isNewer } from './store.js';
 
 const sameWeights = (a, b) => {
@@ -202,8 +203,9 @@ export function rolloutView({ ns, name, toast }) {
   const conditionsBox = h('div', {});
   const scalingBox = h('div', {});
   const experimentBox = h('div', {});
+  const gatesBox = h('div', {});
   const body = h('div', { class: 'rollout-body' },
-    top, actionsBox, experimentBox,
+    top, actionsBox, gatesBox, experimentBox,
     h('section', { class: 'card', 'aria-labelledby': 's-chart' },
       h('div', { class: 'chart-head' }, h('h2', { id: 's-chart' }, 'Traffic weights over time'),
         h('div', { class: 'chart-range' }, h('label', { for: 'chart-range' }, 'Show'), rangeSelect)),
@@ -278,6 +280,7 @@ export function rolloutView({ ns, name, toast }) {
       })].filter(Boolean));
       if (hadFocus) actionsBox.querySelector(`[data-action="${hadFocus}"]`)?.focus();
     }
+    renderGates();
     drawChart();
     stepsBox.replaceChildren(steps(r));
     analysisBox.replaceChildren(analysis(r));
@@ -286,6 +289,20 @@ export function rolloutView({ ns, name, toast }) {
     scalingBox.replaceChildren(...(sc ? [section('s-scaling', 'Scaling', sc)] : []));
     const c = conditions(r);
     conditionsBox.replaceChildren(...(c ? [section('s-cond', 'Conditions', c)] : []));
+  }
+
+  // renderGates draws the Gates card; the Approve button keeps the focus
+  // across live updates.
+  function renderGates() {
+    const hadFocus = gatesBox.contains(document.activeElement) && document.activeElement.dataset.action === 'approve';
+    const approve = async () => {
+      const res = await openAction(r, { verb: 'approve', label: 'Approve' });
+      if (res?.metadata && isNewer(r, res)) { r = res; render(); }
+      if (res) toast(`Approval requested for ${ns}/${name}.`);
+    };
+    const card = gatesCard(r, deleted ? null : can, approve);
+    gatesBox.replaceChildren(...(card ? [section('s-gates', 'Gates', card)] : []));
+    if (hadFocus) gatesBox.querySelector('[data-action="approve"]')?.focus();
   }
 
   async function snapshot() {
