@@ -54,11 +54,14 @@ func (s *scenario) gated(hookURL string) *v1alpha1.ModelRollout {
 // steps, the rollout stops before the promotion and the pipeline's output
 // says it waits for the approval; the pipeline itself may not approve; when
 // an ML engineer approves with fulcrumctl, v2 is promoted, the pipeline's
-// wait ends with exit 0, and history says who approved and why.
+// wait ends with exit 0, and history says who approved and why. A Slack
+// Notifier of the namespace (a real HTTP server in Slack's place) is told
+// of each step: the approval waiting, who approved, the promotion.
 func TestApprovalGateEndToEnd(t *testing.T) {
 	s := given(t, rig.Version{Name: "v1", Behavior: healthy}, rig.Version{Name: "v2", Behavior: healthy})
 	f := s.startFulcrum("fulcrum", func(c *rig.FulcrumConfig) { c.Args = append(c.Args, "--gate-allowed-hosts=127.0.0.1") })
 	hook, url := s.loadTest()
+	slack := s.slackNotifier()
 	if err := env.Client.Create(s.ctx, s.gated(url)); err != nil {
 		t.Fatal(err)
 	}
@@ -126,6 +129,11 @@ func TestApprovalGateEndToEnd(t *testing.T) {
 		t.Fatalf("history %v, want Approved by %s with the reason", rig.HistoryTypes(mr), rig.EngineerUser)
 	}
 	s.waitWeights(map[string]int32{"v2": 100})
+	s.eventually("Slack told of the wait, the approval and the promotion", func() bool {
+		all := strings.Join(slack.posts(), "\n")
+		return strings.Contains(all, "sign-off") && strings.Contains(all, "offline AUC 0.93") && strings.Contains(all, "promoted to stable")
+	})
+	t.Logf("Slack received %d messages", len(slack.posts()))
 }
 
 // Given a candidate that fails under load (30% errors), when its canary
