@@ -92,11 +92,11 @@ image-test:
 
 ## fuzz: a short coverage-guided run of each fuzz target (seeds also run in `test`).
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzDecodePlan -fuzztime 10s ./admin/intent
-	$(GO) test -run '^$$' -fuzz FuzzTemplateValidation -fuzztime 10s ./analysis/templates
-	$(GO) test -run '^$$' -fuzz FuzzTenancyRewrite -fuzztime 10s ./analysis/templates
-	$(GO) test -run '^$$' -fuzz FuzzAdmissionReview -fuzztime 10s ./webhook
-	$(GO) test -run '^$$' -fuzz FuzzSetWeights -fuzztime 10s ./router/istio
+	$(GO) test -run '^$$' -fuzz FuzzDecodePlan -fuzztime 5s ./admin/intent
+	$(GO) test -run '^$$' -fuzz FuzzTemplateValidation -fuzztime 5s ./analysis/templates
+	$(GO) test -run '^$$' -fuzz FuzzTenancyRewrite -fuzztime 5s ./analysis/templates
+	$(GO) test -run '^$$' -fuzz FuzzAdmissionReview -fuzztime 5s ./webhook
+	$(GO) test -run '^$$' -fuzz FuzzSetWeights -fuzztime 5s ./router/istio
 
 ## unit: the fast tests only (no local cluster).
 unit:

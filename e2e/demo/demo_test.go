@@ -41,7 +41,7 @@ func TestDemoRunsAndCleansUp(t *testing.T) {
 		t.Skip("starts a local Kubernetes environment (not under -short)")
 	}
 	var out syncBuffer
-	res, err := demo.Run(context.Background(), demo.Options{Rate: 200, ExitAfter: 45 * time.Second, Out: &out})
+	res, err := demo.Run(context.Background(), demo.Options{Rate: 200, ExitAfter: 20 * time.Second, Out: &out})
 	text := out.String()
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, text)
