@@ -20,6 +20,8 @@ type Metrics struct {
 	writes   *prometheus.CounterVec
 	verdicts *prometheus.CounterVec
 	ready    *prometheus.GaugeVec
+	gateRuns *prometheus.CounterVec
+	gateTime *prometheus.HistogramVec
 }
 
 // NewMetrics creates the controller's metrics and registers them with reg
@@ -56,8 +58,17 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "fulcrum_rollout_ready_pods",
 			Help: "Ready pods the controller counted for a subset of a rollout (role stable, candidate or other); a stable at 0 holds every rollout on it.",
 		}, []string{"namespace", "rollout", "subset", "role"}),
+		gateRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fulcrum_gate_runs_total",
+			Help: "Finished runs of spec.gates by hook (PreStart, EachStep, PrePromote, PostPromote, OnRollback), type (HTTP, Job, Approval) and outcome (Passed, Failed, TimedOut, Cancelled, Approved).",
+		}, []string{"namespace", "rollout", "hook", "type", "outcome"}),
+		gateTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "fulcrum_gate_run_duration_seconds",
+			Help:    "Time from a gate run's start to its outcome, by hook and type: how long rollouts wait for their gates.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 16), // 1s .. ~9h
+		}, []string{"hook", "type"}),
 	}
-	for _, c := range []prometheus.Collector{m.weight, m.phase, m.duration, m.errors, m.writes, m.verdicts, m.ready} {
+	for _, c := range []prometheus.Collector{m.weight, m.phase, m.duration, m.errors, m.writes, m.verdicts, m.ready, m.gateRuns, m.gateTime} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -91,6 +102,30 @@ func (m *Metrics) forget(namespace, name string) {
 	m.phase.DeletePartialMatch(l)
 	m.verdicts.DeletePartialMatch(l)
 	m.ready.DeletePartialMatch(l)
+	m.gateRuns.DeletePartialMatch(l)
+}
+
+// gateResults counts the gate runs that finished with the status write
+// from before to after: results whose run id before did not list.
+func (m *Metrics) gateResults(before, after *v1alpha1.ModelRollout) {
+	if m == nil || after.Status.Gates == nil {
+		return
+	}
+	seen := map[string]bool{}
+	if g := before.Status.Gates; g != nil {
+		for _, r := range g.Results {
+			seen[r.ID] = true
+		}
+	}
+	for _, r := range after.Status.Gates.Results {
+		if seen[r.ID] {
+			continue
+		}
+		m.gateRuns.WithLabelValues(after.Namespace, after.Name, string(r.At), string(r.Type), string(r.Outcome)).Inc()
+		if d := r.FinishedAt.Sub(r.StartedAt.Time); d >= 0 && !r.StartedAt.IsZero() {
+			m.gateTime.WithLabelValues(string(r.At), string(r.Type)).Observe(d.Seconds())
+		}
+	}
 }
 
 // readyPods records the Ready pods counted per subset this reconcile.

@@ -238,6 +238,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			return r.conflictOr(ctx, err, "status")
 		}
 		r.publish(mr, upd)
+		r.metrics.gateResults(mr, upd)
 		cur = upd
 	}
 	// Gate runs start once the status that records them is written.
