@@ -95,7 +95,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodePlan -fuzztime 5s ./admin/intent
 	$(GO) test -run '^$$' -fuzz FuzzTemplateValidation -fuzztime 5s ./analysis/templates
 	$(GO) test -run '^$$' -fuzz FuzzTenancyRewrite -fuzztime 5s ./analysis/templates
-	$(GO) test -run '^$$' -fuzz FuzzAdmissionReview -fuzztime 5s ./webhook
+	# The webhook's corpus takes seconds to replay before fuzzing starts, and
+	# -fuzztime counts that time: shorter fails with context deadline exceeded.
+	$(GO) test -run '^$$' -fuzz FuzzAdmissionReview -fuzztime 10s ./webhook
 	$(GO) test -run '^$$' -fuzz FuzzSetWeights -fuzztime 5s ./router/istio
 
 ## unit: the fast tests only (no local cluster).
