@@ -151,7 +151,7 @@ func parseFlags(args []string) (*flags, *textlogger.Config, error) {
 	fs.StringVar(&f.webhookCANamespace, "webhook-ca-namespace", "fulcrum-system", "namespace of the Secret holding the self-signed CA")
 	fs.StringVar(&f.webhookCASecret, "webhook-ca-secret", "fulcrum-webhook-ca", "Secret holding the self-signed CA, shared by every replica")
 	fs.StringVar(&f.webhookHosts, "webhook-hosts", "fulcrum.fulcrum-system.svc,fulcrum.fulcrum-system.svc.cluster.local", "comma-separated DNS names and IPs for the self-signed serving certificate")
-	fs.StringVar(&f.webhookGuardMode, "webhook-guard-mode", "deny", "VirtualService guard: deny or warn on a weight edit of a managed route")
+	fs.StringVar(&f.webhookGuardMode, "webhook-guard-mode", "deny", "route guards (VirtualService, HTTPRoute, GRPCRoute): deny or warn on a weight edit of a managed route")
 	fs.StringVar(&f.webhookFulcrumUsers, "webhook-fulcrum-users", "system:serviceaccount:fulcrum-system:fulcrum", "comma-separated user names of Fulcrum itself, allowed to write managed weights")
 	logs := textlogger.NewConfig()
 	logs.AddFlags(fs) // -v and -vmodule

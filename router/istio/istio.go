@@ -96,15 +96,6 @@ type state struct {
 	target Target
 }
 
-// DestinationRule returns the DestinationRule Read found (nil when
-// st.Problem says it is missing).
-func DestinationRule(st *router.State) *networkingv1.DestinationRule {
-	if s, ok := st.Impl.(*state); ok {
-		return s.dr
-	}
-	return nil
-}
-
 // Read implements router.Router.
 func (r *Router) Read(ctx context.Context, mr *v1alpha1.ModelRollout) (*router.State, error) {
 	st := &router.State{}
@@ -291,56 +282,57 @@ func (r *Router) Write(ctx context.Context, mr *v1alpha1.ModelRollout, st *route
 	return wrote, err
 }
 
-// apply computes the VirtualService that carries want.
+// edit is one change apply makes to a VirtualService.
+type edit struct {
+	what string
+	do   func(*unstructured.Unstructured) (*unstructured.Unstructured, bool, error)
+}
+
+// apply computes the VirtualService that carries want: the weights, then
+// the mirror, warm-up route and experiment edits it asks for.
 func apply(vs *unstructured.Unstructured, t Target, rollout string, want router.Desired) (*unstructured.Unstructured, bool, error) {
 	ref := vs.GetNamespace() + "/" + vs.GetName()
 	next, changed, err := SetWeights(vs, t, want.Weights)
 	if err != nil {
 		return nil, false, fmt.Errorf("compute weights for VirtualService %s: %w", ref, err)
 	}
-	step := func(what string, f func(*unstructured.Unstructured) (*unstructured.Unstructured, bool, error)) error {
-		if err != nil {
-			return err
-		}
-		n, c, e := f(next)
-		if e != nil {
-			return fmt.Errorf("%s on VirtualService %s: %w", what, ref, e)
-		}
-		next, changed = n, changed || c
-		return nil
-	}
+	var edits []edit
 	if want.ClearMirror != "" {
-		err = step("shadow mirror", func(u *unstructured.Unstructured) (*unstructured.Unstructured, bool, error) {
+		edits = append(edits, edit{"shadow mirror", func(u *unstructured.Unstructured) (*unstructured.Unstructured, bool, error) {
 			return ClearMirror(u, t, want.ClearMirror)
-		})
+		}})
 	}
 	if want.Mirror != nil {
-		err = step("shadow mirror", func(u *unstructured.Unstructured) (*unstructured.Unstructured, bool, error) {
+		edits = append(edits, edit{"shadow mirror", func(u *unstructured.Unstructured) (*unstructured.Unstructured, bool, error) {
 			return SetMirror(u, t, *want.Mirror)
-		})
+		}})
 	}
 	switch {
 	case want.Warmup != nil:
-		err = step("warm-up route", func(u *unstructured.Unstructured) (*unstructured.Unstructured, bool, error) {
+		edits = append(edits, edit{"warm-up route", func(u *unstructured.Unstructured) (*unstructured.Unstructured, bool, error) {
 			return SetWarmupRoute(u, t, *want.Warmup)
-		})
+		}})
 	case want.ClearWarmup:
-		err = step("warm-up route", func(u *unstructured.Unstructured) (*unstructured.Unstructured, bool, error) {
+		edits = append(edits, edit{"warm-up route", func(u *unstructured.Unstructured) (*unstructured.Unstructured, bool, error) {
 			return ClearWarmupRoute(u, WarmupRouteName(rollout))
-		})
+		}})
 	}
 	switch {
 	case want.Experiment != nil:
-		err = step("experiment", func(u *unstructured.Unstructured) (*unstructured.Unstructured, bool, error) {
+		edits = append(edits, edit{"experiment", func(u *unstructured.Unstructured) (*unstructured.Unstructured, bool, error) {
 			return SetExperiment(u, t, *want.Experiment)
-		})
+		}})
 	case want.ClearExperiment:
-		err = step("experiment", func(u *unstructured.Unstructured) (*unstructured.Unstructured, bool, error) {
+		edits = append(edits, edit{"experiment", func(u *unstructured.Unstructured) (*unstructured.Unstructured, bool, error) {
 			return ClearExperiment(u, t, rollout, want.ClearCookie)
-		})
+		}})
 	}
-	if err != nil {
-		return nil, false, err
+	for _, e := range edits {
+		n, c, err := e.do(next)
+		if err != nil {
+			return nil, false, fmt.Errorf("%s on VirtualService %s: %w", e.what, ref, err)
+		}
+		next, changed = n, changed || c
 	}
 	return next, changed, nil
 }
